@@ -47,3 +47,18 @@ from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, s
 from .tensor import Tensor
 
 bool = bool_  # noqa: A001  (ember.bool, as torch.bool)
+
+
+_LAZY = {"nn", "optim", "data", "train", "io", "graph", "onnx", "board", "serve", "distributed"}
+_IO = {"save", "load"}
+
+
+def __getattr__(name: str):
+    """Import heavier subpackages on first use so that ``import ember`` stays fast."""
+    import importlib
+
+    if name in _LAZY:
+        return importlib.import_module(f"ember.{name}")
+    if name in _IO:
+        return getattr(importlib.import_module("ember.io"), name)
+    raise AttributeError(f"module 'ember' has no attribute {name!r}")
