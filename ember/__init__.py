@@ -43,6 +43,7 @@ from .dtypes import (
 )
 from .errors import DTypeError, EmberError, ShapeError
 from .ops import *  # noqa: F403
+from .ops import linalg
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .tensor import Tensor
 

@@ -186,7 +186,7 @@ def _add_to_grad(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     if not create_graph:
         # own the buffer: a rule may hand the same array to two inputs, or a read-only view
         arr = g._data
-        if arr.base is not None or not arr.flags.writeable:
+        if arr.base is not None or not getattr(arr.flags, "writeable", True):
             arr = arr.copy()
         g = Tensor._make(arr, g.device)
     if leaf.grad is None:

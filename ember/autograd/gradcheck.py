@@ -86,7 +86,7 @@ def gradcheck(
         analytic = grad(
             [o for o, _ in live],
             diff_in,
-            [Tensor(v.astype(o._data.dtype)) for o, v in live],
+            [Tensor(v.astype(o._data.dtype)).to(o.device) for o, v in live],
             allow_unused=True,
         )
     else:
@@ -124,7 +124,7 @@ def gradgradcheck(
     diff_idx = [i for i, x in enumerate(inputs) if isinstance(x, Tensor) and x.requires_grad]
     rng = np.random.default_rng(seed)
     outs0 = _outputs(fn, inputs)
-    vs = [Tensor(rng.standard_normal(o.shape)) for o in outs0]
+    vs = [Tensor(rng.standard_normal(o.shape)).to(o.device) for o in outs0]
 
     def first_grad(*xs: Any) -> tuple:
         outs = _outputs(fn, xs)

@@ -1,4 +1,6 @@
-"""Linear algebra: matmul (batched, broadcasting, 1-D cases), mm, bmm, outer, einsum.
+"""Linear algebra: matmul (batched, broadcasting, 1-D cases), mm, bmm, outer, dot, inner,
+tensordot, einsum; and, as ``ember.linalg.*`` like ``torch.linalg``, vector_norm,
+matrix_norm and norm.
 
 Example:
     >>> import ember
@@ -8,12 +10,22 @@ Example:
 
 from __future__ import annotations
 
+from typing import Any
+
+from ..errors import ShapeError
 from ..tensor import Tensor
-from .elementwise import prepare
+from ._util import normalize_dim
+from .contraction import einsum
+from .elementwise import mul, prepare
+from .norms import linalg_norm as norm
+from .norms import matrix_norm, vector_norm
 from .registry import defop
 from .shape import reshape
 
-__all__ = ["matmul"]
+__all__ = ["matmul", "mm", "bmm", "outer", "ger", "dot", "inner", "tensordot", "einsum"]
+
+# torch.linalg names, reached as ember.linalg.<name> (not exported at the top level)
+_LINALG = (norm, vector_norm, matrix_norm)
 
 
 @defop("matmul", onnx="MatMul")
@@ -63,12 +75,151 @@ def matmul(input: Tensor, other: Tensor) -> Tensor:
         >>> ember.matmul(ember.ones(5, 2, 3), ember.ones(3)).shape
         (5, 2)
     """
+    if type(input) is Tensor and type(other) is Tensor and input._data.dtype == other._data.dtype:
+        return _matmul(input, other)  # the common case, without promotion
     a, b = prepare(input, other)
     return _matmul(a, b)
+
+
+def _check(op: str, a: Tensor, b: Tensor, ndim: int, what: str) -> tuple[Tensor, Tensor]:
+    if not isinstance(a, Tensor) or not isinstance(b, Tensor):
+        raise TypeError(f"{op}: expected tensors, got {type(a).__name__} and {type(b).__name__}")
+    if a.ndim != ndim or b.ndim != ndim:
+        raise ShapeError(
+            op,
+            f"expected {what} ({ndim}-D tensors), got shapes {tuple(a.shape)} and {tuple(b.shape)}",
+        )
+    return prepare(a, b)
+
+
+def _misaligned(op: str, a: Tensor, b: Tensor) -> ShapeError:
+    return ShapeError(op, f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not align")
+
+
+def mm(input: Tensor, mat2: Tensor) -> Tensor:
+    """The product of two matrices: ``(n, m) @ (m, p) -> (n, p)`` (no broadcasting).
+
+    Example:
+        >>> ember.mm(ember.ones(2, 3), ember.ones(3, 4)).shape
+        (2, 4)
+    """
+    a, b = _check("mm", input, mat2, 2, "matrices")
+    if a.shape[1] != b.shape[0]:
+        raise _misaligned("mm", a, b)
+    return _matmul(a, b)
+
+
+def bmm(input: Tensor, mat2: Tensor) -> Tensor:
+    """Batched matrix product: ``(b, n, m) @ (b, m, p) -> (b, n, p)`` (no broadcasting).
+
+    Example:
+        >>> ember.bmm(ember.ones(5, 2, 3), ember.ones(5, 3, 4)).shape
+        (5, 2, 4)
+    """
+    a, b = _check("bmm", input, mat2, 3, "batches of matrices")
+    if a.shape[0] != b.shape[0]:
+        raise ShapeError(
+            "bmm",
+            f"batch sizes differ: shapes {tuple(a.shape)} and {tuple(b.shape)} "
+            f"({a.shape[0]} != {b.shape[0]})",
+        )
+    if a.shape[2] != b.shape[1]:
+        raise _misaligned("bmm", a, b)
+    return _matmul(a, b)
+
+
+def dot(input: Tensor, tensor: Tensor) -> Tensor:
+    """The inner product of two 1-D tensors of the same size (a 0-d tensor).
+
+    Example:
+        >>> ember.dot(ember.tensor([1.0, 2.0]), ember.tensor([3.0, 4.0])).item()
+        11.0
+    """
+    a, b = _check("dot", input, tensor, 1, "vectors")
+    if a.shape[0] != b.shape[0]:
+        raise _misaligned("dot", a, b)
+    return _matmul(a, b)
+
+
+def outer(input: Tensor, vec2: Tensor) -> Tensor:
+    """The outer product of two 1-D tensors: ``out[i, j] = input[i] * vec2[j]``.
+
+    Example:
+        >>> ember.outer(ember.tensor([1.0, 2.0]), ember.tensor([1.0, 10.0, 100.0])).shape
+        (2, 3)
+    """
+    a, b = _check("outer", input, vec2, 1, "vectors")
+    return mul(reshape(a, (-1, 1)), reshape(b, (1, -1)))
+
+
+ger = outer
+
+
+def inner(input: Tensor, other: Tensor) -> Tensor:
+    """The inner product over the last dimension of each (a product when one is 0-d).
+
+    Example:
+        >>> ember.inner(ember.ones(2, 3), ember.ones(4, 3)).shape
+        (2, 4)
+    """
+    if input.ndim == 0 or other.ndim == 0:
+        return mul(input, other)
+    if input.shape[-1] != other.shape[-1]:
+        raise _misaligned("inner", input, other)
+    return tensordot(input, other, ([-1], [-1]))
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def tensordot(a: Tensor, b: Tensor, dims: Any = 2) -> Tensor:
+    """Sum the products over ``dims``: an int (the last ``dims`` of ``a`` with the first of
+    ``b``) or a pair of lists of dims to contract.
+
+    Example:
+        >>> ember.tensordot(ember.ones(2, 3, 4), ember.ones(3, 4, 5)).shape
+        (2, 5)
+    """
+    if isinstance(dims, int):
+        if not 0 <= dims <= min(a.ndim, b.ndim):
+            raise ShapeError(
+                "tensordot",
+                f"dims={dims} is out of range for shapes {tuple(a.shape)} and {tuple(b.shape)}",
+            )
+        da, db = list(range(a.ndim - dims, a.ndim)), list(range(dims))
+    else:
+        da, db = ([d] if isinstance(d, int) else list(d) for d in dims)
+        if len(da) != len(db):
+            raise ShapeError("tensordot", f"dims {dims} pair up unequal numbers of dims")
+    da = [normalize_dim("tensordot", d, a.ndim) for d in da]
+    db = [normalize_dim("tensordot", d, b.ndim) for d in db]
+    for i, j in zip(da, db):
+        if a.shape[i] != b.shape[j]:
+            raise ShapeError(
+                "tensordot",
+                f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not align: dim {i} (size "
+                f"{a.shape[i]}) against dim {j} (size {b.shape[j]})",
+            )
+    if a.ndim + b.ndim - len(da) > len(_LETTERS):
+        raise ShapeError("tensordot", "too many dimensions")
+    sa = list(_LETTERS[: a.ndim])
+    sb = list(_LETTERS[a.ndim : a.ndim + b.ndim])
+    for i, j in zip(da, db):
+        sb[j] = sa[i]
+    out = [c for i, c in enumerate(sa) if i not in da] + [
+        c for j, c in enumerate(sb) if j not in db
+    ]
+    return einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", a, b)
 
 
 METHODS = {
     "matmul": matmul,
     "__matmul__": matmul,
     "__rmatmul__": lambda self, other: matmul(other, self),
+    "mm": mm,
+    "bmm": bmm,
+    "dot": dot,
+    "outer": outer,
+    "ger": outer,
+    "inner": inner,
 }

@@ -80,9 +80,6 @@ class Op:
     def __repr__(self) -> str:
         return f"Op({self.name!r})"
 
-    def __call__(self, *inputs: Any, **attrs: Any) -> Tensor:
-        return apply(self, *inputs, **attrs)
-
     # decorators used next to the forward definition
     def defgrad(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """Register ``fn(ctx, grad) -> tuple of input grads`` as this op's backward."""
@@ -177,3 +174,6 @@ def apply(op: Op, *inputs: Any, **attrs: Any) -> Tensor:
     if tracer is not None:
         tracer.record(op, inputs, attrs, t)
     return t
+
+
+Op.__call__ = apply  # calling an op is applying it (no extra frame on the hot path)

@@ -6,6 +6,7 @@ Rows live in ``cases_<family>.py`` beside this file (``CASES`` lists); see ``opt
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from pathlib import Path
 
@@ -20,6 +21,8 @@ try:
 except ImportError:  # the oracle is optional; the test extra installs it
     torch = None
 
+# EMBER_TEST_DEVICE=cuda runs the ember side of every row on that device (GPU checks)
+DEVICE = ember.device(os.environ.get("EMBER_TEST_DEVICE", "cpu"))
 _HERE = Path(__file__).parent
 ALL = []
 for _m in pkgutil.iter_modules([str(_HERE)]):
@@ -45,7 +48,7 @@ def _flat(out):
 def _ember_inputs(case, arrays):
     ts = []
     for spec, a in zip(case.args, arrays):
-        t = ember.Tensor(a)
+        t = ember.Tensor(a).to(DEVICE)
         if spec.grad and a.dtype.kind == "f":
             t.requires_grad_(True)
         ts.append(t)
@@ -109,7 +112,7 @@ def test_matches_torch(case):
     if not pairs:
         return
     vs = [rng.standard_normal(tuple(e.shape)) for e, _ in pairs]
-    e_loss = sum((e * ember.Tensor(v)).sum() for (e, _), v in zip(pairs, vs))
+    e_loss = sum((e * ember.Tensor(v).to(DEVICE)).sum() for (e, _), v in zip(pairs, vs))
     t_loss = sum((t * torch.from_numpy(v)).sum() for (_, t), v in zip(pairs, vs))
     e_loss.backward()
     t_loss.backward()

@@ -1,0 +1,124 @@
+"""Run the workloads of ../shared/bench/WORKLOADS.md for ember, PyTorch and the NumPy floor
+in one process and print the figures and ratios.
+
+    python benchmarks/run.py                 # W1-W4, all implementations
+    python benchmarks/run.py --only W1 W3    # a subset
+    python benchmarks/run.py --json out.json # also write the raw records
+
+Timings are noisy on a shared machine: run it at least twice and compare medians; each
+record carries contention diagnostics (machine_busy, steal, loadavg).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import ember  # noqa: E402
+from benchmarks.workloads import common, w1_mlp, w2_cnn, w3_gpt  # noqa: E402
+
+try:
+    import torch
+except ImportError:
+    torch = None
+
+
+def training_entries():
+    yield "W1", "numpy", w1_mlp.numpy_step
+    yield "W1", "torch", lambda: w1_mlp.torch_step(torch)
+    yield "W1", "ember", lambda: w1_mlp.ember_step(ember)
+    yield "W2", "numpy", w2_cnn.numpy_step
+    yield "W2", "torch", lambda: w2_cnn.torch_step(torch)
+    yield "W2", "ember", lambda: w2_cnn.ember_step(ember)
+    yield "W3", "numpy", w3_gpt.numpy_step
+    yield "W3", "torch", lambda: w3_gpt.framework_step(torch)
+    yield "W3", "ember", lambda: w3_gpt.framework_step(ember)
+
+
+def inference_entries():
+    yield "W4-MLP", "numpy", w1_mlp.numpy_infer
+    yield "W4-MLP", "torch", lambda: w1_mlp.torch_infer(torch)
+    yield "W4-MLP", "ember", lambda: w1_mlp.ember_infer(ember)
+    yield "W4-GPT", "torch", lambda: w3_gpt.framework_infer(torch)
+    yield "W4-GPT", "ember", lambda: w3_gpt.framework_infer(ember)
+
+
+def run(only: set[str] | None, timed: int) -> list[dict]:
+    records = []
+    for kind, entries in (("train", training_entries()), ("infer", inference_entries())):
+        for workload, impl, make in entries:
+            if only and workload.split("-")[0] not in only:
+                continue
+            if impl == "torch" and torch is None:
+                continue
+            rec = {"workload": workload, "impl": impl}
+            try:
+                fn = make()
+                if kind == "train":
+                    rec.update(common.time_training(fn, timed))
+                else:
+                    rec.update(common.time_inference(fn, max(timed * 6, 60)))
+            except Exception as e:  # report and go on: one broken entry must not hide others
+                rec["error"] = f"{type(e).__name__}: {e}"
+                traceback.print_exc(limit=3)
+            records.append(rec)
+            print(_line(rec), flush=True)
+    return records
+
+
+def _line(r: dict) -> str:
+    if "error" in r:
+        return f"{r['workload']:7s} {r['impl']:6s} ERROR {r['error'][:90]}"
+    if "median_ms" in r:
+        extra = f"loss {r['loss_first']:.6f}->{r['loss_20']:.4f} ok={r['loss_decreased']}"
+        fig = f"{r['median_ms']:9.2f} ms"
+    else:
+        extra = ""
+        fig = f"{r['median_us']:9.1f} us"
+    return (
+        f"{r['workload']:7s} {r['impl']:6s} {fig}  first {r['first_call_s']:.3f}s  "
+        f"busy {r['machine_busy']:.2f} {extra}"
+    )
+
+
+def summary(records: list[dict]) -> None:
+    by = {(r["workload"], r["impl"]): r for r in records if "error" not in r}
+    print("\nratios (lower is better for ember):")
+    for w in sorted({r["workload"] for r in records}):
+        e = by.get((w, "ember"))
+        if e is None:
+            continue
+        key = "median_ms" if "median_ms" in e else "median_us"
+        parts = []
+        for other in ("torch", "numpy"):
+            o = by.get((w, other))
+            if o:
+                parts.append(f"ember/{other} = {e[key] / o[key]:.2f}x")
+        print(f"  {w:7s} " + ", ".join(parts))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="ember benchmark workloads")
+    p.add_argument("--only", nargs="*", help="workloads to run, e.g. W1 W3")
+    p.add_argument("--timed", type=int, default=50, help="timed training steps")
+    p.add_argument("--json", help="write raw records to this file")
+    a = p.parse_args()
+    if torch is not None:
+        print(
+            f"torch {torch.__version__}, threads {torch.get_num_threads()}; "
+            f"ember {ember.__version__}"
+        )
+    records = run(set(a.only) if a.only else None, a.timed)
+    summary(records)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(records, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

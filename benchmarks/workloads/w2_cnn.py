@@ -1,0 +1,179 @@
+"""W2: CNN on (64, 1, 28, 28): conv(1->32) relu pool, conv(32->64) relu pool, fc 3136->128
+relu, fc 128->10, cross-entropy, Adam(1e-3)."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .common import DATA_SEEDS, WEIGHT_SEED, NumpyAdam, softmax_xent, uniform_fan_in
+
+BATCH = 64
+
+
+def make_weights() -> dict[str, np.ndarray]:
+    """conv weights (out, in, kh, kw), linear weights (in, out); W then b, layer by layer."""
+    rng = np.random.default_rng(WEIGHT_SEED)
+    w = {}
+    w["c1w"] = uniform_fan_in(rng, (32, 1, 3, 3), 9)
+    w["c1b"] = uniform_fan_in(rng, (32,), 9)
+    w["c2w"] = uniform_fan_in(rng, (64, 32, 3, 3), 288)
+    w["c2b"] = uniform_fan_in(rng, (64,), 288)
+    w["f1w"] = uniform_fan_in(rng, (3136, 128), 3136)
+    w["f1b"] = uniform_fan_in(rng, (128,), 3136)
+    w["f2w"] = uniform_fan_in(rng, (128, 10), 128)
+    w["f2b"] = uniform_fan_in(rng, (10,), 128)
+    return w
+
+
+def make_batch() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(DATA_SEEDS["W2"])
+    x = rng.standard_normal((BATCH, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, BATCH)
+    return x, y
+
+
+# -- NumPy floor (NHWC inside, im2col + GEMM) ----------------------------------------------
+def _conv_fwd(x, wmat, b):
+    """x (N,H,W,C) -> (N,H,W,O) for a 3x3 pad-1 conv; returns output and the columns."""
+    n, h, w, c = x.shape
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    cols = sliding_window_view(xp, (3, 3), axis=(1, 2))  # N,H,W,C,3,3
+    cols = cols.reshape(n * h * w, c * 9)
+    out = cols @ wmat + b
+    return out.reshape(n, h, w, -1), cols
+
+
+def _conv_bwd(g, cols, wmat, x_shape, need_dx=True):
+    n, h, w, c = x_shape
+    g2 = g.reshape(n * h * w, -1)
+    dw = cols.T @ g2
+    db = g2.sum(0)
+    dx = None
+    if need_dx:
+        dcols = (g2 @ wmat.T).reshape(n, h, w, c, 3, 3)
+        dxp = np.zeros((n, h + 2, w + 2, c), dtype=g.dtype)
+        for i in range(3):
+            for j in range(3):
+                dxp[:, i : i + h, j : j + w, :] += dcols[..., i, j]
+        dx = dxp[:, 1:-1, 1:-1, :]
+    return dw, db, dx
+
+
+def _pool_fwd(x):
+    n, h, w, c = x.shape
+    r = x.reshape(n, h // 2, 2, w // 2, 2, c)
+    out = r.max(axis=(2, 4))
+    return out
+
+
+def _pool_bwd(g, x, out):
+    n, h, w, c = x.shape
+    r = x.reshape(n, h // 2, 2, w // 2, 2, c)
+    mask = r == out[:, :, None, :, None, :]
+    return (mask * g[:, :, None, :, None, :]).reshape(x.shape)
+
+
+def numpy_step():
+    wts = make_weights()
+    x_nchw, y = make_batch()
+    x = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))  # untimed NHWC transpose
+    # columns are ordered (C, kh, kw): weight matrix (C*9, O)
+    w1 = np.ascontiguousarray(wts["c1w"].reshape(32, 9).T)
+    w2 = np.ascontiguousarray(wts["c2w"].reshape(64, 288).T)
+    params = [
+        w1,
+        wts["c1b"].copy(),
+        w2,
+        wts["c2b"].copy(),
+        wts["f1w"].copy(),
+        wts["f1b"].copy(),
+        wts["f2w"].copy(),
+        wts["f2b"].copy(),
+    ]
+    opt = NumpyAdam(params)
+
+    def step() -> float:
+        w1, b1, w2, b2, f1w, f1b, f2w, f2b = params
+        a1, cols1 = _conv_fwd(x, w1, b1)
+        r1 = np.maximum(a1, 0)
+        p1 = _pool_fwd(r1)
+        a2, cols2 = _conv_fwd(p1, w2, b2)
+        r2 = np.maximum(a2, 0)
+        p2 = _pool_fwd(r2)
+        flat = p2.transpose(0, 3, 1, 2).reshape(BATCH, -1)  # C*H*W order
+        h = flat @ f1w + f1b
+        hr = np.maximum(h, 0)
+        logits = hr @ f2w + f2b
+        loss, g = softmax_xent(logits, y)
+        gf2w, gf2b = hr.T @ g, g.sum(0)
+        g = (g @ f2w.T) * (h > 0)
+        gf1w, gf1b = flat.T @ g, g.sum(0)
+        g = (g @ f1w.T).reshape(BATCH, 64, 7, 7).transpose(0, 2, 3, 1)
+        g = _pool_bwd(g, r2, p2) * (a2 > 0)
+        gw2, gb2, g = _conv_bwd(g, cols2, w2, p1.shape)
+        g = _pool_bwd(g, r1, p1) * (a1 > 0)
+        gw1, gb1, _ = _conv_bwd(g, cols1, w1, x.shape, need_dx=False)
+        opt.step([gw1, gb1, gw2, gb2, gf1w, gf1b, gf2w, gf2b])
+        return loss
+
+    return step
+
+
+# -- PyTorch -------------------------------------------------------------------------------
+def _build(nn_mod, tensor_fn, no_grad):
+    w = make_weights()
+    model = nn_mod.Sequential(
+        nn_mod.Conv2d(1, 32, 3, padding=1),
+        nn_mod.ReLU(),
+        nn_mod.MaxPool2d(2),
+        nn_mod.Conv2d(32, 64, 3, padding=1),
+        nn_mod.ReLU(),
+        nn_mod.MaxPool2d(2),
+        nn_mod.Flatten(),
+        nn_mod.Linear(3136, 128),
+        nn_mod.ReLU(),
+        nn_mod.Linear(128, 10),
+    )
+    with no_grad():
+        model[0].weight.copy_(tensor_fn(w["c1w"]))
+        model[0].bias.copy_(tensor_fn(w["c1b"]))
+        model[3].weight.copy_(tensor_fn(w["c2w"]))
+        model[3].bias.copy_(tensor_fn(w["c2b"]))
+        model[7].weight.copy_(tensor_fn(w["f1w"].T.copy()))
+        model[7].bias.copy_(tensor_fn(w["f1b"]))
+        model[9].weight.copy_(tensor_fn(w["f2w"].T.copy()))
+        model[9].bias.copy_(tensor_fn(w["f2b"]))
+    return model
+
+
+def torch_step(torch):
+    model = _build(torch.nn, torch.from_numpy, torch.no_grad)
+    x, y = (torch.from_numpy(a) for a in make_batch())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
+
+
+def ember_step(ember):
+    model = _build(ember.nn, ember.tensor, ember.no_grad)
+    x, y = (ember.tensor(a) for a in make_batch())
+    opt = ember.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = ember.nn.CrossEntropyLoss()
+
+    def step() -> float:
+        opt.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
