@@ -47,11 +47,12 @@ class Node:
         self.attrs = attrs
         self.device = device
         edges, needs, meta, versions = [], [], [], []
-        saves = op.saves_inputs
-        for x in inputs:
+        saves = op.saves_inputs  # True, False, or the positions backward reads
+        some = type(saves) is tuple
+        for i, x in enumerate(inputs):
             if isinstance(x, Tensor):
                 meta.append((x._data.shape, x._data.dtype))
-                if saves:
+                if saves and (not some or i in saves):
                     versions.append((x._vc, x._vc[0]))
                 if x.requires_grad:
                     edges.append(x if x._node is None else x._node)
@@ -64,6 +65,8 @@ class Node:
         self.edges = edges
         self.needs_input_grad = tuple(needs)
         self.in_meta = meta
+        if some:
+            arrays = [a if i in saves else None for i, a in enumerate(arrays)]
         self.saved = arrays if saves else None
         self.versions = versions
         self.out = out if op.saves_output else None
@@ -93,12 +96,13 @@ class Node:
 
     @property
     def inputs(self) -> tuple:
-        """The op's inputs as tensors that are still attached to the graph (scalars as is)."""
+        """The op's inputs as tensors that are still attached to the graph (scalars as is;
+        None for inputs the op does not save)."""
         self._check_saved()
         out = []
         for i, a in enumerate(self.saved):
             edge = self.edges[i]
-            if self.in_meta[i] is None:
+            if self.in_meta[i] is None or a is None:
                 out.append(a)
             elif isinstance(edge, Tensor):
                 out.append(edge)

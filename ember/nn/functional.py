@@ -20,3 +20,4 @@ from ..ops.nn.loss import *  # noqa: F403
 from ..ops.nn.norm import *  # noqa: F403
 from ..ops.nn.pool import *  # noqa: F403
 from ..ops.nn.softmax import *  # noqa: F403
+from ..ops.rearrange import pad  # noqa: F401  (F.pad)

@@ -7,6 +7,8 @@ An op is declared once, in its family's file, with everything every part of embe
   itself differentiable (``create_graph``) and traceable; broadcasting is undone by the
   engine (``sum_to``), not by each rule;
 * ``infer(*specs, **attrs)`` optionally gives the output ``(shape, dtype)`` without running;
+* ``saves_inputs`` is True, False, or a tuple of the input positions that backward reads
+  (only those are kept alive and version-checked);
 * ``pure`` is False for ops with effects (random draws, in-place writes), which the
   compiler must keep;
 * ``onnx`` names the ONNX lowering (filled in by the export issue);

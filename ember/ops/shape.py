@@ -1,7 +1,10 @@
-"""Shape ops: reshape, broadcast, transpose, concatenate, split, pad ...
+"""Shape ops: reshape, broadcast, transpose, flatten, slicing along one dimension ...
 
 ``sum_to`` is the one helper that undoes broadcasting: the engine calls it whenever a
-gradient's shape differs from its input's.
+gradient's shape differs from its input's. ``slice`` (one dimension, step 1) is the
+primitive under ``narrow``, ``select``, ``split``, ``chunk``, ``unbind`` and ``cat``'s
+backward. The family continues in ``join.py`` (cat, stack, split ...) and ``rearrange.py``
+(pad, flip, roll, repeat, tril ...), whose names this module re-exports.
 
 Example:
     >>> import ember
@@ -31,7 +34,32 @@ __all__ = [
     "t",
     "squeeze",
     "unsqueeze",
+    "flatten",
+    "unflatten",
+    "ravel",
+    "narrow",
+    "select",
+    "movedim",
+    "moveaxis",
+    "view_as",
+    "reshape_as",
+    "expand_as",
+    "IndexingError",
 ]
+
+
+class IndexingError(ShapeError, IndexError):
+    """A bad index (out of range, wrong dtype, too many): names the op, the index and the size.
+
+    It is both an :class:`ember.ShapeError` and a Python ``IndexError`` (as PyTorch raises).
+
+    Example:
+        >>> try:
+        ...     ember.zeros(3)[5]
+        ... except IndexError as e:
+        ...     print(str(e).splitlines()[0])
+        getitem: index 5 is out of bounds for dimension 0 with size 3 (tensor of shape (3,))
+    """
 
 
 # -- sum_to / broadcast_to: the pair that undoes and does broadcasting ---------------------
@@ -255,6 +283,210 @@ def unsqueeze(input: Tensor, dim: int) -> Tensor:
     return reshape(input, tuple(shape))
 
 
+def flatten(input: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
+    """Merge dimensions ``start_dim`` .. ``end_dim`` (inclusive) into one; 0-d gives shape (1,).
+
+    Example:
+        >>> ember.zeros(2, 3, 4).flatten(1).shape
+        (2, 12)
+    """
+    shape = tuple(input.shape)
+    if not shape:
+        return reshape(input, (1,))
+    s = normalize_dim("flatten", start_dim, len(shape))
+    e = normalize_dim("flatten", end_dim, len(shape))
+    if s > e:
+        raise ShapeError(
+            "flatten", f"start_dim {start_dim} cannot come after end_dim {end_dim} (shape {shape})"
+        )
+    n = 1
+    for d in shape[s : e + 1]:
+        n *= d
+    return reshape(input, shape[:s] + (n,) + shape[e + 1 :])
+
+
+def unflatten(input: Tensor, dim: int, sizes: Any) -> Tensor:
+    """Split dimension ``dim`` into ``sizes`` (one entry may be -1).
+
+    Example:
+        >>> ember.zeros(2, 12).unflatten(1, (3, -1)).shape
+        (2, 3, 4)
+    """
+    shape = tuple(input.shape)
+    d = normalize_dim("unflatten", dim, len(shape))
+    sizes = tuple(int(s) for s in sizes)
+    if not sizes:
+        raise ShapeError("unflatten", "sizes must be non-empty")
+    known = 1
+    for s in sizes:
+        known *= 1 if s == -1 else s
+    if sizes.count(-1) > 1 or (
+        (-1 not in sizes and known != shape[d])
+        or (-1 in sizes and (known == 0 or shape[d] % known))
+    ):
+        raise ShapeError(
+            "unflatten",
+            f"sizes {sizes} don't multiply up to the size of dimension {dim} ({shape[d]}) "
+            f"of a tensor of shape {shape}",
+        )
+    if -1 in sizes:
+        sizes = tuple(shape[d] // known if s == -1 else s for s in sizes)
+    return reshape(input, shape[:d] + sizes + shape[d + 1 :])
+
+
+def ravel(input: Tensor) -> Tensor:
+    """The values as a 1-D tensor.
+
+    Example:
+        >>> ember.zeros(2, 3).ravel().shape
+        (6,)
+    """
+    return reshape(input, (-1,))
+
+
+# -- slice: one dimension, step 1 (the primitive under narrow, split, chunk, unbind) -------
+@defop("slice", saves_inputs=False, onnx="Slice")
+def _slice(xp, x, dim, start, stop):
+    return x[(slice(None),) * dim + (slice(start, stop),)]
+
+
+@_slice.defgrad
+def _(ctx, g):
+    a = ctx.attrs
+    shape = ctx.input_shape(0)
+    return (_slice_backward(g, shape=shape, dim=a["dim"], start=a["start"], stop=a["stop"]),)
+
+
+@defop("slice_backward", saves_inputs=False, onnx="Pad")
+def _slice_backward(xp, g, shape, dim, start, stop):
+    """Zeros of ``shape`` with ``g`` written into ``[start:stop]`` along ``dim``."""
+    out = xp.zeros(shape, dtype=g.dtype)
+    out[(slice(None),) * dim + (slice(start, stop),)] = g
+    return out
+
+
+@_slice_backward.defgrad
+def _(ctx, g):
+    a = ctx.attrs
+    return (_slice(g, dim=a["dim"], start=a["start"], stop=a["stop"]),)
+
+
+def slice_dim(input: Tensor, dim: int, start: int, stop: int) -> Tensor:
+    """``input[..., start:stop, ...]`` along ``dim`` (0 <= start <= stop <= size; no checks).
+
+    Example:
+        >>> slice_dim(ember.arange(5.0), 0, 1, 3).tolist()
+        [1.0, 2.0]
+    """
+    if start == 0 and stop == input.shape[dim]:
+        return input
+    return _slice(input, dim=dim, start=start, stop=stop)
+
+
+def narrow(input: Tensor, dim: int, start: int, length: int) -> Tensor:
+    """``length`` entries of ``input`` along ``dim`` from ``start`` (negative counts from the end).
+
+    Example:
+        >>> ember.arange(6).narrow(0, 2, 3).tolist()
+        [2, 3, 4]
+    """
+    if input.ndim == 0:
+        raise ShapeError("narrow", "cannot be applied to a 0-dim tensor")
+    d = normalize_dim("narrow", dim, input.ndim)
+    size = input.shape[d]
+    start, length = int(start), int(length)
+    if not -size <= start <= size:
+        raise IndexingError(
+            "narrow",
+            f"start {start} is out of range for dimension {d} with size {size} "
+            f"(tensor of shape {tuple(input.shape)})",
+        )
+    if start < 0:
+        start += size
+    if length < 0 or start + length > size:
+        raise IndexingError(
+            "narrow",
+            f"start ({start}) + length ({length}) exceeds dimension {d} with size {size} "
+            f"(tensor of shape {tuple(input.shape)})",
+        )
+    return _slice(input, dim=d, start=start, stop=start + length)
+
+
+def select(input: Tensor, dim: int, index: int) -> Tensor:
+    """The slice at ``index`` along ``dim``, with that dimension removed.
+
+    Example:
+        >>> ember.arange(6).reshape(2, 3).select(1, -1).tolist()
+        [2, 5]
+    """
+    if input.ndim == 0:
+        raise IndexingError("select", "cannot be applied to a 0-dim tensor")
+    d = normalize_dim("select", dim, input.ndim)
+    size = input.shape[d]
+    i = int(index)
+    if not -size <= i < size:
+        raise IndexingError(
+            "select",
+            f"index {i} is out of range for dimension {d} with size {size} "
+            f"(tensor of shape {tuple(input.shape)})",
+        )
+    i %= size
+    shape = tuple(input.shape)
+    return reshape(_slice(input, dim=d, start=i, stop=i + 1), shape[:d] + shape[d + 1 :])
+
+
+# -- movedim and the *_as helpers ----------------------------------------------------------
+def movedim(input: Tensor, source: Any, destination: Any) -> Tensor:
+    """Move dimension(s) ``source`` to position(s) ``destination``; the rest keep their order.
+
+    Example:
+        >>> ember.zeros(2, 3, 4).movedim(0, -1).shape
+        (3, 4, 2)
+    """
+    n = input.ndim
+    src = (source,) if isinstance(source, int) else tuple(source)
+    dst = (destination,) if isinstance(destination, int) else tuple(destination)
+    if len(src) != len(dst):
+        raise ShapeError(
+            "movedim",
+            f"source {src} and destination {dst} must have the same number of dimensions",
+        )
+    src = tuple(normalize_dim("movedim", d, n) for d in src)
+    dst = tuple(normalize_dim("movedim", d, n) for d in dst)
+    if len(set(src)) != len(src) or len(set(dst)) != len(dst):
+        raise ShapeError("movedim", f"repeated dim in source {src} or destination {dst}")
+    order = [d for d in range(n) if d not in src]
+    for s, t in sorted(zip(dst, src)):
+        order.insert(s, t)
+    return permute(input, *order) if n else input
+
+
+moveaxis = movedim
+
+
+def view_as(input: Tensor, other: Tensor) -> Tensor:
+    """``input`` reshaped to ``other``'s shape.
+
+    Example:
+        >>> ember.zeros(6).view_as(ember.zeros(2, 3)).shape
+        (2, 3)
+    """
+    return reshape(input, tuple(other.shape))
+
+
+reshape_as = view_as
+
+
+def expand_as(input: Tensor, other: Tensor) -> Tensor:
+    """``input`` broadcast to ``other``'s shape.
+
+    Example:
+        >>> ember.zeros(3).expand_as(ember.zeros(2, 3)).shape
+        (2, 3)
+    """
+    return broadcast_to(input, tuple(other.shape))
+
+
 METHODS = {
     "permute": permute,
     "transpose": transpose,
@@ -270,4 +502,24 @@ METHODS = {
     "expand": expand,
     "broadcast_to": broadcast_to,
     "sum_to": sum_to,
+    "flatten": flatten,
+    "unflatten": unflatten,
+    "ravel": ravel,
+    "narrow": narrow,
+    "select": select,
+    "movedim": movedim,
+    "moveaxis": movedim,
+    "view_as": view_as,
+    "reshape_as": view_as,
+    "expand_as": expand_as,
 }
+
+# The family continues in sibling files (each under ~600 lines); they import the primitives
+# above, so they are loaded last and their names and methods are gathered here.
+from . import join, rearrange  # noqa: E402
+from .join import *  # noqa: E402, F403
+from .rearrange import *  # noqa: E402, F403
+
+__all__ += join.__all__ + rearrange.__all__
+METHODS.update(join.METHODS)
+METHODS.update(rearrange.METHODS)
