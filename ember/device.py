@@ -87,6 +87,9 @@ class Device:
     def __hash__(self) -> int:
         return hash((self.type, self.index))
 
+    def __reduce__(self) -> tuple:  # copy/pickle by name, never the array module
+        return (device, (str(self),))
+
 
 CPU = Device("cpu", None, np)
 _devices: dict[str, Device] = {"cpu": CPU}
@@ -109,6 +112,11 @@ def device(spec: str | Device) -> Device:
     kind, _, idx = str(spec).partition(":")
     if kind != "cuda":
         raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+    canonical = f"cuda:{int(idx) if idx else 0}"
+    dev = _devices.get(canonical)
+    if dev is not None:  # "cuda" and "cuda:0" are one object: ops compare devices by identity
+        _devices[spec] = dev
+        return dev
     cupy = _load_cupy()
     if cupy is None:
         raise RuntimeError(
@@ -120,7 +128,7 @@ def device(spec: str | Device) -> Device:
     if not 0 <= index < count:
         raise RuntimeError(f"device {spec!r} requested but only {count} CUDA device(s) exist")
     dev = Device("cuda", index, cupy)
-    _devices[spec] = dev
+    _devices[spec] = _devices[canonical] = dev
     return dev
 
 

@@ -26,6 +26,7 @@ from .shape import *  # noqa: F403
 from .unary import *  # noqa: F403
 
 FAMILIES: tuple[ModuleType, ...] = (
+    inplace,
     creation,
     elementwise,
     unary,

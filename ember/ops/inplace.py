@@ -83,3 +83,72 @@ def _conform(name: str, self: Tensor, result: Tensor) -> Tensor:
             f"result type {result.dtype} can't be cast to the desired output type {self.dtype}",
         )
     return result.to(self.dtype)
+
+
+def _tracks(self: Tensor, value: Any) -> bool:
+    return (
+        state.grad_enabled
+        and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad))
+        or state.tracer is not None
+    )
+
+
+def _filled_like(t: Tensor, value: Any) -> Tensor:
+    from .creation import cast, clone, full_like
+    from .shape import broadcast_to
+
+    if isinstance(value, Tensor):
+        return clone(broadcast_to(cast(value.to(t.device), t.dtype), tuple(t.shape)))
+    return full_like(t, value)
+
+
+def copy_(self: Tensor, src: Any, non_blocking: bool = False) -> Tensor:
+    """Copy ``src`` (broadcast, cast, moved across devices) into this tensor; returns self.
+    Gradients flow to ``src``; the overwritten values get none.
+
+    Example:
+        >>> t = ember.zeros(2, 2); t.copy_(ember.tensor([1.0, 2.0])).tolist()
+        [[1.0, 2.0], [1.0, 2.0]]
+    """
+    if not _tracks(self, src):
+        from ..device import transfer
+
+        arr = transfer(src._data, self.device) if isinstance(src, Tensor) else src
+        try:
+            self.device.xp.copyto(self._data, arr, casting="unsafe")
+        except ValueError as e:
+            raise ShapeError(
+                "copy_",
+                f"cannot copy shape {tuple(getattr(src, 'shape', ()))} "
+                f"into shape {tuple(self.shape)}: {e}",
+            ) from None
+        self._vc[0] += 1
+        return self
+    return apply_inplace(self, "copy_", _filled_like, src)
+
+
+def fill_(self: Tensor, value: Any) -> Tensor:
+    """Fill this tensor with ``value`` (a number or a 0-d tensor); returns self.
+
+    Example:
+        >>> ember.zeros(3).fill_(7).tolist()
+        [7.0, 7.0, 7.0]
+    """
+    if not _tracks(self, value):
+        self._data[...] = value._data if isinstance(value, Tensor) else value
+        self._vc[0] += 1
+        return self
+    return apply_inplace(self, "fill_", _filled_like, value)
+
+
+def zero_(self: Tensor) -> Tensor:
+    """Fill this tensor with zeros; returns self.
+
+    Example:
+        >>> ember.ones(2).zero_().tolist()
+        [0.0, 0.0]
+    """
+    return fill_(self, 0)
+
+
+METHODS = {"copy_": copy_, "fill_": fill_, "zero_": zero_}

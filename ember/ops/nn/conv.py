@@ -1,5 +1,492 @@
-"""(nn op family file: see docs/developing.md)"""
+"""Convolutions: conv1d, conv2d, conv_transpose1d, conv_transpose2d (NCHW / NCL layouts).
+
+Three primitives carry every convolution and all of their derivatives, to any order:
+
+* ``conv2d(x, w, b)``: cross-correlation; im2col (one strided view, one copy) and one GEMM
+  per group;
+* ``conv_transpose2d(x, w, b)``: its adjoint in ``x`` (the input gradient); one GEMM then
+  col2im, a loop over the ``kh * kw`` kernel positions of strided slice adds;
+* ``conv2d_weight_grad(x, g)``: its adjoint in ``w``; im2col and one GEMM.
+
+Each is bilinear, and the derivatives of each are the other two, so backward rules are
+ember ops and second-order gradients come for free. 1-D convolutions are 2-D ones with a
+height of 1 (two free reshapes).
+
+Internally the padded input is laid out channels-first, ``(C, N, H, W)``, so that the column
+matrix is ``(C * kh * kw, N * OH * OW)`` and each group is a single large GEMM.
+
+Example:
+    >>> import ember
+    >>> import ember.nn.functional as F
+    >>> F.conv2d(ember.ones(1, 1, 4, 4), ember.ones(2, 1, 3, 3), padding=1).shape
+    (1, 2, 4, 4)
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from typing import Any
+
+from ...errors import DTypeError, ShapeError
+from ...tensor import Tensor
+from ..reduce import sum as _sum
+from ..registry import defop
+from ..shape import reshape
+
+__all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
+
+# largest column matrix built at once (elements); larger batches are processed in chunks
+_COLS_LIMIT = 1 << 24
+
+
+# -- array helpers (xp arrays) --------------------------------------------------------------
+def _pad_channels_first(xp, x, padding):
+    """``(N, C, H, W)`` -> zero-padded ``(C, N, Hp, Wp)`` (a view when there is no padding)."""
+    xt = x.transpose(1, 0, 2, 3)
+    (pt, pb), (pl, pr) = padding
+    if pt == pb == pl == pr == 0:
+        return xt
+    c, n, h, w = xt.shape
+    buf = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=x.dtype)
+    buf[:, :, pt : pt + h, pl : pl + w] = xt
+    return buf
+
+
+def _im2col(xp, x, kernel, stride, padding, dilation, out_hw, groups):
+    """Columns ``(groups, C/groups * kh * kw, N * OH * OW)`` of ``x`` (N, C, H, W)."""
+    buf = _pad_channels_first(xp, x, padding)
+    c, n = buf.shape[:2]
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    s0, s1, s2, s3 = buf.strides
+    view = xp.lib.stride_tricks.as_strided(
+        buf, (c, kh, kw, n, oh, ow), (s0, s2 * dh, s3 * dw, s1, s2 * sh, s3 * sw)
+    )
+    return xp.ascontiguousarray(view).reshape(groups, c // groups * kh * kw, n * oh * ow)
+
+
+def _col2im(xp, cols, x_shape, kernel, stride, padding, dilation, out_hw):
+    """Sum columns ``(C * kh * kw, N, OH, OW)`` back into an ``(N, C, H, W)`` array."""
+    n, c, h, w = x_shape
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    (pt, pb), (pl, pr) = padding
+    cols = cols.reshape(c, kh, kw, n, oh, ow)
+    buf = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=cols.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            r, q = i * dh, j * dw
+            buf[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += cols[
+                :, i, j
+            ]
+    return buf[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3)
+
+
+def _transpose_unit_stride(xp, x, wt, out_shape, kernel, padding, dilation):
+    """``conv_transpose2d`` for stride 1: ``x`` is widened with zero columns to the padded
+    output's width ``wp``, so that each kernel position's contribution is one contiguous run
+    of ``IH * wp`` elements per (channel, sample) (long loops instead of rows of ``IW``)."""
+    n, i, ih, iw = x.shape
+    groups = wt.shape[0]
+    c, h, w = out_shape[1:]
+    (kh, kw), (dh, dw) = kernel, dilation
+    (pt, pb), (pl, pr) = padding
+    hp, wp = h + pt + pb, w + pl + pr
+    xm = xp.zeros((i, n, ih, wp), dtype=x.dtype)
+    xm[..., :iw] = x.transpose(1, 0, 2, 3)
+    cols = xp.matmul(wt, xm.reshape(groups, i // groups, n * ih * wp))
+    cols = cols.reshape(c, kh, kw, n, ih * wp)
+    buf = xp.zeros((c, n, hp * wp + (kw - 1) * dw), dtype=cols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            off = a * dh * wp + b * dw
+            buf[:, :, off : off + ih * wp] += cols[:, a, b]
+    buf = buf[:, :, : hp * wp].reshape(c, n, hp, wp)
+    return buf[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3)
+
+
+def _chunks(n: int, per_sample: int):
+    step = max(1, _COLS_LIMIT // max(per_sample, 1))
+    return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
+
+
+def _finish(xp, y, bias, shape):
+    """``y`` in (C, N, H, W) layout -> a contiguous (N, C, H, W) array, plus bias."""
+    out = xp.empty(shape, dtype=y.dtype)
+    yt = y.transpose(1, 0, 2, 3)
+    if bias is None:
+        out[...] = yt
+    else:
+        xp.add(yt, bias.reshape(1, -1, 1, 1), out=out)
+    return out
+
+
+# -- primitives -----------------------------------------------------------------------------
+@defop("conv2d", onnx="Conv")
+def _conv2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
+    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw)."""
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    oh, ow = out_hw
+    wm = w.reshape(groups, o // groups, cg * kh * kw)
+    parts = []
+    for a, e in _chunks(n, cg * groups * kh * kw * oh * ow):
+        cols = _im2col(xp, x[a:e], (kh, kw), stride, padding, dilation, out_hw, groups)
+        parts.append(xp.matmul(wm, cols).reshape(o, e - a, oh, ow))
+    y = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
+    return _finish(xp, y, b, (n, o, oh, ow))
+
+
+@_conv2d.defgrad
+def _(ctx, g):
+    x, w, b = ctx.inputs
+    need_x, need_w, need_b = ctx.needs_input_grad
+    a = ctx.attrs
+    opts = {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
+    gx = _conv_transpose2d(g, w, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
+    gw = _conv2d_weight_grad(x, g, kernel=tuple(w.shape[2:]), **opts) if need_w else None
+    gb = _sum(g, dim=(0, 2, 3)) if need_b else None
+    return gx, gw, gb
+
+
+@defop("conv_transpose2d", onnx="ConvTranspose")
+def _conv_transpose2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
+    """Transposed convolution: ``x`` (N, I, IH, IW), ``w`` (I, O/groups, kh, kw) ->
+    (N, O, *out_hw); the adjoint of ``conv2d`` in its input (``padding`` is conv2d's)."""
+    n, i, ih, iw = x.shape
+    _, og, kh, kw = w.shape
+    c = og * groups
+    wt = w.reshape(groups, i // groups, og * kh * kw).transpose(0, 2, 1)
+    out = xp.empty((n, c) + tuple(out_hw), dtype=xp.result_type(x, w))
+    for a, e in _chunks(n, c * kh * kw * ih * iw):
+        shape = (e - a, c) + tuple(out_hw)
+        if stride == (1, 1):
+            out[a:e] = _transpose_unit_stride(xp, x[a:e], wt, shape, (kh, kw), padding, dilation)
+            continue
+        xm = x[a:e].transpose(1, 0, 2, 3).reshape(groups, i // groups, (e - a) * ih * iw)
+        cols = xp.matmul(wt, xm)  # (groups, og * kh * kw, n * ih * iw)
+        out[a:e] = _col2im(xp, cols, shape, (kh, kw), stride, padding, dilation, (ih, iw))
+    if b is not None:
+        out += b.reshape(1, -1, 1, 1)
+    return out
+
+
+@_conv_transpose2d.defgrad
+def _(ctx, g):
+    x, w, b = ctx.inputs
+    need_x, need_w, need_b = ctx.needs_input_grad
+    a = ctx.attrs
+    opts = {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
+    gx = _conv2d(g, w, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
+    gw = _conv2d_weight_grad(g, x, kernel=tuple(w.shape[2:]), **opts) if need_w else None
+    gb = _sum(g, dim=(0, 2, 3)) if need_b else None
+    return gx, gw, gb
+
+
+@defop("conv2d_weight_grad")
+def _conv2d_weight_grad(xp, x, g, *, kernel, stride, padding, dilation, groups):
+    """Gradient of ``conv2d(x, w)`` in ``w`` for the output gradient ``g`` (N, O, OH, OW)."""
+    n = x.shape[0]
+    o, oh, ow = g.shape[1], g.shape[2], g.shape[3]
+    c = x.shape[1]
+    kh, kw = kernel
+    gw = None
+    for a, e in _chunks(n, c * kh * kw * oh * ow):
+        cols = _im2col(xp, x[a:e], kernel, stride, padding, dilation, (oh, ow), groups)
+        gm = g[a:e].transpose(1, 0, 2, 3).reshape(groups, o // groups, (e - a) * oh * ow)
+        part = xp.matmul(gm, cols.transpose(0, 2, 1))
+        gw = part if gw is None else gw + part
+    return gw.reshape(o, c // groups, kh, kw)
+
+
+@_conv2d_weight_grad.defgrad
+def _(ctx, v):
+    x, g = ctx.inputs
+    need_x, need_g = ctx.needs_input_grad
+    a = ctx.attrs
+    opts = {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
+    gx = _conv_transpose2d(g, v, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
+    gg = _conv2d(x, v, None, out_hw=tuple(g.shape[2:]), **opts) if need_g else None
+    return gx, gg
+
+
+# -- argument checking ----------------------------------------------------------------------
+def _ints(name: str, arg: str, value: Any, nd: int, low: int) -> tuple[int, ...]:
+    vals = (value,) * nd if isinstance(value, int) else tuple(value)
+    if len(vals) == 1 and nd > 1:
+        vals = vals * nd
+    if len(vals) != nd or not all(isinstance(v, int) for v in vals):
+        raise ShapeError(name, f"{arg} must be an int or a tuple of {nd} ints, got {value!r}")
+    if any(v < low for v in vals):
+        raise ShapeError(name, f"{arg} must be >= {low}, got {value!r}")
+    return vals
+
+
+def _check_tensors(name: str, input: Tensor, weight: Tensor, bias: Any, nd: int) -> None:
+    if not isinstance(input, Tensor) or not isinstance(weight, Tensor):
+        raise TypeError(f"{name}: input and weight must be tensors")
+    if input.ndim not in (nd + 1, nd + 2):
+        raise ShapeError(
+            name,
+            f"expected a {nd + 1}-D (unbatched) or {nd + 2}-D (batched) input, "
+            f"got input of shape {tuple(input.shape)}",
+        )
+    if weight.ndim != nd + 2:
+        raise ShapeError(
+            name, f"expected a {nd + 2}-D weight, got weight of shape {tuple(weight.shape)}"
+        )
+    dt = input._data.dtype
+    if dt.kind != "f":
+        raise DTypeError(name, f"expected a floating-point input, got dtype {input.dtype}")
+    for what, t in (("weight", weight), ("bias", bias)):
+        if isinstance(t, Tensor) and t._data.dtype != dt:
+            raise DTypeError(
+                name,
+                f"input dtype {input.dtype} and {what} dtype {t.dtype} differ; cast one of "
+                f"them (e.g. {what}.to(input.dtype))",
+            )
+
+
+def _check_bias(name: str, bias: Any, channels: int) -> None:
+    if bias is not None and (not isinstance(bias, Tensor) or tuple(bias.shape) != (channels,)):
+        shape = tuple(bias.shape) if isinstance(bias, Tensor) else type(bias).__name__
+        raise ShapeError(
+            name, f"expected a bias of shape ({channels},) (one per output channel), got {shape}"
+        )
+
+
+def _padding(name, padding, kernel, stride, dilation, nd):
+    """PyTorch's ``padding`` (int, tuple, 'valid' or 'same') -> ((lo, hi), ...) per dim."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return ((0, 0),) * nd
+        if padding != "same":
+            raise ShapeError(
+                name, f"padding must be 'valid', 'same', an int or a tuple, got {padding!r}"
+            )
+        if any(s != 1 for s in stride):
+            raise ShapeError(name, "padding='same' is not supported for strided convolutions")
+        pads = []
+        for k, d in zip(kernel, dilation):
+            total = d * (k - 1)
+            pads.append((total // 2, total - total // 2))
+        return tuple(pads)
+    return tuple((p, p) for p in _ints(name, "padding", padding, nd, 0))
+
+
+def _to_2d(nd, x, w, stride, padding, dilation):
+    """1-D convolution arguments as 2-D ones with a height of 1."""
+    if nd == 2:
+        return x, w, stride, padding, dilation
+    x = reshape(x, (x.shape[0], x.shape[1], 1, x.shape[2]))
+    w = reshape(w, (w.shape[0], w.shape[1], 1, w.shape[2]))
+    return x, w, (1,) + stride, ((0, 0),) + padding, (1,) + dilation
+
+
+def _conv(name, nd, input, weight, bias, stride, padding, dilation, groups):
+    _check_tensors(name, input, weight, bias, nd)
+    batched = input.ndim == nd + 2
+    x = input if batched else reshape(input, (1,) + tuple(input.shape))
+    if not isinstance(groups, int) or groups < 1:
+        raise ShapeError(name, f"groups must be a positive int, got {groups!r}")
+    stride = _ints(name, "stride", stride, nd, 1)
+    dilation = _ints(name, "dilation", dilation, nd, 1)
+    o, cg = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    c = x.shape[1]
+    if cg * groups != c:
+        raise ShapeError(
+            name,
+            f"expected input of shape {tuple(input.shape)} to have {cg * groups} channels "
+            f"(weight of shape {tuple(weight.shape)}, groups={groups}), but got {c} channels",
+        )
+    if o % groups:
+        raise ShapeError(
+            name,
+            f"out_channels {o} (weight of shape {tuple(weight.shape)}) must be divisible "
+            f"by groups={groups}",
+        )
+    _check_bias(name, bias, o)
+    pads = _padding(name, padding, kernel, stride, dilation, nd)
+    out = []
+    for size, k, s, d, (lo, hi) in zip(x.shape[2:], kernel, stride, dilation, pads):
+        span = d * (k - 1) + 1
+        if size + lo + hi < span:
+            raise ShapeError(
+                name,
+                f"padded input size {size + lo + hi} is smaller than the (dilated) kernel size "
+                f"{span}: input of shape {tuple(input.shape)}, weight of shape "
+                f"{tuple(weight.shape)}, padding {padding!r}, dilation {dilation}",
+            )
+        out.append((size + lo + hi - span) // s + 1)
+    x4, w4, stride, pads, dilation = _to_2d(nd, x, weight, stride, pads, dilation)
+    out_hw = tuple(out) if nd == 2 else (1,) + tuple(out)
+    y = _conv2d(
+        x4, w4, bias, stride=stride, padding=pads, dilation=dilation, groups=groups, out_hw=out_hw
+    )
+    shape = (x.shape[0], o) + tuple(out)
+    if nd == 1:
+        y = reshape(y, shape)
+    return y if batched else reshape(y, shape[1:])
+
+
+def _conv_transpose(name, nd, input, weight, bias, stride, padding, output_padding, groups, dil):
+    _check_tensors(name, input, weight, bias, nd)
+    batched = input.ndim == nd + 2
+    x = input if batched else reshape(input, (1,) + tuple(input.shape))
+    if not isinstance(groups, int) or groups < 1:
+        raise ShapeError(name, f"groups must be a positive int, got {groups!r}")
+    stride = _ints(name, "stride", stride, nd, 1)
+    dil = _ints(name, "dilation", dil, nd, 1)
+    if isinstance(padding, str):
+        raise ShapeError(name, f"padding must be an int or a tuple of ints, got {padding!r}")
+    pad = _ints(name, "padding", padding, nd, 0)
+    opad = _ints(name, "output_padding", output_padding, nd, 0)
+    i, og = weight.shape[:2]
+    kernel = tuple(weight.shape[2:])
+    if x.shape[1] != i:
+        raise ShapeError(
+            name,
+            f"expected input of shape {tuple(input.shape)} to have {i} channels "
+            f"(weight of shape {tuple(weight.shape)}), but got {x.shape[1]} channels",
+        )
+    if i % groups:
+        raise ShapeError(
+            name,
+            f"in_channels {i} (weight of shape {tuple(weight.shape)}) must be divisible "
+            f"by groups={groups}",
+        )
+    _check_bias(name, bias, og * groups)
+    out = []
+    for size, k, s, d, p, op in zip(x.shape[2:], kernel, stride, dil, pad, opad):
+        if op >= s and op >= d:
+            raise ShapeError(
+                name,
+                f"output_padding {output_padding!r} must be smaller than either stride "
+                f"{stride} or dilation {dil}",
+            )
+        n_out = (size - 1) * s - 2 * p + d * (k - 1) + op + 1
+        if n_out <= 0:
+            raise ShapeError(
+                name,
+                f"the output size would be {n_out} (not positive) for input of shape "
+                f"{tuple(input.shape)}, weight of shape {tuple(weight.shape)}, padding {padding!r}",
+            )
+        out.append(n_out)
+    pads = tuple((p, p) for p in pad)
+    x4, w4, stride, pads, dil = _to_2d(nd, x, weight, stride, pads, dil)
+    out_hw = tuple(out) if nd == 2 else (1,) + tuple(out)
+    y = _conv_transpose2d(
+        x4, w4, bias, stride=stride, padding=pads, dilation=dil, groups=groups, out_hw=out_hw
+    )
+    shape = (x.shape[0], og * groups) + tuple(out)
+    if nd == 1:
+        y = reshape(y, shape)
+    return y if batched else reshape(y, shape[1:])
+
+
+# -- public functions -----------------------------------------------------------------------
+def conv2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """2-D cross-correlation of ``input`` (N, C, H, W) or (C, H, W) with ``weight``
+    (out_channels, C/groups, kh, kw), as ``torch.nn.functional.conv2d``.
+
+    ``padding`` is an int, a pair, ``'valid'`` (none) or ``'same'`` (output size = input
+    size; stride 1 only; extra padding goes to the bottom/right when the total is odd).
+
+    Example:
+        >>> x = ember.ones(2, 3, 8, 8)
+        >>> F.conv2d(x, ember.ones(4, 3, 3, 3), stride=2, padding=1).shape
+        (2, 4, 4, 4)
+        >>> F.conv2d(x, ember.ones(6, 1, 3, 3), padding="same", groups=3).shape
+        (2, 6, 8, 8)
+    """
+    return _conv("conv2d", 2, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    dilation: Any = 1,
+    groups: int = 1,
+) -> Tensor:
+    """1-D cross-correlation of ``input`` (N, C, L) or (C, L) with ``weight``
+    (out_channels, C/groups, k), as ``torch.nn.functional.conv1d``.
+
+    Example:
+        >>> F.conv1d(ember.ones(2, 3, 10), ember.ones(4, 3, 3), padding=1).shape
+        (2, 4, 10)
+    """
+    return _conv("conv1d", 1, input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv_transpose2d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """2-D transposed convolution ("deconvolution") of ``input`` (N, C_in, H, W) with
+    ``weight`` (C_in, C_out/groups, kh, kw), as ``torch.nn.functional.conv_transpose2d``.
+
+    The output size is ``(H - 1) * stride - 2 * padding + dilation * (k - 1) +
+    output_padding + 1`` per spatial dimension.
+
+    Example:
+        >>> F.conv_transpose2d(ember.ones(1, 4, 5, 5), ember.ones(4, 2, 3, 3), stride=2).shape
+        (1, 2, 11, 11)
+    """
+    return _conv_transpose(
+        "conv_transpose2d",
+        2,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+    )
+
+
+def conv_transpose1d(
+    input: Tensor,
+    weight: Tensor,
+    bias: Tensor | None = None,
+    stride: Any = 1,
+    padding: Any = 0,
+    output_padding: Any = 0,
+    groups: int = 1,
+    dilation: Any = 1,
+) -> Tensor:
+    """1-D transposed convolution of ``input`` (N, C_in, L) with ``weight``
+    (C_in, C_out/groups, k), as ``torch.nn.functional.conv_transpose1d``.
+
+    Example:
+        >>> F.conv_transpose1d(ember.ones(1, 4, 5), ember.ones(4, 2, 3), stride=2).shape
+        (1, 2, 11)
+    """
+    return _conv_transpose(
+        "conv_transpose1d",
+        1,
+        input,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        groups,
+        dilation,
+    )
