@@ -43,7 +43,7 @@ def _numeric_vjp(
         arr = x._data
         g = np.zeros(arr.shape, dtype=np.float64)
         for i in np.ndindex(arr.shape):  # works on non-contiguous views too
-            orig = arr[i]
+            orig = arr[i].item()  # a copy: on CuPy arr[i] is a view
             arr[i] = orig + eps
             hi = objective()
             arr[i] = orig - eps

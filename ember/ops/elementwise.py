@@ -19,10 +19,40 @@ import numpy as np
 from .. import dtypes
 from ..tensor import Tensor
 from ._util import SCALARS
-from .creation import as_tensor, cast
+from .creation import as_tensor, cast, zeros_like
 from .registry import defop
 
-__all__ = ["add", "sub", "mul", "div", "neg", "exp", "log", "pow"]
+__all__ = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "neg",
+    "exp",
+    "log",
+    "pow",
+    "true_divide",
+    "divide",
+    "multiply",
+    "subtract",
+    "negative",
+    "floor_divide",
+    "remainder",
+    "fmod",
+    "trunc",
+    "eq",
+    "ne",
+    "lt",
+    "le",
+    "gt",
+    "ge",
+    "greater",
+    "greater_equal",
+    "less",
+    "less_equal",
+    "not_equal",
+    "where",
+]
 
 
 # -- promotion -----------------------------------------------------------------------------
@@ -253,6 +283,29 @@ def remainder(input: Any, other: Any) -> Tensor:
     return _remainder(*prepare(input, other))
 
 
+@_binary("fmod", onnx="Mod")  # Mod with fmod=1
+def _fmod(xp, a, b):
+    return xp.fmod(a, b)
+
+
+@_fmod.defgrad
+def _(ctx, g):
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs_input_grad
+    gb = neg(mul(g, trunc(div(a, b)))) if need_b else None
+    return (g if need_a else None), gb
+
+
+def fmod(input: Any, other: Any) -> Tensor:
+    """C-style remainder: the result has the sign of ``input``.
+
+    Example:
+        >>> ember.fmod(ember.tensor([-3, 3]), 2).tolist()
+        [-1, 1]
+    """
+    return _fmod(*prepare(input, other))
+
+
 # -- powers, exp, log ----------------------------------------------------------------------
 @_binary("pow", onnx="Pow", saves_output=True)
 def _pow(xp, a, b):
@@ -263,11 +316,20 @@ def _pow(xp, a, b):
 def _(ctx, g):
     a, b = ctx.inputs
     need_a, need_b = ctx.needs_input_grad
-    ga = mul(g, mul(b, pow(a, sub(b, 1)))) if need_a else None
-    gb = None
-    if need_b:  # d(a**b)/db = a**b * log(a), taken as 0 where a == 0
+    ga = gb = None
+    if need_a:  # b * a**(b-1), taken as 0 where b == 0 (PyTorch), even at a == 0
+        if isinstance(b, Tensor):  # a**(b-1) is replaced by a where b == 0 (no 0**-1)
+            ga = mul(g, mul(b, pow(a, where(eq(b, 0), 1.0, sub(b, 1)))))
+        elif b == 0:
+            ga = zeros_like(g)
+        else:
+            ga = mul(g, mul(pow(a, b - 1), b))
+    if need_b:  # a**b * log(a), taken as 0 where a == 0
         out = ctx.output
-        log_a = math.log(a) if not isinstance(a, Tensor) else log(where(eq(a, 0), 1.0, a))
+        if isinstance(a, Tensor):
+            log_a = log(where(eq(a, 0), 1.0, a))
+        else:
+            log_a = math.log(a) if a > 0 else (0.0 if a == 0 else math.nan)
         gb = mul(g, mul(out, log_a))
     return ga, gb
 
@@ -344,6 +406,7 @@ lt = _compare("lt", "Less", lambda xp, a, b: a < b)
 le = _compare("le", "LessOrEqual", lambda xp, a, b: a <= b)
 gt = _compare("gt", "Greater", lambda xp, a, b: a > b)
 ge = _compare("ge", "GreaterOrEqual", lambda xp, a, b: a >= b)
+greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 
 @defop("where", onnx="Where")
@@ -354,26 +417,41 @@ def _where(xp, cond, a, b):
 @_where.defgrad
 def _(ctx, g):
     cond = ctx.inputs[0]
-    zero = g * 0
     _, need_a, need_b = ctx.needs_input_grad
     return (
         None,
-        (where(cond, g, zero) if need_a else None),
-        (where(cond, zero, g) if need_b else None),
+        (where(cond, g, 0.0) if need_a else None),
+        (where(cond, 0.0, g) if need_b else None),
     )
 
 
+def _scalars_dtype(a: Any, b: Any) -> dtypes.DType:
+    """PyTorch's dtype for an op between two Python scalars."""
+    if isinstance(a, float) or isinstance(b, float):
+        return dtypes.get_default_dtype()
+    if isinstance(a, bool) and isinstance(b, bool):
+        return dtypes.bool_
+    return dtypes.int64
+
+
 def where(condition: Tensor, input: Any, other: Any) -> Tensor:
-    """``input`` where ``condition`` is true, else ``other`` (broadcasting).
+    """``input`` where ``condition`` is true, else ``other`` (broadcasting); numbers are
+    allowed for either branch and promote like arithmetic.
 
     Example:
         >>> ember.where(ember.tensor([True, False]), 1.0, 0.0).tolist()
         [1.0, 0.0]
+        >>> ember.where(ember.tensor([True, False]), ember.tensor([1, 2]), 0).tolist()
+        [1, 0]
     """
+    if not isinstance(input, Tensor) and not isinstance(other, Tensor):
+        input, other = _scalar(input), _scalar(other)
+        if isinstance(input, SCALARS) and isinstance(other, SCALARS):
+            dt = _scalars_dtype(input, other)
+        else:
+            dt = None
+        input = as_tensor(input, dtype=dt, device=condition.device)
     a, b = prepare(input, other)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        a = as_tensor(a, device=condition.device)
-        a, b = prepare(a, b)
     return _where(condition, a, b)
 
 
@@ -384,7 +462,7 @@ def _trunc(xp, x):
 
 @_trunc.defgrad
 def _(ctx, g):
-    return (g * 0,)
+    return (zeros_like(g),)
 
 
 def trunc(input: Tensor) -> Tensor:
@@ -424,6 +502,7 @@ METHODS = {
     "log": log,
     "pow": pow,
     "remainder": remainder,
+    "fmod": fmod,
     "floor_divide": floor_divide,
     "trunc": trunc,
     "eq": eq,
@@ -432,6 +511,11 @@ METHODS = {
     "le": le,
     "gt": gt,
     "ge": ge,
+    "greater": gt,
+    "greater_equal": ge,
+    "less": lt,
+    "less_equal": le,
+    "not_equal": ne,
     "where": where,
     "true_divide": div,
     "divide": div,
@@ -453,8 +537,8 @@ METHODS = {
     "__rpow__": _rev(pow),
     "__neg__": neg,
     "__pos__": lambda self: self,
-    "__eq__": eq,
-    "__ne__": ne,
+    "__eq__": lambda self, other: False if other is None else eq(self, other),
+    "__ne__": lambda self, other: True if other is None else ne(self, other),
     "__lt__": lt,
     "__le__": le,
     "__gt__": gt,

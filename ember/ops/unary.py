@@ -1,7 +1,607 @@
-"""Unary math: abs sign sqrt rsqrt reciprocal sin cos tan floor ceil round clamp erf ..."""
+"""Unary math: ``abs sign sqrt rsqrt reciprocal square``, trigonometric and hyperbolic
+functions, ``exp2 expm1 log1p log2 log10``, ``erf erfc erfinv``, plus ``atan2`` and ``lerp``.
+
+Integer inputs of the transcendental functions compute in the default float dtype, like
+PyTorch; ``abs``, ``sign`` and ``square`` keep integer dtypes. Each backward rule is written
+in ember ops, so second derivatives work; ops whose derivative is a function of their result
+(``rsqrt``, ``reciprocal``, ``tan``, ``expm1``, ``exp2``, ``erfinv``) keep only the output.
+
+This module also re-exports the rounding/clamping (``rounding.py``), comparison
+(``compare.py``) and logical/bitwise (``logical.py``) families.
+
+Example:
+    >>> import ember
+    >>> ember.sqrt(ember.tensor([4.0, 9.0])).tolist()
+    [2.0, 3.0]
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import math
+from typing import Any
 
-METHODS: dict = {}
+from ..tensor import Tensor
+from . import _special, compare, logical, rounding
+from .compare import *  # noqa: F403
+from .creation import zeros_like
+from .elementwise import _to_float, add, div, mul, neg, prepare, sub
+from .elementwise import exp as _exp_fn
+from .logical import *  # noqa: F403
+from .registry import defop
+from .rounding import *  # noqa: F403
+
+_OWN = [
+    "abs",
+    "absolute",
+    "sign",
+    "sgn",
+    "sqrt",
+    "rsqrt",
+    "reciprocal",
+    "square",
+    "sin",
+    "cos",
+    "tan",
+    "asin",
+    "acos",
+    "atan",
+    "sinh",
+    "cosh",
+    "asinh",
+    "acosh",
+    "atanh",
+    "arcsin",
+    "arccos",
+    "arctan",
+    "arcsinh",
+    "arccosh",
+    "arctanh",
+    "atan2",
+    "arctan2",
+    "exp2",
+    "expm1",
+    "log1p",
+    "log2",
+    "log10",
+    "erf",
+    "erfc",
+    "erfinv",
+    "lerp",
+]
+__all__ = _OWN + rounding.__all__ + compare.__all__ + logical.__all__
+
+_LN2 = math.log(2.0)
+_LN10 = math.log(10.0)
+_TWO_OVER_SQRTPI = 2.0 / math.sqrt(math.pi)
+
+
+# -- abs, sign, powers -----------------------------------------------------------------------
+@defop("abs", onnx="Abs")
+def _abs(xp, x):
+    return xp.abs(x)
+
+
+@_abs.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (mul(g, sign(x)),)
+
+
+def abs(input: Tensor) -> Tensor:
+    """Absolute value (integers stay integers; the gradient at 0 is 0).
+
+    Example:
+        >>> ember.abs(ember.tensor([-2, 3])).tolist()
+        [2, 3]
+    """
+    return _abs(input)
+
+
+absolute = abs
+
+
+@defop("sign", saves_inputs=False, onnx="Sign")
+def _sign(xp, x):
+    return xp.sign(x)
+
+
+@_sign.defgrad
+def _(ctx, g):
+    return (zeros_like(g),)
+
+
+def sign(input: Tensor) -> Tensor:
+    """-1, 0 or 1 by the sign of each element (gradient zero; bool stays bool).
+
+    Example:
+        >>> ember.sign(ember.tensor([-2.5, 0.0, 3.0])).tolist()
+        [-1.0, 0.0, 1.0]
+    """
+    if input._data.dtype.kind == "b":
+        return input.clone()
+    return _sign(input)
+
+
+sgn = sign
+
+
+@defop("sqrt", saves_inputs=False, saves_output=True, onnx="Sqrt")
+def _sqrt(xp, x):
+    return xp.sqrt(x)
+
+
+@_sqrt.defgrad
+def _(ctx, g):
+    return (div(g, mul(ctx.output, 2.0)),)
+
+
+def sqrt(input: Tensor) -> Tensor:
+    """Square root (NaN for negative numbers).
+
+    Example:
+        >>> ember.sqrt(ember.tensor([4, 9])).tolist()
+        [2.0, 3.0]
+    """
+    return _sqrt(_to_float(input))
+
+
+@defop("rsqrt", saves_inputs=False, saves_output=True, onnx=None)
+def _rsqrt(xp, x):
+    return 1.0 / xp.sqrt(x)
+
+
+@_rsqrt.defgrad
+def _(ctx, g):
+    y = ctx.output  # d(x^-1/2) = -x^-3/2 / 2 = -y^3 / 2
+    return (mul(g, mul(mul(y, mul(y, y)), -0.5)),)
+
+
+def rsqrt(input: Tensor) -> Tensor:
+    """``1 / sqrt(input)``.
+
+    Example:
+        >>> ember.rsqrt(ember.tensor([4.0, 0.25])).tolist()
+        [0.5, 2.0]
+    """
+    return _rsqrt(_to_float(input))
+
+
+@defop("reciprocal", saves_inputs=False, saves_output=True, onnx="Reciprocal")
+def _reciprocal(xp, x):
+    return 1.0 / x
+
+
+@_reciprocal.defgrad
+def _(ctx, g):
+    y = ctx.output
+    return (neg(mul(g, mul(y, y))),)
+
+
+def reciprocal(input: Tensor) -> Tensor:
+    """``1 / input`` (integers give floats).
+
+    Example:
+        >>> ember.reciprocal(ember.tensor([2, 4])).tolist()
+        [0.5, 0.25]
+    """
+    return _reciprocal(_to_float(input))
+
+
+@defop("square", onnx=None)  # exported as Mul(x, x)
+def _square(xp, x):
+    return x * x
+
+
+@_square.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (mul(g, mul(x, 2.0)),)
+
+
+def square(input: Tensor) -> Tensor:
+    """``input * input`` (integers stay integers).
+
+    Example:
+        >>> ember.square(ember.tensor([-3, 2])).tolist()
+        [9, 4]
+    """
+    return _square(input)
+
+
+# -- trigonometric and hyperbolic ------------------------------------------------------------
+@defop("sin", onnx="Sin")
+def _sin(xp, x):
+    return xp.sin(x)
+
+
+@_sin.defgrad
+def _(ctx, g):
+    return (mul(g, cos(ctx.inputs[0])),)
+
+
+@defop("cos", onnx="Cos")
+def _cos(xp, x):
+    return xp.cos(x)
+
+
+@_cos.defgrad
+def _(ctx, g):
+    return (neg(mul(g, sin(ctx.inputs[0]))),)
+
+
+@defop("tan", saves_inputs=False, saves_output=True, onnx="Tan")
+def _tan(xp, x):
+    return xp.tan(x)
+
+
+@_tan.defgrad
+def _(ctx, g):
+    y = ctx.output
+    return (mul(g, add(mul(y, y), 1.0)),)
+
+
+@defop("asin", onnx="Asin")
+def _asin(xp, x):
+    return xp.arcsin(x)
+
+
+@_asin.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (mul(g, rsqrt(sub(1.0, mul(x, x)))),)
+
+
+@defop("acos", onnx="Acos")
+def _acos(xp, x):
+    return xp.arccos(x)
+
+
+@_acos.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (neg(mul(g, rsqrt(sub(1.0, mul(x, x))))),)
+
+
+@defop("atan", onnx="Atan")
+def _atan(xp, x):
+    return xp.arctan(x)
+
+
+@_atan.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (div(g, add(mul(x, x), 1.0)),)
+
+
+@defop("sinh", onnx="Sinh")
+def _sinh(xp, x):
+    return xp.sinh(x)
+
+
+@_sinh.defgrad
+def _(ctx, g):
+    return (mul(g, cosh(ctx.inputs[0])),)
+
+
+@defop("cosh", onnx="Cosh")
+def _cosh(xp, x):
+    return xp.cosh(x)
+
+
+@_cosh.defgrad
+def _(ctx, g):
+    return (mul(g, sinh(ctx.inputs[0])),)
+
+
+@defop("asinh", onnx="Asinh")
+def _asinh(xp, x):
+    return xp.arcsinh(x)
+
+
+@_asinh.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (mul(g, rsqrt(add(mul(x, x), 1.0))),)
+
+
+@defop("acosh", onnx="Acosh")
+def _acosh(xp, x):
+    return xp.arccosh(x)
+
+
+@_acosh.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (mul(g, rsqrt(sub(mul(x, x), 1.0))),)
+
+
+@defop("atanh", onnx="Atanh")
+def _atanh(xp, x):
+    return xp.arctanh(x)
+
+
+@_atanh.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (div(g, sub(1.0, mul(x, x))),)
+
+
+def _float_unary(op, name: str, summary: str, x: float, y: float):
+    """The public function of a float-valued unary op, with its docstring and example."""
+
+    def fn(input: Tensor) -> Tensor:
+        return op(_to_float(input))
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"""{summary}
+
+    Example:
+        >>> ember.{name}(ember.tensor([{x}])).tolist()
+        [{y}]
+    """
+    return fn
+
+
+sin = _float_unary(_sin, "sin", "Sine (radians).", 0.0, 0.0)
+cos = _float_unary(_cos, "cos", "Cosine (radians).", 0.0, 1.0)
+tan = _float_unary(_tan, "tan", "Tangent (radians).", 0.0, 0.0)
+asin = _float_unary(_asin, "asin", "Inverse sine, in ``[-pi/2, pi/2]``.", 0.0, 0.0)
+acos = _float_unary(_acos, "acos", "Inverse cosine, in ``[0, pi]``.", 1.0, 0.0)
+atan = _float_unary(_atan, "atan", "Inverse tangent, in ``(-pi/2, pi/2)``.", 0.0, 0.0)
+sinh = _float_unary(_sinh, "sinh", "Hyperbolic sine.", 0.0, 0.0)
+cosh = _float_unary(_cosh, "cosh", "Hyperbolic cosine.", 0.0, 1.0)
+asinh = _float_unary(_asinh, "asinh", "Inverse hyperbolic sine.", 0.0, 0.0)
+acosh = _float_unary(_acosh, "acosh", "Inverse hyperbolic cosine (``input >= 1``).", 1.0, 0.0)
+atanh = _float_unary(_atanh, "atanh", "Inverse hyperbolic tangent (``|input| < 1``).", 0.0, 0.0)
+arcsin, arccos, arctan = asin, acos, atan
+arcsinh, arccosh, arctanh = asinh, acosh, atanh
+
+
+@defop("atan2", onnx=None)
+def _atan2(xp, a, b):
+    return xp.arctan2(a, b)
+
+
+@_atan2.defgrad
+def _(ctx, g):
+    a, b = ctx.inputs
+    need_a, need_b = ctx.needs_input_grad
+    r2 = add(mul(a, a), mul(b, b))
+    return (div(mul(g, b), r2) if need_a else None), (neg(div(mul(g, a), r2)) if need_b else None)
+
+
+def atan2(input: Tensor, other: Tensor) -> Tensor:
+    """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right
+    quadrant, in ``[-pi, pi]``; broadcasting.
+
+    Example:
+        >>> round(ember.atan2(ember.tensor([1.0]), ember.tensor([-1.0])).item(), 4)
+        2.3562
+    """
+    a, b = prepare(_to_float(input), _to_float(other))
+    return _atan2(a, b)
+
+
+arctan2 = atan2
+
+
+# -- exp and log relatives -------------------------------------------------------------------
+@defop("exp2", saves_inputs=False, saves_output=True, onnx=None)
+def _exp2(xp, x):
+    return xp.exp2(x)
+
+
+@_exp2.defgrad
+def _(ctx, g):
+    return (mul(g, mul(ctx.output, _LN2)),)
+
+
+def exp2(input: Tensor) -> Tensor:
+    """``2 ** input``.
+
+    Example:
+        >>> ember.exp2(ember.tensor([3.0, -1.0])).tolist()
+        [8.0, 0.5]
+    """
+    return _exp2(_to_float(input))
+
+
+@defop("expm1", saves_inputs=False, saves_output=True, onnx=None)
+def _expm1(xp, x):
+    return xp.expm1(x)
+
+
+@_expm1.defgrad
+def _(ctx, g):
+    return (mul(g, add(ctx.output, 1.0)),)
+
+
+def expm1(input: Tensor) -> Tensor:
+    """``exp(input) - 1``, accurate for small inputs.
+
+    Example:
+        >>> ember.expm1(ember.tensor([1e-10], dtype=ember.float64)).tolist()
+        [1.00000000005e-10]
+    """
+    return _expm1(_to_float(input))
+
+
+@defop("log1p", onnx=None)
+def _log1p(xp, x):
+    return xp.log1p(x)
+
+
+@_log1p.defgrad
+def _(ctx, g):
+    return (div(g, add(ctx.inputs[0], 1.0)),)
+
+
+def log1p(input: Tensor) -> Tensor:
+    """``log(1 + input)``, accurate for small inputs.
+
+    Example:
+        >>> ember.log1p(ember.tensor([1e-10], dtype=ember.float64)).item() / 1e-10
+        0.99999999995
+    """
+    return _log1p(_to_float(input))
+
+
+@defop("log2", onnx=None)
+def _log2(xp, x):
+    return xp.log2(x)
+
+
+@_log2.defgrad
+def _(ctx, g):
+    return (div(g, mul(ctx.inputs[0], _LN2)),)
+
+
+def log2(input: Tensor) -> Tensor:
+    """Base-2 logarithm.
+
+    Example:
+        >>> ember.log2(ember.tensor([8.0, 0.5])).tolist()
+        [3.0, -1.0]
+    """
+    return _log2(_to_float(input))
+
+
+@defop("log10", onnx=None)
+def _log10(xp, x):
+    return xp.log10(x)
+
+
+@_log10.defgrad
+def _(ctx, g):
+    return (div(g, mul(ctx.inputs[0], _LN10)),)
+
+
+def log10(input: Tensor) -> Tensor:
+    """Base-10 logarithm.
+
+    Example:
+        >>> ember.log10(ember.tensor([1000.0])).tolist()
+        [3.0]
+    """
+    return _log10(_to_float(input))
+
+
+# -- error function --------------------------------------------------------------------------
+@defop("erf", onnx="Erf")
+def _erf(xp, x):
+    return _special.erf(xp, x)
+
+
+@_erf.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs  # d erf(x) = 2/sqrt(pi) exp(-x^2)
+    return (mul(g, mul(_exp_fn(neg(mul(x, x))), _TWO_OVER_SQRTPI)),)
+
+
+def erf(input: Tensor) -> Tensor:
+    """The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt`` (Cody's rational
+    approximations, accurate to a few ulp in float64; see ``ember/ops/_special.py``).
+
+    Example:
+        >>> round(ember.erf(ember.tensor([0.5])).item(), 6)
+        0.5205
+    """
+    return _erf(_to_float(input))
+
+
+@defop("erfc", onnx=None)
+def _erfc(xp, x):
+    return _special.erfc(xp, x)
+
+
+@_erfc.defgrad
+def _(ctx, g):
+    (x,) = ctx.inputs
+    return (mul(g, mul(_exp_fn(neg(mul(x, x))), -_TWO_OVER_SQRTPI)),)
+
+
+def erfc(input: Tensor) -> Tensor:
+    """``1 - erf(input)``, keeping its relative accuracy in the right tail.
+
+    Example:
+        >>> ember.erfc(ember.tensor([10.0], dtype=ember.float64)).item() > 0
+        True
+    """
+    return _erfc(_to_float(input))
+
+
+@defop("erfinv", saves_inputs=False, saves_output=True, onnx=None)
+def _erfinv(xp, x):
+    return _special.erfinv(xp, x)
+
+
+@_erfinv.defgrad
+def _(ctx, g):
+    y = ctx.output  # d erfinv(x) = sqrt(pi)/2 exp(erfinv(x)^2)
+    return (mul(g, mul(_exp_fn(mul(y, y)), 1.0 / _TWO_OVER_SQRTPI)),)
+
+
+def erfinv(input: Tensor) -> Tensor:
+    """The inverse error function on ``[-1, 1]`` (``+-inf`` at ``+-1``).
+
+    Example:
+        >>> round(ember.erfinv(ember.tensor([0.5])).item(), 5)
+        0.47694
+    """
+    return _erfinv(_to_float(input))
+
+
+# -- interpolation ---------------------------------------------------------------------------
+def lerp(input: Tensor, end: Tensor, weight: Any) -> Tensor:
+    """Linear interpolation ``input + weight * (end - input)``; ``weight`` is a number or a
+    broadcasting tensor.
+
+    Example:
+        >>> ember.lerp(ember.tensor([0.0, 10.0]), ember.tensor([10.0, 20.0]), 0.25).tolist()
+        [2.5, 12.5]
+    """
+    return add(input, mul(weight, sub(end, input)))
+
+
+METHODS = {
+    "abs": abs,
+    "absolute": abs,
+    "sign": sign,
+    "sgn": sign,
+    "sqrt": sqrt,
+    "rsqrt": rsqrt,
+    "reciprocal": reciprocal,
+    "square": square,
+    "sin": sin,
+    "cos": cos,
+    "tan": tan,
+    "asin": asin,
+    "acos": acos,
+    "atan": atan,
+    "sinh": sinh,
+    "cosh": cosh,
+    "asinh": asinh,
+    "acosh": acosh,
+    "atanh": atanh,
+    "arcsin": asin,
+    "arccos": acos,
+    "arctan": atan,
+    "arcsinh": asinh,
+    "arccosh": acosh,
+    "arctanh": atanh,
+    "atan2": atan2,
+    "arctan2": atan2,
+    "exp2": exp2,
+    "expm1": expm1,
+    "log1p": log1p,
+    "log2": log2,
+    "log10": log10,
+    "erf": erf,
+    "erfc": erfc,
+    "erfinv": erfinv,
+    "lerp": lerp,
+    "__abs__": abs,
+    **rounding.METHODS,
+    **compare.METHODS,
+    **logical.METHODS,
+}
