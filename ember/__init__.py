@@ -46,6 +46,7 @@ from .ops import *  # noqa: F403
 from .ops import linalg
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from .tensor import Tensor
+from .threads import get_num_threads, set_num_threads
 
 bool = bool_  # noqa: A001  (ember.bool, as torch.bool)
 
