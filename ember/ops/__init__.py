@@ -20,6 +20,8 @@ from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .inplace import apply_inplace
 from .linalg import *  # noqa: F403
+from .nn import softmax as nn_softmax  # noqa: E402  (Tensor.softmax, ember.softmax)
+from .nn.softmax import log_softmax, softmax
 from .reduce import *  # noqa: F403
 from .registry import REGISTRY, Op, apply, defop
 from .shape import *  # noqa: F403
@@ -27,6 +29,7 @@ from .unary import *  # noqa: F403
 
 FAMILIES: tuple[ModuleType, ...] = (
     inplace,
+    nn_softmax,
     creation,
     elementwise,
     unary,
@@ -105,3 +108,23 @@ def _install_methods() -> None:
 
 
 _install_methods()
+
+# what `from ember.ops import *` (and so `import ember`) exports: the ops, not the
+# subpackages (ember.nn must stay the layers package, not ember.ops.nn) or internals
+_INTERNAL = {
+    "FAMILIES",
+    "INPLACE",
+    "REGISTRY",
+    "Op",
+    "apply",
+    "defop",
+    "apply_inplace",
+    "ModuleType",
+    "Tensor",
+    "annotations",
+}
+__all__ = [
+    n
+    for n, v in list(globals().items())
+    if not n.startswith("_") and not isinstance(v, ModuleType) and n not in _INTERNAL
+]

@@ -30,6 +30,14 @@ _LINALG = (norm, vector_norm, matrix_norm)
 
 @defop("matmul", onnx="MatMul")
 def _matmul(xp, a, b):
+    if b.ndim == 2 and a.ndim > 2:  # fold the batch into one GEMM: (..., K) @ (K, N)
+        out = xp.matmul(a.reshape(-1, a.shape[-1]), b)
+        return out.reshape(a.shape[:-1] + (b.shape[-1],))
+    if a.ndim > 2 or b.ndim > 2:  # strided batched operands fall off BLAS's fast path
+        if not a.flags.c_contiguous:
+            a = xp.ascontiguousarray(a)
+        if not b.flags.c_contiguous:
+            b = xp.ascontiguousarray(b)
     return xp.matmul(a, b)
 
 
@@ -61,7 +69,12 @@ def _(ctx, g):
         ga = matmul(g2, b2.transpose(-1, -2))
         if a_1d:
             ga = ga.squeeze(-2)
-    if need_b:
+    if need_b and b2.ndim == 2 and a2.ndim > 2:  # one GEMM instead of a batch then a sum
+        k, n = b2.shape
+        gb = matmul(reshape(a2, (-1, k)).transpose(0, 1), reshape(g2, (-1, n)))
+        if b_1d:
+            gb = gb.squeeze(-1)
+    elif need_b:
         gb = matmul(a2.transpose(-1, -2), g2)
         if b_1d:
             gb = gb.squeeze(-1)

@@ -1,5 +1,115 @@
-"""(nn op family file: see docs/developing.md)"""
+"""Affine maps: ``linear`` (one primitive) and ``bilinear`` (a composite).
+
+``linear(x, W, b) = x @ W.T + b`` with ``W`` of shape ``(out_features, in_features)`` like
+PyTorch. As a primitive it adds the bias in place into the fresh product, and its backward
+flattens the batch dims so that the weight gradient is one 2-D matrix product
+(``g.T @ x``) instead of a batched product followed by a sum.
+
+Example:
+    >>> import ember
+    >>> import ember.nn.functional as F
+    >>> F.linear(ember.ones(2, 3), ember.ones(4, 3), ember.zeros(4)).shape
+    (2, 4)
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ...errors import DTypeError, ShapeError
+from ...tensor import Tensor
+from ..linalg import matmul
+from ..reduce import sum as _sum
+from ..registry import defop
+from ..shape import permute, reshape, transpose, unsqueeze
+
+__all__ = ["linear", "bilinear"]
+
+
+@defop("linear", saves_inputs=(0, 1), onnx="Gemm")
+def _linear(xp, x, w, b):
+    y = xp.matmul(x, w.T)
+    if b is not None:
+        y += b
+    return y
+
+
+@_linear.defgrad
+def _(ctx, g):
+    x, w, _ = ctx.inputs
+    need_x, need_w, need_b = ctx.needs_input_grad
+    out_f, in_f = w.shape
+    gx = matmul(g, w) if need_x else None
+    gw = gb = None
+    if need_w or need_b:
+        g2 = reshape(g, (-1, out_f))
+        if need_w:
+            gw = matmul(transpose(g2, 0, 1), reshape(x, (-1, in_f)))
+        if need_b:
+            gb = _sum(g2, 0)
+    return gx, gw, gb
+
+
+def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``input @ weight.T + bias``: ``input`` ``(*, in_features)``, ``weight``
+    ``(out_features, in_features)``, ``bias`` ``(out_features,)``.
+
+    Example:
+        >>> F.linear(ember.tensor([[1.0, 2.0]]), ember.tensor([[1.0, 1.0]])).tolist()
+        [[3.0]]
+    """
+    if weight.ndim != 2:
+        raise ShapeError(
+            "linear",
+            f"weight must be 2-D (out_features, in_features), got shape {tuple(weight.shape)}",
+        )
+    out_f, in_f = weight.shape
+    if input.ndim == 0 or input.shape[-1] != in_f:
+        raise ShapeError(
+            "linear",
+            f"input of shape {tuple(input.shape)} does not match weight of shape "
+            f"{tuple(weight.shape)}: expected in_features={in_f} as the input's last dimension",
+        )
+    if bias is not None and tuple(bias.shape) not in ((out_f,), (), (1,)):
+        raise ShapeError(
+            "linear",
+            f"bias of shape {tuple(bias.shape)} does not match weight of shape "
+            f"{tuple(weight.shape)}; expected ({out_f},)",
+        )
+    dts = {t._data.dtype for t in (input, weight, bias) if t is not None}
+    if len(dts) > 1:
+        raise DTypeError(
+            "linear",
+            "input, weight and bias must have the same dtype, got "
+            + ", ".join(str(t.dtype) for t in (input, weight, bias) if t is not None),
+        )
+    return _linear(input, weight, bias)
+
+
+def bilinear(input1: Tensor, input2: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """``y[..., o] = sum_ij input1[..., i] * weight[o, i, j] * input2[..., j] + bias[o]``.
+
+    Example:
+        >>> F.bilinear(ember.ones(2, 3), ember.ones(2, 4), ember.ones(5, 3, 4)).shape
+        (2, 5)
+    """
+    if weight.ndim != 3:
+        raise ShapeError(
+            "bilinear",
+            f"weight must be 3-D (out_features, in1_features, in2_features), got shape "
+            f"{tuple(weight.shape)}",
+        )
+    out_f, in1, in2 = weight.shape
+    s1, s2 = tuple(input1.shape), tuple(input2.shape)
+    if not s1 or not s2 or s1[-1] != in1 or s2[-1] != in2 or s1[:-1] != s2[:-1]:
+        raise ShapeError(
+            "bilinear",
+            f"inputs of shapes {s1} and {s2} do not match weight of shape "
+            f"{tuple(weight.shape)}: expected (*, {in1}) and (*, {in2}) with the same batch dims",
+        )
+    x1 = reshape(input1, (-1, in1))
+    x2 = reshape(input2, (-1, in2))
+    w = reshape(permute(weight, 1, 0, 2), (in1, out_f * in2))
+    t = reshape(matmul(x1, w), (-1, out_f, in2))  # (n, out, in2)
+    y = reshape(matmul(t, unsqueeze(x2, -1)), (-1, out_f))
+    if bias is not None:
+        y = y + bias
+    return reshape(y, s1[:-1] + (out_f,))
