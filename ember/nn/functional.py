@@ -21,3 +21,4 @@ from ..ops.nn.norm import *  # noqa: F403
 from ..ops.nn.pool import *  # noqa: F403
 from ..ops.nn.softmax import *  # noqa: F403
 from ..ops.rearrange import pad  # noqa: F401  (F.pad)
+from .layers.attention import multi_head_attention_forward  # noqa: E402, F401

@@ -7,6 +7,7 @@ Example:
 """
 
 from .activation import *
+from .attention import *
 from .conv import *
 from .dropout import *
 from .embedding import *
@@ -17,3 +18,4 @@ from .norm import *
 from .pool import *
 from .rnn import *
 from .rnn_cell import *
+from .transformer import *

@@ -293,9 +293,7 @@ class RNNBase(Module):
         dirs = 2 if self.bidirectional else 1
         expected = (self.num_layers * dirs, batch, size)
         if tuple(h.shape) != expected:
-            raise ShapeError(
-                name, f"expected {what} of shape {expected}, got {tuple(h.shape)}"
-            )
+            raise ShapeError(name, f"expected {what} of shape {expected}, got {tuple(h.shape)}")
         return h
 
     def _run(

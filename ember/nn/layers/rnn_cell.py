@@ -95,8 +95,7 @@ class RNNCellBase(Module):
         if input._data.dtype != self.weight_ih._data.dtype:
             raise DTypeError(
                 name,
-                f"input dtype ({input.dtype}) does not match weight dtype "
-                f"({self.weight_ih.dtype})",
+                f"input dtype ({input.dtype}) does not match weight dtype ({self.weight_ih.dtype})",
             )
         batched = input.ndim == 2
         return (input if batched else unsqueeze(input, 0)), batched
