@@ -90,6 +90,8 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
         >>> ember.relu(ember.tensor([-1.0, 0.5])).tolist()
         [0.0, 0.5]
     """
+    if not inplace:
+        return _relu(input)
     return _run(input, inplace, _relu_fn)
 
 
@@ -134,6 +136,11 @@ def _hardtanh_fn(input: Tensor, min_val: float, max_val: float) -> Tensor:
 _hardtanh_fn.__name__ = "hardtanh"
 
 
+@_hardtanh.defonnx
+def _(g, x, min_val, max_val):
+    return g.op("Clip", x, g.scalar(min_val, x), g.scalar(max_val, x))
+
+
 def relu6(input: Tensor, inplace: bool = False) -> Tensor:
     """``min(max(input, 0), 6)`` (``hardtanh(input, 0, 6)``).
 
@@ -163,6 +170,11 @@ def leaky_relu(input: Tensor, negative_slope: float = 0.01, inplace: bool = Fals
         [-0.5, 3.0]
     """
     return _run(input, inplace, _leaky_relu_fn, negative_slope)
+
+
+@_leaky_relu.defonnx
+def _(g, x, negative_slope):
+    return g.op("LeakyRelu", x, alpha=float(negative_slope))
 
 
 def _leaky_relu_fn(input: Tensor, negative_slope: float) -> Tensor:
@@ -198,6 +210,22 @@ _selu = defop("selu", saves_inputs=False, saves_output=True, onnx="Selu")(_elu_f
 _celu = defop("celu", saves_inputs=False, saves_output=True, onnx="Celu")(_elu_forward)
 for _op in (_elu, _selu, _celu):
     _op.defgrad(_elu_backward)
+
+
+def _elu_onnx(g, x, alpha, scale, input_scale):
+    if x.dtype == "float32" and input_scale == 1.0:
+        if scale == 1.0:
+            return g.op("Elu", x, alpha=alpha)
+        return g.op("Selu", x, alpha=alpha, gamma=scale)
+    if x.dtype == "float32" and scale == 1.0 and input_scale == 1.0 / alpha:
+        return g.op("Celu", x, alpha=alpha)
+    small = g.op("Exp", g.op("Mul", g.op("Min", x, 0.0), input_scale))
+    negative = g.op("Mul", g.op("Sub", small, 1.0), alpha * scale)
+    return g.op("Where", g.cmp("Greater", x, 0.0), g.op("Mul", x, scale), negative)
+
+
+for _op in (_elu, _selu, _celu):
+    _op.defonnx(_elu_onnx)
 
 
 def _elu_any(op, x: Tensor, alpha: float, scale: float, input_scale: float) -> Tensor:
@@ -271,6 +299,18 @@ def _(ctx, g):
     return (gelu_backward(g, ctx.inputs[0], ctx.attrs["approximate"]),)
 
 
+@_gelu.defonnx
+def _(g, x, approximate):
+    if g.opset >= 20:
+        return g.op("Gelu", x, approximate=approximate)
+    half_x = g.op("Mul", x, 0.5)
+    if approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3)))
+        cube = g.op("Mul", g.op("Mul", g.op("Mul", x, x), x), 0.044715)
+        inner = g.op("Mul", g.op("Add", x, cube), 0.7978845608028654)
+        return g.op("Mul", half_x, g.op("Add", g.op("Tanh", inner), 1.0))
+    return g.op("Mul", half_x, g.op("Add", g.erf(g.op("Mul", x, 0.7071067811865476)), 1.0))
+
+
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """``x * Phi(x)`` (Phi: the standard normal CDF); ``approximate='tanh'`` uses
     ``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``.
@@ -295,6 +335,11 @@ def _silu(xp, x):
 @_silu.defgrad
 def _(ctx, g):
     return (silu_backward(g, ctx.inputs[0]),)
+
+
+@_silu.defonnx
+def _(g, x):
+    return g.op("Mul", x, g.op("Sigmoid", x))
 
 
 def silu(input: Tensor, inplace: bool = False) -> Tensor:
@@ -328,6 +373,13 @@ def _(ctx, g):
     (x,) = ctx.inputs  # tanh(sp) + x * sigmoid(x) * (1 - tanh(sp)^2)
     t = tanh(softplus(x))
     return (mul(g, add(t, mul(mul(x, sigmoid(x)), sub(1.0, mul(t, t))))),)
+
+
+@_mish.defonnx
+def _(g, x):
+    if g.opset >= 18 and x.dtype == "float32":
+        return g.op("Mish", x)
+    return g.op("Mul", x, g.op("Tanh", g.op("Softplus", x)))
 
 
 def mish(input: Tensor, inplace: bool = False) -> Tensor:
@@ -407,6 +459,12 @@ def _(ctx, g):
     return (mul(g, sigmoid(neg(x))),)
 
 
+@_logsigmoid.defonnx
+def _(g, x):  # -softplus(-x) = min(x, 0) - log1p(exp(-|x|))
+    t = g.op("Log", g.op("Add", g.op("Exp", g.op("Neg", g.op("Abs", x))), 1.0))
+    return g.op("Sub", g.op("Min", x, 0.0), t)
+
+
 def logsigmoid(input: Tensor) -> Tensor:
     """``log(sigmoid(input))``, stable (no ``-inf`` for large negative inputs).
 
@@ -436,6 +494,17 @@ def _(ctx, g):
     beta, threshold = ctx.attrs["beta"], ctx.attrs["threshold"]
     z = mul(x, beta) if beta != 1.0 else x
     return (where(gt(z, threshold), g, mul(g, sigmoid(z))),)
+
+
+@_softplus.defonnx
+def _(g, x, beta, threshold):
+    z = x if beta == 1.0 else g.op("Mul", x, beta)
+    # log1p(exp(z)) = max(z, 0) + log1p(exp(-|z|)), stable in every dtype
+    t = g.op("Log", g.op("Add", g.op("Exp", g.op("Neg", g.op("Abs", z))), 1.0))
+    sp = g.op("Add", g.op("Relu", z), t)
+    if beta != 1.0:
+        sp = g.op("Div", sp, beta)
+    return g.op("Where", g.cmp("Greater", z, threshold), x, sp)
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -473,6 +542,11 @@ def _hardsigmoid(xp, x):
 def _(ctx, g):
     (x,) = ctx.inputs
     return (where(logical_and(gt(x, -3.0), lt(x, 3.0)), mul(g, 1.0 / 6.0), 0.0),)
+
+
+@_hardsigmoid.defonnx
+def _(g, x):
+    return g.op("HardSigmoid", x, alpha=1.0 / 6.0, beta=0.5)
 
 
 def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:

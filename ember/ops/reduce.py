@@ -72,6 +72,8 @@ def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = N
         >>> ember.sum(ember.tensor([[1, 2], [3, 4]]), dim=0).tolist()
         [4, 6]
     """
+    if dim is None and dtype is None and input._data.dtype.kind == "f":  # the common case
+        return _sum(input, dim=None, keepdim=keepdim, dtype=None)
     dims = reduce_dims("sum", dim, input.ndim)
     return _sum(input, dim=dims, keepdim=keepdim, dtype=_int_to_long(input, dtype))
 

@@ -11,7 +11,8 @@ An op is declared once, in its family's file, with everything every part of embe
   (only those are kept alive and version-checked);
 * ``pure`` is False for ops with effects (random draws, in-place writes), which the
   compiler must keep;
-* ``onnx`` names the ONNX lowering (filled in by the export issue);
+* ``onnx`` is the ONNX lowering: an op type string for a 1:1 op, or a function registered
+  with :meth:`Op.defonnx` (see :mod:`ember.onnx.builder`);
 * ``explain(shapes, attrs)`` optionally words a shape error.
 
 ``apply`` runs an op eagerly, records an autograd node when needed, and reports the call to
@@ -98,6 +99,14 @@ class Op:
         self.explain = fn
         return fn
 
+    def defonnx(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Register ``fn(g, *inputs, **attrs) -> value`` as this op's ONNX lowering: it gets
+        the export's graph builder ``g`` (see :mod:`ember.onnx.builder`) and the op's inputs
+        and attributes exactly as ``forward`` does, and emits ONNX nodes with ``g.op(...)``
+        (a string ``onnx="Relu"`` is the 1:1 lowering of an op without attributes)."""
+        self.onnx = fn
+        return fn
+
     def error(self, inputs: tuple, attrs: dict, exc: Exception) -> EmberError:
         """Turn an exception from ``forward`` into an ember error naming op and shapes."""
         shapes = [tuple(x.shape) if isinstance(x, Tensor) else x for x in inputs]
@@ -145,19 +154,21 @@ def apply(op: Op, *inputs: Any, **attrs: Any) -> Tensor:
     dev = None
     track = False
     arrays = []
+    push = arrays.append
     for x in inputs:
         if isinstance(x, Tensor):
+            d = x.device
             if dev is None:
-                dev = x.device
-            elif x.device is not dev:
+                dev = d
+            elif d is not dev:
                 raise EmberError(
-                    f"{op.name}: expected all tensors on one device, got {dev} and {x.device}"
+                    f"{op.name}: expected all tensors on one device, got {dev} and {d}"
                 )
             if x.requires_grad:
                 track = True
-            arrays.append(x._data)
+            push(x._data)
         else:
-            arrays.append(x)
+            push(x)
     if dev is None:
         dev = get_default_device()
     try:
@@ -166,16 +177,20 @@ def apply(op: Op, *inputs: Any, **attrs: Any) -> Tensor:
         raise
     except Exception as exc:  # a NumPy/CuPy error: reword it in the user's terms
         raise op.error(inputs, attrs, exc) from None
-    if isinstance(out, np.generic):
+    if out.__class__ is not _NDARRAY and isinstance(out, np.generic):
         out = np.asarray(out)
+    st = state
     node = None
-    if track and state.grad_enabled and op.backward is not None and out.dtype.kind == "f":
+    if track and st.grad_enabled and op.backward is not None and out.dtype.kind == "f":
         node = Node(op, inputs, arrays, attrs, out, dev)
-    t = Tensor._make(out, dev, node)
-    tracer = state.tracer
+    t = _make(out, dev, node)
+    tracer = st.tracer
     if tracer is not None:
         tracer.record(op, inputs, attrs, t)
     return t
 
+
+_NDARRAY = np.ndarray
+_make = Tensor._make
 
 Op.__call__ = apply  # calling an op is applying it (no extra frame on the hot path)
