@@ -51,7 +51,20 @@ from .threads import get_num_threads, set_num_threads
 bool = bool_  # noqa: A001  (ember.bool, as torch.bool)
 
 
-_LAZY = {"nn", "optim", "data", "train", "io", "graph", "onnx", "board", "serve", "distributed"}
+_LAZY = {
+    "nn",
+    "optim",
+    "data",
+    "train",
+    "io",
+    "graph",
+    "onnx",
+    "board",
+    "serve",
+    "distributed",
+    "config",
+    "kernels",
+}
 _IO = {"save", "load"}
 
 
@@ -63,4 +76,6 @@ def __getattr__(name: str):
         return importlib.import_module(f"ember.{name}")
     if name in _IO:
         return getattr(importlib.import_module("ember.io"), name)
+    if name == "compile":  # ember.compile: graph mode, imported on first use
+        return importlib.import_module("ember.graph").compile
     raise AttributeError(f"module 'ember' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..tensor import Tensor
-from .mode import set_grad_enabled
+from .mode import set_grad_enabled, state
 from .node import Node
 
 __all__ = ["backward", "grad"]
@@ -181,6 +181,10 @@ def _call_backward(node: Node, g: Tensor) -> Sequence[Tensor | None]:
 
 
 def _add_to_grad(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
+    tracer = state.tracer
+    if tracer is not None and not create_graph:  # ember.compile: accumulate as traced ops
+        tracer.accumulate_grad(leaf, g)
+        return
     if g.dtype is not leaf.dtype and g._data.dtype != leaf._data.dtype:
         g = g.to(leaf.dtype)
     if not create_graph:

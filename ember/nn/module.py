@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from ..autograd.zero_grad import zero_grad
 from ..tensor import Tensor
 from .module_state import IncompatibleKeys, ModuleState
 from .parameter import Parameter
@@ -522,17 +523,7 @@ class Module(ModuleState):
             >>> m.zero_grad(); m.weight.grad is None
             True
         """
-        for p in self.parameters():
-            g = p.grad
-            if g is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                if g._node is not None:
-                    g = p.grad = g.detach()
-                g._data.fill(0)
-                g._vc[0] += 1
+        zero_grad(self.parameters(), set_to_none)
 
     def apply(self, fn: Callable[[Module], Any]) -> Module:
         """Call ``fn`` on every submodule (children first) and then on self; returns self.

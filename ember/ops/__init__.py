@@ -14,6 +14,7 @@ from types import ModuleType
 
 from ..tensor import Tensor
 from . import activation, creation, elementwise, indexing, inplace, linalg, reduce, shape, unary
+from . import optim as optim_ops  # noqa: F401, E402  (registers the optimizer update ops)
 from .activation import *  # noqa: F403
 from .creation import *  # noqa: F403
 from .elementwise import *  # noqa: F403

@@ -104,6 +104,11 @@ def _(ctx, gg):
     return dg, dy
 
 
+@_sigmoid_backward.defonnx
+def _(g, dy, y):
+    return g.op("Mul", g.op("Mul", dy, y), g.op("Sub", g.scalar(1.0, y), y))
+
+
 def sigmoid_backward(grad_output: Tensor, output: Tensor) -> Tensor:
     """``grad_output * output * (1 - output)``: the gradient of ``sigmoid`` from its output.
 
@@ -130,6 +135,11 @@ def _(ctx, gg):
     dg = tanh_backward(gg, y) if need_g else None
     dy = mul(mul(gg, g), mul(y, -2.0)) if need_y else None
     return dg, dy
+
+
+@_tanh_backward.defonnx
+def _(g, dy, y):
+    return g.op("Mul", dy, g.op("Sub", g.scalar(1.0, y), g.op("Mul", y, y)))
 
 
 def tanh_backward(grad_output: Tensor, output: Tensor) -> Tensor:
@@ -168,6 +178,13 @@ def _(ctx, gg):
         second = mul(mul(s, sub(1.0, s)), add(mul(x, sub(1.0, mul(s, 2.0))), 2.0))
         dx = mul(mul(gg, g), second)
     return dg, dx
+
+
+@_silu_backward.defonnx
+def _(g, dy, x):
+    s = g.op("Sigmoid", x)
+    t = g.op("Add", g.op("Mul", g.op("Sub", g.scalar(1.0, x), s), x), 1.0)
+    return g.op("Mul", dy, g.op("Mul", s, t))
 
 
 def silu_backward(grad_output: Tensor, input: Tensor) -> Tensor:
@@ -235,6 +252,24 @@ def _(ctx, gg):
             second = mul(mul(exp(neg(mul(x2, 0.5))), INV_SQRT_2PI), sub(2.0, x2))
         dx = mul(mul(gg, g), second)
     return dg, dx
+
+
+@_gelu_backward.defonnx
+def _(g, dy, x, approximate):
+    x2 = g.op("Mul", x, x)
+    if approximate == "tanh":  # 0.5 (1 + t) + 0.5 x (1 - t^2) K (1 + 3 C x^2)
+        u = g.op("Mul", g.op("Add", x, g.op("Mul", g.op("Mul", x2, x), GELU_C)), GELU_K)
+        t = g.op("Tanh", u)
+        du = g.op("Mul", g.op("Add", g.op("Mul", x2, 3.0 * GELU_C), 1.0), GELU_K)
+        right = g.op(
+            "Mul", g.op("Mul", g.op("Sub", 1.0, g.op("Mul", t, t)), du), g.op("Mul", x, 0.5)
+        )
+        d = g.op("Add", g.op("Mul", g.op("Add", t, 1.0), 0.5), right)
+    else:  # Phi(x) + x phi(x)
+        cdf = g.op("Mul", g.op("Add", g.erf(g.op("Mul", x, math.sqrt(0.5))), 1.0), 0.5)
+        pdf = g.op("Mul", g.op("Exp", g.op("Mul", x2, -0.5)), 1.0 / math.sqrt(2.0 * math.pi))
+        d = g.op("Add", cdf, g.op("Mul", x, pdf))
+    return g.op("Mul", dy, d)
 
 
 def gelu_backward(grad_output: Tensor, input: Tensor, approximate: str = "none") -> Tensor:

@@ -117,6 +117,21 @@ def _(ctx, g):
     return _f_grads(ctx, g, le)
 
 
+def _f_onnx(op_type: str):
+    def lower(g, a, b):  # NaN loses unless both are NaN
+        a, b = g.lift(a, b)
+        if a.dtype.kind != "f":
+            return g.op(op_type, a, b)
+        both = g.op(op_type, a, b)
+        return g.op("Where", g.op("IsNaN", a), b, g.op("Where", g.op("IsNaN", b), a, both))
+
+    return lower
+
+
+_fmax.defonnx(_f_onnx("Max"))
+_fmin.defonnx(_f_onnx("Min"))
+
+
 def fmax(input: Any, other: Any) -> Tensor:
     """Elementwise maximum that ignores NaN (NaN only where both are NaN).
 
@@ -141,6 +156,20 @@ def fmin(input: Any, other: Any) -> Tensor:
 @_binary("isclose", onnx=None, saves_inputs=False)
 def _isclose(xp, a, b, rtol, atol, equal_nan):
     return xp.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)
+
+
+@_isclose.defonnx
+def _(g, a, b, rtol, atol, equal_nan):
+    a, b = g.lift(a, b)
+    if a.dtype.kind != "f":  # NumPy compares integers in float64
+        a, b = g.cast(a, "float64"), g.cast(b, "float64")
+    tol = g.op("Add", g.op("Mul", g.op("Abs", b), rtol), atol)
+    close = g.cmp("LessOrEqual", g.op("Abs", g.op("Sub", a, b)), tol)
+    inf = g.op("Or", g.op("IsInf", a), g.op("IsInf", b))  # infinities: close only when equal
+    close = g.where(inf, g.cmp("Equal", a, b), close, like="bool")
+    if equal_nan:
+        close = g.op("Or", close, g.op("And", g.op("IsNaN", a), g.op("IsNaN", b)))
+    return close
 
 
 def isclose(

@@ -119,6 +119,11 @@ def _einsum(xp, *operands, equation, optimize):
     return xp.einsum(equation, *operands, optimize=optimize)
 
 
+@_einsum.defonnx
+def _(g, *operands, equation, optimize):
+    return g.op("Einsum", *operands, equation=equation)
+
+
 def _contract(equation: str, tensors: list[Tensor]) -> Tensor:
     """Run the einsum op on an explicit, broadcast-free ``equation``."""
     lhs, out = equation.split("->")

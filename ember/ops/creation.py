@@ -483,6 +483,11 @@ def _(ctx, g):
     return (cast(g, dtypes.from_np(ctx.input_dtype(0))),)
 
 
+@_cast.defonnx
+def _(g, x, dtype):
+    return g.cast(x, dtype)
+
+
 def cast(input: Tensor, dtype: Any) -> Tensor:
     """``input`` converted to ``dtype`` (differentiable between floating types).
 
@@ -504,6 +509,11 @@ def _to_device(xp, x, device):
 @_to_device.defgrad
 def _(ctx, g):
     return (to(g, ctx.device, None),)
+
+
+@_to_device.defonnx
+def _(g, x, device):  # an ONNX graph runs on one device: moving is a copy
+    return g.op("Identity", x)
 
 
 def to(input: Tensor, device: Device | None, dtype: dtypes.DType | None) -> Tensor:

@@ -20,7 +20,7 @@ from .. import dtypes
 from ..tensor import Tensor
 from ._util import SCALARS
 from .creation import as_tensor, cast, zeros_like
-from .registry import defop
+from .registry import REGISTRY, defop
 
 __all__ = [
     "add",
@@ -250,6 +250,18 @@ def _floor_divide(xp, a, b):
     return xp.floor_divide(a, b)
 
 
+@_floor_divide.defonnx
+def _(g, a, b):
+    a, b = g.lift(a, b, dtype=g.out.dtype)
+    q = g.op("Div", a, b)
+    if g.out.dtype.kind == "f":
+        return g.op("Floor", q)
+    # integer Div truncates toward zero: step down where it was inexact and the signs differ
+    inexact = g.op("Not", g.cmp("Equal", g.op("Sub", a, g.op("Mul", q, b)), 0))
+    signs = g.op("Xor", g.cmp("Less", a, 0), g.cmp("Less", b, 0))
+    return g.op("Sub", q, g.cast(g.op("And", inexact, signs), g.out.dtype))
+
+
 def floor_divide(input: Any, other: Any) -> Tensor:
     """Division rounded down (``//``); not differentiable.
 
@@ -273,6 +285,14 @@ def _(ctx, g):
     return (g if need_a else None), gb
 
 
+@_remainder.defonnx
+def _(g, a, b):
+    a, b = g.lift(a, b, dtype=g.out.dtype)
+    if g.out.dtype.kind != "f":
+        return g.op("Mod", a, b, fmod=0)  # integer Mod takes the divisor's sign, like Python
+    return g.op("Sub", a, g.op("Mul", g.op("Floor", g.op("Div", a, b)), b))
+
+
 def remainder(input: Any, other: Any) -> Tensor:
     """Python-style modulus (``%``): the result has the sign of ``other``.
 
@@ -294,6 +314,12 @@ def _(ctx, g):
     need_a, need_b = ctx.needs_input_grad
     gb = neg(mul(g, trunc(div(a, b)))) if need_b else None
     return (g if need_a else None), gb
+
+
+@_fmod.defonnx
+def _(g, a, b):
+    a, b = g.lift(a, b, dtype=g.out.dtype)
+    return g.op("Mod", a, b, fmod=1)
 
 
 def fmod(input: Any, other: Any) -> Tensor:
@@ -406,6 +432,13 @@ lt = _compare("lt", "Less", lambda xp, a, b: a < b)
 le = _compare("le", "LessOrEqual", lambda xp, a, b: a <= b)
 gt = _compare("gt", "Greater", lambda xp, a, b: a > b)
 ge = _compare("ge", "GreaterOrEqual", lambda xp, a, b: a >= b)
+
+
+@REGISTRY["ne"].defonnx
+def _(g, a, b):
+    return g.op("Not", g.op("Equal", *g.lift(a, b)), dtype=np.bool_)
+
+
 greater, greater_equal, less, less_equal, not_equal = gt, ge, lt, le, ne
 
 
@@ -423,6 +456,11 @@ def _(ctx, g):
         (where(cond, g, 0.0) if need_a else None),
         (where(cond, 0.0, g) if need_b else None),
     )
+
+
+@_where.defonnx
+def _(g, cond, a, b):
+    return g.where(cond, a, b, like=g.out.dtype)
 
 
 def _scalars_dtype(a: Any, b: Any) -> dtypes.DType:
@@ -463,6 +501,13 @@ def _trunc(xp, x):
 @_trunc.defgrad
 def _(ctx, g):
     return (zeros_like(g),)
+
+
+@_trunc.defonnx
+def _(g, x):
+    if x.dtype.kind != "f":
+        return g.op("Identity", x)
+    return g.op("Where", g.cmp("Less", x, 0), g.op("Ceil", x), g.op("Floor", x))
 
 
 def trunc(input: Tensor) -> Tensor:

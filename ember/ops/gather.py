@@ -109,6 +109,18 @@ def _(ctx, g):
     return _gather(g, index, dim=ctx.attrs["dim"]), None
 
 
+@_gather.defonnx
+def _(g, x, index, dim):
+    return g.op("GatherElements", x, index, axis=dim)
+
+
+@_gather_backward.defonnx
+def _(g, dy, index, shape, dim):
+    g.need_opset(16, "gather's gradient (ScatterElements with reduction)")
+    zeros = g.zeros(shape, dy.dtype)
+    return g.op("ScatterElements", zeros, index, dy, axis=dim, reduction="add")
+
+
 def _check(op: str, input: Tensor, dim: int, index: Any, src: Any = None) -> tuple[int, Tensor]:
     idx = _index_array(input, index, op)
     if idx._data.dtype.kind not in "iu":
@@ -173,6 +185,18 @@ def _(ctx, g):
     if need_src:
         gsrc = _gather(g, index, dim=a["dim"])
     return gx, gsrc, None
+
+
+@_scatter.defonnx
+def _(g, x, src, index, dim, reduce):
+    if not g.is_value(src):  # a number: one per index entry
+        src = g.op("Expand", g.scalar(src, x), g.op("Shape", index))
+    elif src.shape != index.shape:  # PyTorch reads only the part of src that index covers
+        src = g.slice(src, list(range(src.ndim)), [0] * src.ndim, list(index.shape))
+    mode = {None: None, "add": "add", "multiply": "mul"}[reduce]
+    if mode is not None:
+        g.need_opset(16, f"scatter with reduce={reduce!r}")
+    return g.op("ScatterElements", x, index, src, axis=dim, reduction=mode)
 
 
 def _scatter_public(

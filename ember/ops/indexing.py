@@ -282,6 +282,21 @@ def _(ctx, g):
     return gx, gv
 
 
+@_getitem.defonnx
+def _(g, x, index):
+    return g.index(x, index)
+
+
+@_getitem_backward.defonnx
+def _(g, dy, shape, index):
+    return g.index_put(g.zeros(shape, dy.dtype), index, dy)
+
+
+@_setitem.defonnx
+def _(g, x, value, index):
+    return g.index_put(x, index, value)
+
+
 # -- advanced indexing: index arrays are inputs (saved) ------------------------------------
 @defop("index", onnx="Gather")
 def _index(xp, x, *arrays, index):
@@ -328,6 +343,21 @@ def _(ctx, g):
     if need_v:
         gv = _value_grad(_index(g, *arrays, index=a["index"]), ctx.input_shape(1))
     return (gx, gv) + (None,) * len(arrays)
+
+
+@_index.defonnx
+def _(g, x, *arrays, index):
+    return g.index(x, index, arrays)
+
+
+@_index_backward.defonnx
+def _(g, dy, *arrays, shape, index):
+    return g.index_put(g.zeros(shape, dy.dtype), index, dy, arrays, accumulate=True)
+
+
+@_index_put.defonnx
+def _(g, x, value, *arrays, index, accumulate):
+    return g.index_put(x, index, value, arrays, accumulate=accumulate)
 
 
 # -- Tensor.__getitem__ / __setitem__ ------------------------------------------------------
@@ -478,6 +508,14 @@ def take(input: Tensor, index: Tensor) -> Tensor:
 @defop("nonzero", saves_inputs=False, onnx="NonZero")
 def _nonzero(xp, x):
     return xp.argwhere(x)
+
+
+@_nonzero.defonnx
+def _(g, x):  # ONNX NonZero is (ndim, count): transpose to argwhere's (count, ndim)
+    if x.ndim == 0:  # (count, 0), as NumPy's argwhere of a 0-d array
+        rows = g.op("NonZero", g.reshape(g.cast(x, "bool"), (1,)))
+        return g.op("Transpose", g.slice(rows, [0], [0], [0]), perm=[1, 0])
+    return g.op("Transpose", g.op("NonZero", g.cast(x, "bool")), perm=[1, 0])
 
 
 def nonzero(input: Tensor, *, as_tuple: bool = False) -> Any:

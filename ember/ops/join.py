@@ -54,6 +54,11 @@ def _(ctx, g):
     return tuple(grads)
 
 
+@_cat.defonnx
+def _(g, *arrays, dim):
+    return g.op("Concat", *arrays, axis=dim)
+
+
 def _tensors(op: str, tensors: Any) -> list[Tensor]:
     if isinstance(tensors, Tensor) or not hasattr(tensors, "__iter__"):
         raise TypeError(f"{op}: expected a sequence of tensors, got {type(tensors).__name__}")

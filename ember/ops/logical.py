@@ -21,7 +21,7 @@ from ..errors import DTypeError
 from ..tensor import Tensor
 from .creation import as_tensor
 from .elementwise import _binary, _iop, _rev, prepare
-from .registry import defop
+from .registry import REGISTRY, defop
 
 __all__ = [
     "logical_and",
@@ -62,6 +62,24 @@ def _logical_xor(xp, a, b):
 @defop("logical_not", onnx="Not", saves_inputs=False)
 def _logical_not(xp, x):
     return xp.logical_not(x)
+
+
+def _logical_onnx(op_type: str):
+    def lower(g, a, b):  # truth values: nonzero is true
+        a, b = g.lift(a, b, dtype="bool")
+        return g.op(op_type, g.cast(a, "bool"), g.cast(b, "bool"))
+
+    return lower
+
+
+_logical_and.defonnx(_logical_onnx("And"))
+_logical_or.defonnx(_logical_onnx("Or"))
+_logical_xor.defonnx(_logical_onnx("Xor"))
+
+
+@_logical_not.defonnx
+def _(g, x):
+    return g.op("Not", g.cast(x, "bool"))
 
 
 def logical_and(input: Any, other: Any) -> Tensor:
@@ -136,6 +154,40 @@ bitwise_left_shift = _bitwise(
 bitwise_right_shift = _bitwise(
     "bitwise_right_shift", "BitShift", lambda xp, a, b: xp.right_shift(a, b)
 )
+
+
+def _bitwise_onnx(kind: str):
+    def lower(g, a, b):  # bool operands use the logical op
+        a, b = g.lift(a, b, dtype=g.out.dtype)
+        if g.out.dtype.kind == "b":
+            return g.op(kind, a, b)
+        g.need_opset(18, f"Bitwise{kind}")
+        return g.op("Bitwise" + kind, a, b)
+
+    return lower
+
+
+def _shift_onnx(left: bool):
+    def lower(g, a, b):
+        a, b = g.lift(a, b, dtype=g.out.dtype)
+        if g.out.dtype.kind == "u":
+            return g.op("BitShift", a, b, direction="LEFT" if left else "RIGHT")
+        p = g.op("Pow", g.scalar(2, a), b)  # signed: multiply, or divide rounding down
+        if left:
+            return g.op("Mul", a, p)
+        q = g.op("Div", a, p)
+        inexact = g.op("Not", g.cmp("Equal", g.op("Sub", a, g.op("Mul", q, p)), 0))
+        down = g.op("And", inexact, g.cmp("Less", a, 0))
+        return g.op("Sub", q, g.cast(down, g.out.dtype))
+
+    return lower
+
+
+REGISTRY["bitwise_and"].defonnx(_bitwise_onnx("And"))
+REGISTRY["bitwise_or"].defonnx(_bitwise_onnx("Or"))
+REGISTRY["bitwise_xor"].defonnx(_bitwise_onnx("Xor"))
+REGISTRY["bitwise_left_shift"].defonnx(_shift_onnx(True))
+REGISTRY["bitwise_right_shift"].defonnx(_shift_onnx(False))
 bitwise_and.__doc__ = """Elementwise bitwise AND (``&``) of bool or integer tensors.
 
     Example:
@@ -171,6 +223,17 @@ bitwise_right_shift.__doc__ = """``input >> other`` (arithmetic shift) for integ
 @defop("bitwise_not", onnx="BitwiseNot", saves_inputs=False)
 def _bitwise_not(xp, x):
     return xp.invert(x)
+
+
+@_bitwise_not.defonnx
+def _(g, x):
+    if x.dtype.kind == "b":
+        return g.op("Not", x)
+    if g.opset >= 18:
+        return g.op("BitwiseNot", x)
+    if x.dtype.kind == "u":
+        return g.op("Sub", g.scalar(g.max_value(x.dtype), x), x)
+    return g.op("Sub", g.op("Neg", x), 1)
 
 
 def bitwise_not(input: Tensor) -> Tensor:

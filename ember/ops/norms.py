@@ -43,6 +43,25 @@ def _vector_norm(xp, x, ord, dim, keepdim):
     return xp.sum(a**ord, axis=dim, keepdims=keepdim) ** (1.0 / ord)
 
 
+@_vector_norm.defonnx
+def _(g, x, ord, dim, keepdim):
+    if ord == 2:
+        return g.op("Sqrt", g.reduce("ReduceSumSquare", x, dim, keepdim))
+    a = g.op("Abs", x)
+    if ord == math.inf:
+        return g.reduce("ReduceMax", a, dim, keepdim)
+    if ord == -math.inf:
+        return g.reduce("ReduceMin", a, dim, keepdim)
+    if ord == 0:
+        return g.reduce(
+            "ReduceSum", g.cast(g.op("Not", g.cmp("Equal", a, 0.0)), x.dtype), dim, keepdim
+        )
+    if ord == 1:
+        return g.reduce("ReduceSum", a, dim, keepdim)
+    total = g.reduce("ReduceSum", g.op("Pow", a, float(ord)), dim, keepdim)
+    return g.op("Pow", total, 1.0 / ord)
+
+
 def _sign(x: Tensor) -> Tensor:
     """sign(x) as a constant (its derivative is zero almost everywhere)."""
     return sub(cast(gt(x, 0), x.dtype), cast(lt(x, 0), x.dtype))

@@ -21,7 +21,7 @@ from ..tensor import Tensor
 from ._util import normalize_dim, normalize_dims, normalize_shape
 from .creation import clone
 from .join import cat
-from .registry import defop
+from .registry import REGISTRY, defop
 from .shape import broadcast_to, reshape, slice_dim
 
 __all__ = ["pad", "flip", "roll", "repeat", "tile", "repeat_interleave", "tril", "triu"]
@@ -45,6 +45,12 @@ def _pad(xp, x, pads, value):
 def _(ctx, g):
     pads = tuple((-b, -a) for b, a in ctx.attrs["pads"])
     return (_pad(g, pads=pads, value=0),)
+
+
+@_pad.defonnx
+def _(g, x, pads, value):  # negative amounts crop, as ONNX Pad allows
+    amounts = [b for b, _ in pads] + [a for _, a in pads]
+    return g.op("Pad", x, g.ints(amounts), g.scalar(value, x))
 
 
 _MODES = ("constant", "reflect", "replicate", "circular")
@@ -153,6 +159,12 @@ def _(ctx, g):
     return (_flip(g, dims=ctx.attrs["dims"]),)
 
 
+@_flip.defonnx
+def _(g, x, dims):
+    n = len(dims)
+    return g.slice(x, list(dims), [-1] * n, [g.INT64_MIN] * n, [-1] * n)
+
+
 def flip(input: Tensor, dims: Any) -> Tensor:
     """Reverse the order of entries along ``dims`` (an int or a sequence of ints).
 
@@ -176,6 +188,24 @@ def _(ctx, g):
     a = ctx.attrs
     shifts = -a["shifts"] if isinstance(a["shifts"], int) else tuple(-s for s in a["shifts"])
     return (_roll(g, shifts=shifts, dims=a["dims"]),)
+
+
+@_roll.defonnx
+def _(g, x, shifts, dims):
+    if dims is None:  # roll the flattened tensor, then restore the shape
+        n = 1
+        for d in x.shape:
+            n *= d
+        flat = g.op("Reshape", x, g.ints([-1]), shape=(n,))
+        return g.op("Reshape", _roll.onnx(g, flat, shifts, (0,)), g.op("Shape", x))
+    shifts = (shifts,) if isinstance(shifts, int) else shifts
+    for s, d in zip(shifts, dims):
+        n = x.shape[d]
+        s %= n if n else 1
+        if s:
+            head = g.slice(x, [d], [n - s], [n])
+            x = g.op("Concat", head, g.slice(x, [d], [0], [n - s]), axis=d, shape=x.shape)
+    return x
 
 
 def roll(input: Tensor, shifts: Any, dims: Any = None) -> Tensor:
@@ -311,6 +341,18 @@ Example:
     >>> ember.ones(2, 2).triu(1).tolist()
     [[0.0, 1.0], [0.0, 0.0]]
 """
+
+
+def _tri_onnx(upper: int):
+    def lower(g, x, diagonal):
+        return g.op("Trilu", x, g.size(diagonal), upper=upper)
+
+    return lower
+
+
+REGISTRY["tril"].defonnx(_tri_onnx(0))
+REGISTRY["triu"].defonnx(_tri_onnx(1))
+
 
 METHODS = {
     "flip": flip,

@@ -65,6 +65,11 @@ def _(ctx, g):
     return (unreduce(g, ctx.input_shape(0), a["dim"], a["keepdim"]),)
 
 
+@_sum.defonnx
+def _(g, x, dim, keepdim, dtype):
+    return g.reduce("ReduceSum", g.cast(x, dtype), dim, keepdim)
+
+
 def sum(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """Sum over ``dim`` (all dims when None). Integer and bool inputs sum to int64.
 
@@ -91,6 +96,11 @@ def _(ctx, g):
     return (unreduce(g / (n if n > 1 else 1), shape, a["dim"], a["keepdim"]),)
 
 
+@_mean.defonnx
+def _(g, x, dim, keepdim):
+    return g.reduce("ReduceMean", x, dim, keepdim)
+
+
 def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = None) -> Tensor:
     """Mean over ``dim`` (all dims when None); floating inputs only, like PyTorch.
 
@@ -112,6 +122,16 @@ def mean(input: Tensor, dim: Any = None, keepdim: bool = False, *, dtype: Any = 
 @defop("var", onnx=None)
 def _var(xp, x, dim, correction, keepdim):
     return xp.var(x, axis=dim, ddof=correction, keepdims=keepdim)
+
+
+def _var_onnx(g, x, dim, correction, keepdim):
+    d = g.op("Sub", x, g.reduce("ReduceMean", x, dim, True))
+    ss = g.reduce("ReduceSum", g.op("Mul", d, d), dim, keepdim)
+    n = g.numel(x, None if dim is None else ((dim,) if isinstance(dim, int) else dim))
+    return g.op("Div", ss, g.op("Max", g.op("Sub", n, float(correction)), 0.0))
+
+
+_var.defonnx(_var_onnx)
 
 
 def _var_scale(n: int, correction: float) -> float:
@@ -146,6 +166,11 @@ def _(ctx, g):
     diff = sub(x, _mean(x, dim=dims, keepdim=True))
     scale = _var_scale(reduced_count(shape, dims), a["correction"])
     return (mul(unreduce(g_var, shape, dims, keepdim), diff * scale),)
+
+
+@_std.defonnx
+def _(g, x, dim, correction, keepdim):
+    return g.op("Sqrt", _var_onnx(g, x, dim, correction, keepdim))
 
 
 def _correction(op: str, dim: Any, unbiased: Any, correction: Any) -> tuple[Any, float]:
@@ -261,6 +286,11 @@ def _(ctx, g):
     return (mul(unreduce(g, shape, dims, keepdim), local),)
 
 
+@_prod.defonnx
+def _(g, x, dim, keepdim, dtype):
+    return g.reduce("ReduceProd", g.cast(x, dtype), dim, keepdim)
+
+
 def prod(
     input: Tensor, dim: int | None = None, keepdim: bool = False, *, dtype: Any = None
 ) -> Tensor:
@@ -295,6 +325,21 @@ def _(ctx, g):
     return (mul(keep(g, shape, dims, keepdim), soft),)
 
 
+@_logsumexp.defonnx
+def _(g, x, dim, keepdim):  # max-shifted; an all -inf (or inf) slice shifts by 0
+    m = g.reduce("ReduceMax", x, dim, True)
+    m = g.where(g.op("IsInf", m), 0.0, m, like=x)
+    lse = g.reduce("ReduceSum", g.op("Exp", g.op("Sub", x, m)), dim, True)
+    out = g.op("Add", g.op("Log", lse), m)
+    if keepdim:
+        return out
+    return (
+        g.reshape(out, ())
+        if dim is None
+        else g.squeeze(out, [dim] if isinstance(dim, int) else dim)
+    )
+
+
 def logsumexp(input: Tensor, dim: Any, keepdim: bool = False) -> Tensor:
     """``log(sum(exp(input), dim))``, computed stably (the max is subtracted first); its
     gradient is the softmax over ``dim``. Integer inputs give the default float dtype.
@@ -317,6 +362,22 @@ def _all(xp, x, dim, keepdim, dtype):
 @defop("any", onnx=None)
 def _any(xp, x, dim, keepdim, dtype):
     return xp.any(x, axis=dim, keepdims=keepdim).astype(dtype, copy=False)
+
+
+def _any_onnx(g, x, dim, keepdim):
+    count = g.reduce("ReduceSum", g.cast(g.cast(x, "bool"), "int64"), dim, keepdim)
+    return g.cmp("Greater", count, 0)
+
+
+@_all.defonnx
+def _(g, x, dim, keepdim, dtype):  # all = not any(not x)
+    none_false = g.op("Not", _any_onnx(g, g.op("Not", g.cast(x, "bool")), dim, keepdim))
+    return g.cast(none_false, dtype)
+
+
+@_any.defonnx
+def _(g, x, dim, keepdim, dtype):
+    return g.cast(_any_onnx(g, x, dim, keepdim), dtype)
 
 
 def _logical_dtype(input: Tensor) -> Any:
@@ -351,6 +412,12 @@ def _count_nonzero(xp, x, dim):
     return (x != 0).sum(axis=dim, dtype=xp.int64)
 
 
+@_count_nonzero.defonnx
+def _(g, x, dim):
+    nonzero = g.cast(g.op("Not", g.cmp("Equal", x, 0)), "int64")
+    return g.reduce("ReduceSum", nonzero, dim, False)
+
+
 def count_nonzero(input: Tensor, dim: Any = None) -> Tensor:
     """The number of nonzero elements over ``dim`` (all when None), as int64.
 
@@ -375,6 +442,14 @@ def _cumsum(xp, x, dim, reverse, dtype):
 def _(ctx, g):
     a = ctx.attrs
     return (_cumsum(g, dim=a["dim"], reverse=not a["reverse"], dtype=None),)
+
+
+@_cumsum.defonnx
+def _(g, x, dim, reverse, dtype):
+    x = g.cast(x, dtype)
+    if x.ndim == 0:
+        return g.op("Identity", x)
+    return g.op("CumSum", x, g.size(dim), reverse=int(bool(reverse)))
 
 
 def cumsum(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:
@@ -414,6 +489,21 @@ def _(ctx, g):
     x_one = where(first, 1.0, x)
     gz = _cumsum(mul(g, _cumprod(x_one, dim=d, dtype=None)), dim=d, reverse=True, dtype=None)
     return (where(before, ga, where(first, gz, 0.0)),)
+
+
+@_cumprod.defonnx
+def _(g, x, dim, dtype):  # out_i = prod_j where(j <= i, x_j, 1): a masked ReduceProd
+    x = g.cast(x, dtype)
+    if x.ndim == 0:
+        return g.op("Identity", x)
+    n = x.shape[dim]
+    if not isinstance(n, int):
+        raise ValueError(f"cumprod along a dynamic dimension of size {n} cannot be exported")
+    import numpy as np
+
+    mask = np.tril(np.ones((n, n), dtype=bool)).reshape((n, n) + (1,) * (x.ndim - dim - 1))
+    table = g.where(g.const(mask), g.unsqueeze(x, [dim]), 1, like=x)
+    return g.reduce("ReduceProd", table, (dim + 1,), False)
 
 
 def cumprod(input: Tensor, dim: int, *, dtype: Any = None) -> Tensor:

@@ -20,7 +20,7 @@ from ..tensor import Tensor
 from .creation import cast, clone, zeros_like
 from .elementwise import ge, gt, le, lt, prepare, sub, trunc, where
 from .logical import logical_and, logical_or
-from .registry import defop
+from .registry import REGISTRY, defop
 
 __all__ = [
     "floor",
@@ -69,6 +69,15 @@ def _round(xp, x, decimals):
 _floor.defgrad(_zero_grad)
 _ceil.defgrad(_zero_grad)
 _round.defgrad(_zero_grad)
+
+
+@_round.defonnx
+def _(g, x, decimals):  # NumPy's rule: scale, round half to even, scale back
+    if decimals == 0:
+        return g.op("Round", x)
+    if decimals > 0:
+        return g.op("Div", g.op("Round", g.op("Mul", x, 10.0**decimals)), 10.0**decimals)
+    return g.op("Mul", g.op("Round", g.op("Div", x, 10.0**-decimals)), 10.0**-decimals)
 
 
 def floor(input: Tensor) -> Tensor:
@@ -152,6 +161,14 @@ def _(ctx, g):
         gx = where(le(x, hi), g, 0.0) if need_x else None
         ghi = where(gt(x, hi), g, 0.0) if need_hi else None
     return gx, glo, ghi
+
+
+@_clamp.defonnx
+def _(g, x, lo, hi):
+    if g.is_value(lo) or g.is_value(hi):  # tensor bounds broadcast: max, then min (as NumPy)
+        out = x if lo is None else g.op("Max", x, lo)
+        return out if hi is None else g.op("Min", out, hi)
+    return g.op("Clip", x, *g.lift(lo, hi, dtype=x.dtype))
 
 
 def clamp(input: Tensor, min: Any = None, max: Any = None) -> Tensor:
@@ -285,6 +302,45 @@ signbit = _classify(
 )
 
 
+@REGISTRY["isnan"].defonnx
+def _(g, x):
+    return g.op("IsNaN", x) if x.dtype.kind == "f" else g.op("Not", g.cmp("Equal", x, x))
+
+
+@REGISTRY["isinf"].defonnx
+def _(g, x):
+    return g.op("IsInf", x) if x.dtype.kind == "f" else g.op("Not", g.cmp("Equal", x, x))
+
+
+@REGISTRY["isfinite"].defonnx
+def _(g, x):
+    if x.dtype.kind != "f":
+        return g.cmp("Equal", x, x)
+    return g.op("Not", g.op("Or", g.op("IsNaN", x), g.op("IsInf", x)))
+
+
+@REGISTRY["isposinf"].defonnx
+def _(g, x):
+    if x.dtype.kind != "f":
+        return g.op("Not", g.cmp("Equal", x, x))
+    return g.op("IsInf", x, detect_negative=0)
+
+
+@REGISTRY["isneginf"].defonnx
+def _(g, x):
+    if x.dtype.kind != "f":
+        return g.op("Not", g.cmp("Equal", x, x))
+    return g.op("IsInf", x, detect_positive=0)
+
+
+@REGISTRY["signbit"].defonnx
+def _(g, x):
+    if x.dtype.kind != "f":
+        return g.cmp("Less", x, 0) if x.dtype.kind == "i" else g.op("Not", g.cmp("Equal", x, x))
+    negative_zero = g.op("And", g.cmp("Equal", x, 0.0), g.cmp("Less", g.op("Div", 1.0, x), 0.0))
+    return g.op("Or", g.cmp("Less", x, 0.0), negative_zero)
+
+
 @defop("nan_to_num", onnx=None)
 def _nan_to_num(xp, x, nan, posinf, neginf):
     return xp.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf)
@@ -294,6 +350,17 @@ def _nan_to_num(xp, x, nan, posinf, neginf):
 def _(ctx, g):
     (x,) = ctx.inputs
     return (where(isfinite(x), g, 0.0),)
+
+
+@_nan_to_num.defonnx
+def _(g, x, nan, posinf, neginf):
+    if x.dtype.kind != "f":
+        return g.op("Identity", x)
+    posinf = g.max_value(x.dtype) if posinf is None else posinf
+    neginf = g.min_value(x.dtype) if neginf is None else neginf
+    out = g.where(g.op("IsNaN", x), nan, x, like=x)
+    out = g.where(g.op("IsInf", x, detect_negative=0), posinf, out, like=x)
+    return g.where(g.op("IsInf", x, detect_positive=0), neginf, out, like=x)
 
 
 def nan_to_num(

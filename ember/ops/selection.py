@@ -96,6 +96,43 @@ def _median_all(xp, x):
     return xp.asarray(out)
 
 
+@_select_along.defonnx
+def _(g, x, index, dim):
+    return g.op("GatherElements", x, index, axis=dim)
+
+
+@_place_along.defonnx
+def _(g, src, index, dim, size):
+    shape = list(src.shape)
+    shape[dim] = size
+    return g.op("ScatterElements", g.zeros(shape, src.dtype), index, src, axis=dim)
+
+
+def _extreme_onnx(op_type: str):
+    def lower(g, x, dim, keepdim):
+        xs = g.cast(x, "int32") if x.dtype.kind == "b" else x
+        return g.reduce(op_type, xs, dim, keepdim)
+
+    return lower
+
+
+_amax.defonnx(_extreme_onnx("ReduceMax"))
+_amin.defonnx(_extreme_onnx("ReduceMin"))
+
+
+@_median_all.defonnx
+def _(g, x):  # the ((n - 1) // 2)-th smallest; NaN if any
+    n = g.numel(x, dtype="int64")
+    flat = g.op("Reshape", x, g.ints([-1]))
+    k = g.op("Reshape", g.op("Add", g.op("Div", g.op("Sub", n, 1), 2), 1), g.ints([1]))
+    values, _ = g.op("TopK", flat, k, axis=0, largest=0, sorted=1, outputs=2)
+    out = g.op("Reshape", g.slice(values, [0], [-1], [g.INT64_MAX]), g.ints([]))
+    if x.dtype.kind != "f":
+        return out
+    has_nan = g.reduce("ReduceMax", g.cast(g.op("IsNaN", flat), "int32"), None, False)
+    return g.where(g.cmp("Greater", has_nan, 0), float("nan"), out, like=x)
+
+
 def _tie_split(ctx, g):
     """Gradient of a reduction that picks a value: shared evenly by the elements equal to it."""
     from .reduce import sum
@@ -167,6 +204,22 @@ def _argmax(xp, x, dim, keepdim):
 @defop("argmin", onnx="ArgMin")
 def _argmin(xp, x, dim, keepdim):
     return _arg(xp.argmin, xp, x, dim, keepdim)
+
+
+def _arg_onnx(op_type: str):
+    def lower(g, x, dim, keepdim):
+        xs = g.cast(x, "int32") if x.dtype.kind == "b" else x
+        if dim is None:
+            flat = g.op("Reshape", xs, g.ints([-1]))
+            out = g.op(op_type, flat, axis=0, keepdims=0)
+            return g.reshape(out, (1,) * x.ndim) if keepdim else out
+        return g.op(op_type, xs, axis=dim, keepdims=int(bool(keepdim)))
+
+    return lower
+
+
+_argmax.defonnx(_arg_onnx("ArgMax"))
+_argmin.defonnx(_arg_onnx("ArgMin"))
 
 
 def _arg_reduce(op: Any, name: str, input: Tensor, dim: Any, keepdim: bool) -> Tensor:
@@ -277,6 +330,13 @@ def _argsort(xp, x, dim, descending, stable):
     return xp.flip((n - 1) - idx, axis=dim).astype(xp.int64, copy=False)
 
 
+@_argsort.defonnx
+def _(g, x, dim, descending, stable):  # TopK of everything: equal values keep their order
+    k = g.ints([x.shape[dim]])
+    _, idx = g.op("TopK", x, k, axis=dim, largest=int(bool(descending)), sorted=1, outputs=2)
+    return idx
+
+
 def _sorted_pair(name: str, input: Tensor, index: Tensor, d: int) -> tuple:
     return values_indices[name](_select_along(input, index, dim=d), index)
 
@@ -329,6 +389,12 @@ def _topk_indices(xp, x, k, dim, largest):
     return xp.take_along_axis(cand, order, axis=dim).astype(xp.int64, copy=False)
 
 
+@_topk_indices.defonnx
+def _(g, x, k, dim, largest):
+    _, idx = g.op("TopK", x, g.ints([k]), axis=dim, largest=int(bool(largest)), outputs=2)
+    return idx
+
+
 def topk(input: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = True) -> Any:
     """The ``k`` largest (or smallest) elements along ``dim``: a named tuple
     ``(values, indices)``, always in sorted order; ``values`` is differentiable.
@@ -365,6 +431,19 @@ def _kth_index(xp, x, k, dim, propagate_nan):
             nan.any(axis=dim, keepdims=True), xp.argmax(nan, axis=dim, keepdims=True), idx
         )
     return idx.astype(xp.int64, copy=False)
+
+
+@_kth_index.defonnx
+def _(g, x, k, dim, propagate_nan):
+    _, idx = g.op("TopK", x, g.ints([k + 1]), axis=dim, largest=0, sorted=1, outputs=2)
+    idx = g.slice(idx, [dim], [k], [k + 1])
+    if not (propagate_nan and x.dtype.kind == "f"):
+        return idx
+    nan = g.cast(g.op("IsNaN", x), "int32")
+    first = g.op("ArgMax", nan, axis=dim, keepdims=1)
+    return g.where(
+        g.cmp("Greater", g.reduce("ReduceMax", nan, (dim,), True), 0), first, idx, like=idx
+    )
 
 
 def _kth(name: str, input: Tensor, k: int, dim: int, keepdim: bool) -> Any:

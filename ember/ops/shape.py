@@ -84,6 +84,14 @@ def _(ctx, g):
     return (broadcast_to(g, ctx.input_shape(0)),)
 
 
+@_sum_to.defonnx
+def _(g, x, shape):
+    axes, lead = _sum_to_axes(x.shape, shape)
+    if axes:
+        x = g.reduce("ReduceSum", x, axes, True)
+    return g.reshape(x, shape) if lead else x
+
+
 def sum_to(x: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Sum ``x`` down to ``shape`` (the reverse of broadcasting ``shape`` up to x's shape).
 
@@ -110,6 +118,11 @@ def _(ctx, g):
 @_broadcast_to.defexplain
 def _(shapes, attrs):
     return f"cannot broadcast shape {shapes[0]} to {attrs['shape']}"
+
+
+@_broadcast_to.defonnx
+def _(g, x, shape):
+    return g.op("Expand", x, g.dims(shape))
 
 
 def broadcast_to(input: Tensor, shape: Any) -> Tensor:
@@ -157,6 +170,11 @@ def _(shapes, attrs):
     return f"shape {attrs['shape']} is invalid for input of shape {shapes[0]} ({n} elements)"
 
 
+@_reshape.defonnx
+def _(g, x, shape):  # allowzero: a 0 in the shape is a size, not "copy this dimension"
+    return g.op("Reshape", x, g.dims(shape), allowzero=1 if 0 in shape else None)
+
+
 def reshape(input: Tensor, *shape: Any) -> Tensor:
     """Return a tensor with the same values in a new shape (one dimension may be -1).
 
@@ -185,6 +203,11 @@ def _(ctx, g):
     for i, d in enumerate(ctx.attrs["dims"]):
         inv[d] = i
     return (_permute(g, dims=tuple(inv)),)
+
+
+@_permute.defonnx
+def _(g, x, dims):
+    return g.op("Transpose", x, perm=list(dims))
 
 
 def permute(input: Tensor, *dims: Any) -> Tensor:
@@ -369,6 +392,18 @@ def _slice_backward(xp, g, shape, dim, start, stop):
 def _(ctx, g):
     a = ctx.attrs
     return (_slice(g, dim=a["dim"], start=a["start"], stop=a["stop"]),)
+
+
+@_slice.defonnx
+def _(g, x, dim, start, stop):
+    return g.slice(x, [dim], [start], [stop])
+
+
+@_slice_backward.defonnx
+def _(g, dy, shape, dim, start, stop):
+    pads = [0] * (2 * len(shape))
+    pads[dim], pads[dim + len(shape)] = start, g.dim_sub(shape[dim], stop)
+    return g.op("Pad", dy, g.ints(pads), g.scalar(0, dy))
 
 
 def slice_dim(input: Tensor, dim: int, start: int, stop: int) -> Tensor:

@@ -156,6 +156,11 @@ def _(ctx, g):
     return (mul(g, mul(mul(y, mul(y, y)), -0.5)),)
 
 
+@_rsqrt.defonnx
+def _(g, x):
+    return g.op("Reciprocal", g.op("Sqrt", x))
+
+
 def rsqrt(input: Tensor) -> Tensor:
     """``1 / sqrt(input)``.
 
@@ -196,6 +201,11 @@ def _square(xp, x):
 def _(ctx, g):
     (x,) = ctx.inputs
     return (mul(g, mul(x, 2.0)),)
+
+
+@_square.defonnx
+def _(g, x):
+    return g.op("Mul", x, x)
 
 
 def square(input: Tensor) -> Tensor:
@@ -370,6 +380,16 @@ def _(ctx, g):
     return (div(mul(g, b), r2) if need_a else None), (neg(div(mul(g, a), r2)) if need_b else None)
 
 
+@_atan2.defonnx
+def _(g, a, b):
+    a, b = g.lift(a, b)
+    q = g.op("Atan", g.op("Div", a, b))  # then move into the right quadrant
+    turn = g.where(g.cmp("Less", a, 0.0), -math.pi, math.pi, like=q)
+    q = g.where(g.cmp("Less", b, 0.0), g.op("Add", q, turn), q, like=q)
+    zero = g.op("And", g.cmp("Equal", a, 0.0), g.cmp("Equal", b, 0.0))
+    return g.where(zero, 0.0, q, like=q)
+
+
 def atan2(input: Tensor, other: Tensor) -> Tensor:
     """The angle of the point ``(other, input)``: ``atan(input / other)`` in the right
     quadrant, in ``[-pi, pi]``; broadcasting.
@@ -396,6 +416,11 @@ def _(ctx, g):
     return (mul(g, mul(ctx.output, _LN2)),)
 
 
+@_exp2.defonnx
+def _(g, x):
+    return g.op("Pow", g.scalar(2.0, x), x)
+
+
 def exp2(input: Tensor) -> Tensor:
     """``2 ** input``.
 
@@ -414,6 +439,16 @@ def _expm1(xp, x):
 @_expm1.defgrad
 def _(ctx, g):
     return (mul(g, add(ctx.output, 1.0)),)
+
+
+@_expm1.defonnx
+def _(g, x):  # Kahan's (u - 1) * x / log(u), u = exp(x): accurate for small x
+    u = g.op("Exp", x)
+    um1 = g.op("Sub", u, 1.0)
+    r = g.op("Div", g.op("Mul", um1, x), g.op("Log", u))
+    r = g.where(g.cmp("Equal", um1, 0.0), x, r, like=x)
+    r = g.where(g.cmp("Equal", um1, -1.0), -1.0, r, like=x)
+    return g.where(g.op("IsInf", u), u, r, like=x)
 
 
 def expm1(input: Tensor) -> Tensor:
@@ -436,6 +471,16 @@ def _(ctx, g):
     return (div(g, add(ctx.inputs[0], 1.0)),)
 
 
+@_log1p.defonnx
+def _(g, x):  # Kahan's log(u) * x / (u - 1), u = 1 + x: accurate for small x
+    u = g.op("Add", x, 1.0)
+    r = g.op("Div", g.op("Mul", g.op("Log", u), x), g.op("Sub", u, 1.0))
+    r = g.where(g.cmp("Equal", u, 1.0), x, r, like=x)
+    return g.where(
+        g.op("IsInf", u), u, g.where(g.cmp("Equal", u, 0.0), -math.inf, r, like=x), like=x
+    )
+
+
 def log1p(input: Tensor) -> Tensor:
     """``log(1 + input)``, accurate for small inputs.
 
@@ -456,6 +501,11 @@ def _(ctx, g):
     return (div(g, mul(ctx.inputs[0], _LN2)),)
 
 
+@_log2.defonnx
+def _(g, x):
+    return g.op("Div", g.op("Log", x), math.log(2.0))
+
+
 def log2(input: Tensor) -> Tensor:
     """Base-2 logarithm.
 
@@ -474,6 +524,11 @@ def _log10(xp, x):
 @_log10.defgrad
 def _(ctx, g):
     return (div(g, mul(ctx.inputs[0], _LN10)),)
+
+
+@_log10.defonnx
+def _(g, x):
+    return g.op("Div", g.op("Log", x), math.log(10.0))
 
 
 def log10(input: Tensor) -> Tensor:
@@ -498,6 +553,11 @@ def _(ctx, g):
     return (mul(g, mul(_exp_fn(neg(mul(x, x))), _TWO_OVER_SQRTPI)),)
 
 
+@_erf.defonnx
+def _(g, x):
+    return g.erf(x)
+
+
 def erf(input: Tensor) -> Tensor:
     """The error function ``2/sqrt(pi) * integral_0^x exp(-t^2) dt`` (Cody's rational
     approximations, accurate to a few ulp in float64; see ``ember/ops/_special.py``).
@@ -520,6 +580,11 @@ def _(ctx, g):
     return (mul(g, mul(_exp_fn(neg(mul(x, x))), -_TWO_OVER_SQRTPI)),)
 
 
+@_erfc.defonnx
+def _(g, x):
+    return g.op("Sub", g.scalar(1.0, x), g.erf(x))
+
+
 def erfc(input: Tensor) -> Tensor:
     """``1 - erf(input)``, keeping its relative accuracy in the right tail.
 
@@ -539,6 +604,33 @@ def _erfinv(xp, x):
 def _(ctx, g):
     y = ctx.output  # d erfinv(x) = sqrt(pi)/2 exp(erfinv(x)^2)
     return (mul(g, mul(_exp_fn(mul(y, y)), 1.0 / _TWO_OVER_SQRTPI)),)
+
+
+_ERFINV_CENTRAL = (
+    2.81022636e-08, 3.43273939e-07, -3.5233877e-06, -4.39150654e-06, 0.00021858087,
+    -0.00125372503, -0.00417768164, 0.246640727, 1.50140941,
+)  # fmt: skip
+_ERFINV_TAIL = (
+    -0.000200214257, 0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773,
+    -0.0076224613, 0.00943887047, 1.00167406, 2.83297682,
+)  # fmt: skip
+
+
+@_erfinv.defonnx
+def _(g, x):  # Giles' single-precision approximation ("Approximating the erfinv function")
+    w = g.op("Neg", g.op("Log", g.op("Mul", g.op("Sub", 1.0, x), g.op("Add", x, 1.0))))
+
+    def poly(t, coeffs):
+        p = g.scalar(coeffs[0], x)
+        for c in coeffs[1:]:
+            p = g.op("Add", g.op("Mul", p, t), c)
+        return p
+
+    central = poly(g.op("Sub", w, 2.5), _ERFINV_CENTRAL)
+    tail = poly(g.op("Sub", g.op("Sqrt", w), 3.0), _ERFINV_TAIL)
+    p = g.op("Mul", g.where(g.cmp("Less", w, 5.0), central, tail, like=x), x)
+    edge = g.cmp("Equal", g.op("Abs", x), 1.0)
+    return g.where(edge, g.op("Mul", x, math.inf), p, like=x)
 
 
 def erfinv(input: Tensor) -> Tensor:

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..ops.optim import adagrad_update
 from .optimizer import Optimizer
 
 __all__ = ["Adagrad"]
+
+_OPTIONS = ("lr_decay", "eps", "weight_decay", "maximize")
 
 
 class Adagrad(Optimizer):
@@ -91,56 +94,21 @@ class Adagrad(Optimizer):
         """
         loss = self._run_closure(closure)
         for group in self.param_groups:
-            lr, lr_decay = group["lr"], group["lr_decay"]
+            opts = {k: group[k] for k in _OPTIONS}
+            lr = None
+            checks: list = []
             for p in group["params"]:
-                if p.grad is None:
+                grad = self._grad(p)
+                if grad is None:
                     continue
+                if lr is None:
+                    lr = self._live(group, "lr", p.device)
                 state = self.state[p]
                 if len(state) == 0:  # a parameter added with add_param_group
                     self._init_state(p, group)
-                step_t = state["step"]._data
-                step_t += 1
-                step = float(step_t)
-                self._apply(
-                    self._update,
-                    [p._data, p.grad._data, state["sum"]._data],
-                    xp=p.device.xp,
-                    clr=lr / (1 + (step - 1) * lr_decay),
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    maximize=group["maximize"],
-                )
+                checks.extend((state, k, state[k]) for k in ("step", "sum"))
+                step = self._next_step(state["step"], p.device)
+                adagrad_update(p, grad, state["sum"], step, lr, **opts)
                 p._vc[0] += 1
+            self._guard(group, _OPTIONS, checks)
         return loss
-
-    def _update(
-        self,
-        param: Any,
-        grad: Any,
-        state_sum: Any,
-        *,
-        xp: Any,
-        clr: float,
-        eps: float,
-        weight_decay: float,
-        maximize: bool,
-    ) -> None:
-        """One Adagrad update of one parameter's arrays, in place (PyTorch's op order)."""
-        tmp = self._buffer(param, 0)
-        if maximize or weight_decay != 0:
-            d = self._buffer(param, 1)
-            if weight_decay != 0:
-                xp.multiply(param, weight_decay, out=d)
-                (xp.subtract if maximize else xp.add)(d, grad, out=d)
-            else:
-                xp.negative(grad, out=d)
-            grad = d
-        # state_sum.addcmul_(grad, grad, value=1); std = state_sum.sqrt().add_(eps)
-        xp.multiply(grad, grad, out=tmp)
-        state_sum += tmp
-        xp.sqrt(state_sum, out=tmp)
-        tmp += eps
-        # param.addcdiv_(grad, std, value=-clr)
-        xp.divide(grad, tmp, out=tmp)
-        tmp *= -clr
-        param += tmp

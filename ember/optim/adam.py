@@ -1,7 +1,7 @@
 """Adam and AdamW (decoupled weight decay), with AMSGrad and ``maximize``.
 
-The update runs in place on each parameter's array with ``out=`` ufuncs into one reused
-scratch buffer (no per-step allocations); on CUDA it is a single fused kernel per parameter.
+Each parameter's update is one ``adam_update`` op (``ember.ops.optim``): in place, with
+``out=`` ufuncs into reused scratch buffers on the CPU, one fused kernel on CUDA.
 
 Example:
     >>> import ember
@@ -17,12 +17,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-
-from . import cuda_kernels
+from ..ops.optim import adam_update
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
+
+_OPTIONS = ("betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay")
 
 
 class Adam(Optimizer):
@@ -94,16 +94,24 @@ class Adam(Optimizer):
         """
         loss = self._run_closure(closure)
         for group in self.param_groups:
-            lr = group["lr"]
             beta1, beta2 = group["betas"]
-            eps = group["eps"]
-            wd = group["weight_decay"]
             amsgrad = group["amsgrad"]
-            maximize = group["maximize"]
-            decoupled = group.get("decoupled_weight_decay", False)
+            opts = {
+                "beta1": beta1,
+                "beta2": beta2,
+                "eps": group["eps"],
+                "weight_decay": group["weight_decay"],
+                "decoupled": group.get("decoupled_weight_decay", False),
+                "maximize": group["maximize"],
+            }
+            lr = None
+            checks: list = []
             for p in group["params"]:
-                if p.grad is None:
+                grad = self._grad(p)
+                if grad is None:
                     continue
+                if lr is None:
+                    lr = self._live(group, "lr", p.device)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = self._new_step()
@@ -111,93 +119,14 @@ class Adam(Optimizer):
                     state["exp_avg_sq"] = self._zeros_like(p)
                     if amsgrad:
                         state["max_exp_avg_sq"] = self._zeros_like(p)
-                step_t = state["step"]._data
-                step_t += 1
-                step = float(step_t)
-                vmax = state["max_exp_avg_sq"]._data if amsgrad else None
-                arrays = [
-                    p._data,
-                    p.grad._data,
-                    state["exp_avg"]._data,
-                    state["exp_avg_sq"]._data,
-                    vmax,
-                ]
-                kw = {
-                    "lr": lr,
-                    "beta1": beta1,
-                    "beta2": beta2,
-                    "eps": eps,
-                    "weight_decay": wd,
-                    "decoupled": decoupled,
-                    "maximize": maximize,
-                    "step": step,
-                }
-                xp = p.device.xp
-                if xp is np:
-                    self._apply(self._update, arrays, xp=xp, **kw)
-                else:
-                    cuda_kernels.adam(*arrays, **kw)
+                names = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
+                checks.extend((state, k, state[k]) for k in names)
+                step = self._next_step(state["step"], p.device)
+                vmax = state["max_exp_avg_sq"] if amsgrad else None
+                adam_update(p, grad, state["exp_avg"], state["exp_avg_sq"], vmax, step, lr, **opts)
                 p._vc[0] += 1
+            self._guard(group, _OPTIONS, checks)
         return loss
-
-    def _update(
-        self,
-        param: Any,
-        grad: Any,
-        exp_avg: Any,
-        exp_avg_sq: Any,
-        max_exp_avg_sq: Any,
-        *,
-        xp: Any,
-        lr: float,
-        beta1: float,
-        beta2: float,
-        eps: float,
-        weight_decay: float,
-        decoupled: bool,
-        maximize: bool,
-        step: float,
-    ) -> None:
-        """One Adam update of one parameter's arrays, in place (same op order as PyTorch)."""
-        tmp = self._buffer(param, 0)
-        if weight_decay != 0 and decoupled:
-            param *= 1 - lr * weight_decay
-        if maximize or (weight_decay != 0 and not decoupled):
-            d = self._buffer(param, 1)
-            if weight_decay != 0 and not decoupled:
-                xp.multiply(param, weight_decay, out=d)
-                (xp.subtract if maximize else xp.add)(d, grad, out=d)
-            else:
-                xp.negative(grad, out=d)
-            grad = d
-        # exp_avg.lerp_(grad, 1 - beta1), with lerp's two formulas as in PyTorch
-        weight = 1 - beta1
-        xp.subtract(grad, exp_avg, out=tmp)
-        if weight < 0.5:
-            tmp *= weight
-            exp_avg += tmp
-        else:
-            tmp *= 1 - float(param.dtype.type(weight))
-            xp.subtract(grad, tmp, out=exp_avg)
-        # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-        exp_avg_sq *= beta2
-        xp.multiply(grad, 1 - beta2, out=tmp)
-        tmp *= grad
-        exp_avg_sq += tmp
-        bias_correction1 = 1 - beta1**step
-        bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-        step_size = lr / bias_correction1
-        if max_exp_avg_sq is not None:
-            xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            xp.sqrt(max_exp_avg_sq, out=tmp)
-        else:
-            xp.sqrt(exp_avg_sq, out=tmp)
-        tmp /= bias_correction2_sqrt
-        tmp += eps
-        # param.addcdiv_(exp_avg, denom, value=-step_size)
-        xp.divide(exp_avg, tmp, out=tmp)
-        tmp *= -step_size
-        param += tmp
 
 
 class AdamW(Adam):

@@ -1,10 +1,13 @@
 """The optimizer base class: parameter groups, per-parameter state, ``zero_grad`` and
 ``state_dict`` / ``load_state_dict`` with PyTorch's structure.
 
-Subclasses implement ``step``: they update ``p._data`` in place (the same array object, so
-views and aliases of a parameter see the new values) with in-place ``xp`` ufuncs, and keep
-their per-parameter state (``exp_avg``, ``momentum_buffer`` ...) as ember tensors in
-``self.state[p]``.
+Subclasses implement ``step``: each parameter's update is one impure registered op
+(``ember.ops.optim``: ``adam_update`` ...) that writes ``p._data`` in place (the same array
+object, so views and aliases of a parameter see the new values), and per-parameter state
+(``exp_avg``, ``momentum_buffer`` ...) lives as ember tensors in ``self.state[p]``. Going
+through the dispatcher lets ``ember.compile`` trace a whole training step: the helpers below
+read gradients, the learning rate and the step count through the tracer when one is active
+(live graph inputs, never baked constants) and guard the other hyper-parameters.
 
 Example:
     >>> import ember
@@ -27,13 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from ..autograd.mode import enable_grad
-from ..device import CPU, array_module, transfer
+from ..autograd.mode import enable_grad, state
+from ..autograd.zero_grad import zero_grad
+from ..device import CPU, transfer
+from ..ops.optim import scratch_scope
 from ..tensor import Tensor
 
 __all__ = ["Optimizer", "required"]
-
-_CHUNK_BYTES = 256 * 1024  # per array: a chunk of the update's arrays stays in the L2 cache
 
 
 class _Required:
@@ -93,7 +96,8 @@ class Optimizer:
             @functools.wraps(step)
             def recorded_step(self: Optimizer, *args: Any, **kw: Any) -> Any:
                 self._opt_called = True
-                return step(self, *args, **kw)
+                with scratch_scope(self._scratch):
+                    return step(self, *args, **kw)
 
             recorded_step._records_call = True  # type: ignore[attr-defined]
             cls.step = recorded_step  # type: ignore[method-assign]
@@ -191,21 +195,7 @@ class Optimizer:
             >>> w.grad.tolist()
             [0.0, 0.0]
         """
-        for group in self.param_groups:
-            for p in group["params"]:
-                g = p.grad
-                if g is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                else:
-                    if g._node is not None:
-                        g.detach_()
-                    g.requires_grad = False
-                    if g._data.flags.writeable:
-                        g._data.fill(0)
-                    else:
-                        p.grad = Tensor._make(g.device.xp.zeros_like(g._data), g.device)
+        zero_grad((p for group in self.param_groups for p in group["params"]), set_to_none)
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Update the parameters once from their ``.grad``; subclasses implement this.
@@ -222,44 +212,53 @@ class Optimizer:
             return closure()
 
     # -- helpers for subclasses ---------------------------------------------------------------
-    def _buffer(self, like: Any, slot: int = 0) -> Any:
-        """A scratch array shaped like ``like`` (reused across parameters and steps).
+    def _grad(self, p: Tensor) -> Tensor | None:
+        """``p.grad`` (read through the tracer while ``ember.compile`` traces)."""
+        tracer = state.tracer
+        return p.grad if tracer is None else tracer.grad_of(p)
 
-        Optimizer steps write temporaries into these instead of allocating fresh arrays,
-        which would cost a page fault per 4 KiB of every large parameter on every step.
-        """
-        key = (slot, like.dtype, type(like))
-        buf = self._scratch.get(key)
-        n = like.size
-        if buf is None or buf.size < n:
-            xp = np if isinstance(like, np.ndarray) else array_module(like)
-            buf = xp.empty(max(n, 1), dtype=like.dtype)
-            self._scratch[key] = buf
-        return buf[:n].reshape(like.shape)
+    def _live(self, group: dict[str, Any], key: str, device: Any) -> Any:
+        """``group[key]`` (the learning rate): a number eagerly; in a trace, a graph scalar
+        read from the group on every call, so schedulers work on compiled steps."""
+        value = group[key]
+        tracer = state.tracer
+        if tracer is None:
+            return value
+        return tracer.scalar_input(lambda: group[key], value, label=key, device=device)
 
-    def _apply(self, update: Callable[..., None], arrays: list[Any], **scalars: Any) -> None:
-        """Run ``update(*arrays, **scalars)`` (in-place ufuncs on same-shaped arrays) over
-        cache-sized chunks of large C-contiguous NumPy arrays.
+    def _next_step(self, step: Tensor, device: Any) -> Any:
+        """Increment the step-count tensor; its new value (a compiled step increments it on
+        every call through the graph scalar's getter)."""
+        arr = step._data
+        arr += 1
+        value = float(arr)
+        tracer = state.tracer
+        if tracer is None:
+            return value
 
-        An update is a dozen passes over its arrays; done chunk by chunk, the arrays and the
-        scratch buffers stay in the CPU cache between passes (about twice as fast for large
-        parameters, and bit-identical since every op is elementwise). ``None`` entries are
-        passed through; GPU arrays are updated whole.
-        """
-        first = arrays[0]
-        chunk = _CHUNK_BYTES // first.itemsize
-        n = first.size
-        if (
-            n <= chunk
-            or not isinstance(first, np.ndarray)
-            or not all(a is None or a.flags.c_contiguous for a in arrays)
-        ):
-            update(*arrays, **scalars)
+        def bump() -> float:
+            a = step._data
+            a += 1
+            return float(a)
+
+        return tracer.scalar_input(bump, value, label="step", device=device)
+
+    def _guard(self, group: dict[str, Any], keys: tuple, checks: list) -> None:
+        """While tracing: the compiled step is valid only while ``group``'s ``keys`` keep
+        their values and each ``(dict, key, object)`` in ``checks`` still holds ``object``."""
+        tracer = state.tracer
+        if tracer is None:
             return
-        flat = [None if a is None else a.reshape(-1) for a in arrays]
-        for start in range(0, n, chunk):
-            stop = start + chunk
-            update(*[None if a is None else a[start:stop] for a in flat], **scalars)
+        expect = {k: group.get(k) for k in keys}
+        tracer.add_guard(
+            lambda: all(group.get(k) == v for k, v in expect.items()),
+            f"{type(self).__name__} options {expect}",
+        )
+        if checks:
+            tracer.add_guard(
+                lambda: all(d.get(k) is o for d, k, o in checks),
+                f"{type(self).__name__} state tensors",
+            )
 
     @staticmethod
     def _zeros_like(p: Tensor, fill: float = 0.0) -> Tensor:

@@ -14,9 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ..ops.optim import rmsprop_update
 from .optimizer import Optimizer
 
 __all__ = ["RMSprop"]
+
+_OPTIONS = ("alpha", "eps", "centered", "weight_decay", "momentum", "maximize")
 
 
 class RMSprop(Optimizer):
@@ -84,17 +87,15 @@ class RMSprop(Optimizer):
         for group in self.param_groups:
             momentum = group["momentum"]
             centered = group["centered"]
-            scalars = {
-                "lr": group["lr"],
-                "alpha": group["alpha"],
-                "eps": group["eps"],
-                "weight_decay": group["weight_decay"],
-                "momentum": momentum,
-                "maximize": group["maximize"],
-            }
+            opts = {k: group[k] for k in ("alpha", "eps", "weight_decay", "momentum", "maximize")}
+            lr = None
+            checks: list = []
             for p in group["params"]:
-                if p.grad is None:
+                grad = self._grad(p)
+                if grad is None:
                     continue
+                if lr is None:
+                    lr = self._live(group, "lr", p.device)
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = self._new_step()
@@ -103,66 +104,11 @@ class RMSprop(Optimizer):
                         state["momentum_buffer"] = self._zeros_like(p)
                     if centered:
                         state["grad_avg"] = self._zeros_like(p)
-                state["step"]._data += 1
-                buf = state["momentum_buffer"]._data if momentum > 0 else None
-                grad_avg = state["grad_avg"]._data if centered else None
-                arrays = [p._data, p.grad._data, state["square_avg"]._data, grad_avg, buf]
-                self._apply(self._update, arrays, xp=p.device.xp, **scalars)
+                checks.extend((state, k, v) for k, v in state.items())
+                step = self._next_step(state["step"], p.device)
+                buf = state["momentum_buffer"] if momentum > 0 else None
+                grad_avg = state["grad_avg"] if centered else None
+                rmsprop_update(p, grad, state["square_avg"], grad_avg, buf, step, lr, **opts)
                 p._vc[0] += 1
+            self._guard(group, _OPTIONS, checks)
         return loss
-
-    def _update(
-        self,
-        param: Any,
-        grad: Any,
-        square_avg: Any,
-        grad_avg: Any,
-        buf: Any,
-        *,
-        xp: Any,
-        lr: float,
-        alpha: float,
-        eps: float,
-        weight_decay: float,
-        momentum: float,
-        maximize: bool,
-    ) -> None:
-        """One RMSprop update of one parameter's arrays, in place (PyTorch's op order)."""
-        tmp = self._buffer(param, 0)
-        if maximize or weight_decay != 0:
-            d = self._buffer(param, 1)
-            if weight_decay != 0:
-                xp.multiply(param, weight_decay, out=d)
-                (xp.subtract if maximize else xp.add)(d, grad, out=d)
-            else:
-                xp.negative(grad, out=d)
-            grad = d
-        # square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
-        square_avg *= alpha
-        xp.multiply(grad, 1 - alpha, out=tmp)
-        tmp *= grad
-        square_avg += tmp
-        if grad_avg is not None:  # grad_avg.lerp_(grad, 1 - alpha)
-            weight = 1 - alpha
-            xp.subtract(grad, grad_avg, out=tmp)
-            if weight < 0.5:
-                tmp *= weight
-                grad_avg += tmp
-            else:
-                tmp *= 1 - float(param.dtype.type(weight))
-                xp.subtract(grad, tmp, out=grad_avg)
-            # avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
-            xp.multiply(grad_avg, grad_avg, out=tmp)
-            xp.subtract(square_avg, tmp, out=tmp)
-            xp.sqrt(tmp, out=tmp)
-        else:
-            xp.sqrt(square_avg, out=tmp)
-        tmp += eps
-        xp.divide(grad, tmp, out=tmp)
-        if buf is not None:  # buf.mul_(momentum).addcdiv_(grad, avg); param.add_(buf, alpha=-lr)
-            buf *= momentum
-            buf += tmp
-            xp.multiply(buf, -lr, out=tmp)
-        else:  # param.addcdiv_(grad, avg, value=-lr)
-            tmp *= -lr
-        param += tmp

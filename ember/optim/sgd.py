@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-import numpy as np
-
-from . import cuda_kernels
+from ..ops.optim import sgd_update
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
+
+_OPTIONS = ("momentum", "dampening", "weight_decay", "nesterov", "maximize")
 
 
 class SGD(Optimizer):
@@ -83,74 +83,24 @@ class SGD(Optimizer):
         loss = self._run_closure(closure)
         for group in self.param_groups:
             momentum = group["momentum"]
-            scalars = {
-                "lr": group["lr"],
-                "momentum": momentum,
-                "dampening": group["dampening"],
-                "weight_decay": group["weight_decay"],
-                "nesterov": group["nesterov"],
-                "maximize": group["maximize"],
-                "first": False,
-            }
+            opts = {k: group[k] for k in _OPTIONS}
+            lr = None
+            checks: list = []
             for p in group["params"]:
-                if p.grad is None:
+                grad = self._grad(p)
+                if grad is None:
                     continue
-                buf = None
+                if lr is None:
+                    lr = self._live(group, "lr", p.device)
+                buf, first = None, False
                 if momentum != 0:
                     state = self.state[p]
                     buf = state.get("momentum_buffer")
-                    scalars["first"] = buf is None
+                    first = buf is None
+                    checks.append((state, "momentum_buffer", buf))
                     if buf is None:  # becomes a copy of the first (decayed) gradient
                         buf = state["momentum_buffer"] = self._zeros_like(p)
-                    buf = buf._data
-                xp = p.device.xp
-                if xp is np:
-                    self._apply(self._update, [p._data, p.grad._data, buf], xp=xp, **scalars)
-                else:
-                    cuda_kernels.sgd(p._data, p.grad._data, buf, **scalars)
+                sgd_update(p, grad, buf, lr, first=first, **opts)
                 p._vc[0] += 1
+            self._guard(group, _OPTIONS, checks)
         return loss
-
-    def _update(
-        self,
-        param: Any,
-        grad: Any,
-        buf: Any,
-        *,
-        xp: Any,
-        lr: float,
-        momentum: float,
-        dampening: float,
-        weight_decay: float,
-        nesterov: bool,
-        maximize: bool,
-        first: bool,
-    ) -> None:
-        """One SGD update of one parameter's arrays, in place (same op order as PyTorch)."""
-        tmp = self._buffer(param, 0)
-        if maximize or weight_decay != 0:
-            d = self._buffer(param, 1)
-            if weight_decay != 0:  # grad.add(param, alpha=weight_decay), negated grad first
-                xp.multiply(param, weight_decay, out=d)
-                (xp.subtract if maximize else xp.add)(d, grad, out=d)
-            else:
-                xp.negative(grad, out=d)
-            grad = d
-        if buf is not None:
-            if first:
-                xp.copyto(buf, grad)
-            else:  # buf.mul_(momentum).add_(grad, alpha=1 - dampening)
-                buf *= momentum
-                if dampening == 0:  # alpha == 1: adding grad itself is the same, exactly
-                    buf += grad
-                else:
-                    xp.multiply(grad, 1 - dampening, out=tmp)
-                    buf += tmp
-            if nesterov:  # grad = grad.add(buf, alpha=momentum)
-                xp.multiply(buf, momentum, out=tmp)
-                tmp += grad
-                grad = tmp
-            else:
-                grad = buf
-        xp.multiply(grad, -lr, out=tmp)
-        param += tmp

@@ -67,6 +67,27 @@ def _(ctx, u):
     return _pool_gather(u, idx), None
 
 
+@_pool_gather.defonnx
+def _(g, x, idx):
+    n, c = x.shape[:2]
+    flat = g.op("Reshape", x, g.dims((n, c, -1)))
+    picked = g.op("GatherElements", flat, g.op("Reshape", idx, g.dims((n, c, -1))), axis=2)
+    return g.op("Reshape", picked, g.op("Shape", idx))
+
+
+@_pool_scatter.defonnx
+def _(g, dy, idx, *, in_shape):
+    g.need_opset(16, "adaptive max pooling's gradient (ScatterElements with reduction)")
+    n, c = in_shape[:2]
+    size = int(np.prod(in_shape[2:]))
+    rows = g.op("Reshape", dy, g.dims((n, c, -1)))
+    where = g.op("Reshape", idx, g.dims((n, c, -1)))
+    out = g.op(
+        "ScatterElements", g.zeros((n, c, size), dy.dtype), where, rows, axis=2, reduction="add"
+    )
+    return g.reshape(out, in_shape)
+
+
 def _adaptive_bounds(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
     o = np.arange(out)
     return (o * size) // out, -((-(o + 1) * size) // out)
@@ -98,6 +119,20 @@ def _adaptive_max_pool2d_indices(xp, x, *, out_hw):
                 upd |= xp.isnan(v)
             best, idx = xp.where(upd, v, best), xp.where(upd, flat, idx)
     return xp.ascontiguousarray(idx).astype(xp.int64)
+
+
+@_adaptive_max_pool2d_indices.defonnx
+def _(g, x, *, out_hw):  # gather each window's taps, then the first max among them
+    (n, c, h, w), (oh, ow) = x.shape, out_hw
+    rows, cols = _adaptive_rows(h, oh), _adaptive_rows(w, ow)
+    kh, kw = rows.shape[1], cols.shape[1]
+    taps = g.op("Gather", g.op("Gather", x, g.const(rows), axis=2), g.const(cols), axis=4)
+    taps = g.op("Transpose", taps, perm=[0, 1, 2, 4, 3, 5])  # (N, C, OH, OW, KH, KW)
+    taps = g.op("Reshape", taps, g.dims((n, c, oh, ow, kh * kw)))
+    best = g.op("ArgMax", taps, axis=4, keepdims=1)
+    table = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(oh, ow, kh * kw)
+    table = g.op("Expand", g.const(table.astype(np.int64)), g.op("Shape", taps))
+    return g.squeeze(g.op("GatherElements", table, best, axis=4), [4])
 
 
 def _adaptive_size(name: str, output_size: Any, in_hw: tuple, nd: int) -> tuple[int, ...]:

@@ -208,6 +208,66 @@ def _(ctx, v):
 
 
 # -- argument checking ----------------------------------------------------------------------
+def _onnx_pads(padding):
+    (pt, pb), (pl, pr) = padding
+    return [pt, pl, pb, pr]
+
+
+@_conv2d.defonnx
+def _(g, x, w, b, *, stride, padding, dilation, groups, out_hw):
+    y = g.op(
+        "Conv", x, w, b, strides=list(stride), pads=_onnx_pads(padding),
+        dilations=list(dilation), group=groups,
+    )  # fmt: skip
+    full = [
+        (i + lo + hi - d * (k - 1) - 1) // s + 1
+        for i, (lo, hi), d, k, s in zip(x.shape[2:], padding, dilation, w.shape[2:], stride)
+    ]
+    if full != list(out_hw):  # out_hw may stop short of the last windows (an adjoint's size)
+        y = g.slice(y, [2, 3], [0, 0], list(out_hw))
+    return y
+
+
+@_conv_transpose2d.defonnx
+def _(g, x, w, b, *, stride, padding, dilation, groups, out_hw):
+    (pt, pb), (pl, pr) = padding
+    kh, kw = w.shape[2:]
+    ends, rest = [], []  # reach out_hw by trimming less at the end, then by zero rows
+    for i, o, s, d, k, lo, hi in zip(
+        x.shape[2:], out_hw, stride, dilation, (kh, kw), (pt, pl), (pb, pr)
+    ):
+        extra = o - (s * (i - 1) + d * (k - 1) + 1 - lo - hi)
+        ends.append(max(hi - extra, 0))
+        rest.append(max(extra - hi, 0))
+    attrs = dict(strides=list(stride), dilations=list(dilation), group=groups)
+    if not any(rest):
+        return g.op("ConvTranspose", x, w, b, pads=[pt, pl] + ends, **attrs)
+    y = g.op("ConvTranspose", x, w, pads=[pt, pl] + ends, **attrs)
+    y = g.op("Pad", y, g.ints([0, 0, 0, 0, 0, 0] + rest), g.scalar(0, y))
+    return y if b is None else g.op("Add", y, g.reshape(b, (1, -1, 1, 1)))
+
+
+@_conv2d_weight_grad.defonnx
+def _(g, x, dy, *, kernel, stride, padding, dilation, groups):
+    # gw[o, c] = conv(x[:, c] as a batch of images, dy[:, o] as filters): strides and
+    # dilations swap roles; the result can overhang the kernel by up to stride - 1
+    kh, kw = kernel
+    xt = g.op("Transpose", x, perm=[1, 0, 2, 3])  # (C, N, H, W)
+    dyt = g.op("Transpose", dy, perm=[1, 0, 2, 3])  # (O, N, OH, OW)
+    cg, og = x.shape[1] // groups, dy.shape[1] // groups
+    parts = []
+    for q in range(groups):
+        xs = xt if groups == 1 else g.slice(xt, [0], [q * cg], [(q + 1) * cg])
+        ds = dyt if groups == 1 else g.slice(dyt, [0], [q * og], [(q + 1) * og])
+        full = g.op(
+            "Conv", xs, ds, strides=list(dilation), dilations=list(stride),
+            pads=_onnx_pads(padding),
+        )  # fmt: skip
+        part = g.slice(full, [2, 3], [0, 0], [kh, kw])
+        parts.append(g.op("Transpose", part, perm=[1, 0, 2, 3]))
+    return parts[0] if groups == 1 else g.op("Concat", *parts, axis=0)
+
+
 def _ints(name: str, arg: str, value: Any, nd: int, low: int) -> tuple[int, ...]:
     vals = (value,) * nd if isinstance(value, int) else tuple(value)
     if len(vals) == 1 and nd > 1:

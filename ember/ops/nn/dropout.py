@@ -52,6 +52,13 @@ def _dropout_mask(xp, x, p, shape, scale):
     return mask
 
 
+@_dropout_mask.defonnx
+def _(g, x, p, shape, scale):
+    u = g.op("RandomUniformLike", g.zeros(shape, "float32"), shape=tuple(shape))
+    keep = g.cast(g.cmp("GreaterOrEqual", u, float(p)), x.dtype)
+    return g.op("Mul", keep, float(scale))
+
+
 def _check_p(p: float) -> None:
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")

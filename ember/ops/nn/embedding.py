@@ -53,6 +53,11 @@ def _(ctx, g):
     return gw, None
 
 
+@_embedding.defonnx
+def _(g, weight, idx, padding_idx, scale_grad_by_freq):
+    return g.op("Gather", weight, idx, axis=0)
+
+
 def _row_scale(xp: Any, flat: Any, num_weights: int, padding_idx: Any, freq: bool, dtype: Any):
     """Per-lookup factor: 1/count with ``scale_grad_by_freq``, 0 at ``padding_idx``; or None."""
     scale = None
@@ -118,6 +123,28 @@ def _(ctx, u):
     if scale is not None:
         out = mul(out, Tensor._make(scale.reshape(tuple(idx.shape) + (1,)), u.device))
     return out, None
+
+
+@_embedding_backward.defonnx
+def _(g, dy, idx, num_weights, padding_idx, scale_grad_by_freq):
+    g.need_opset(16, "embedding's gradient (ScatterND with reduction)")
+    dim = dy.shape[-1]
+    flat = g.op("Reshape", idx, g.ints([-1]))
+    rows = g.op("Reshape", dy, g.ints([-1, dim]))
+    if scale_grad_by_freq:  # divide each lookup by how often its row was looked up
+        ones = g.op("Expand", g.scalar(1, "int64"), g.op("Shape", flat))
+        counts = g.op(
+            "ScatterElements", g.zeros((num_weights,), "int64"), flat, ones, axis=0, reduction="add"
+        )
+        per = g.cast(g.op("Gather", counts, flat, axis=0), dy.dtype)
+        rows = g.op("Div", rows, g.unsqueeze(per, [1]))
+    zeros = g.zeros((num_weights, dim), dy.dtype)
+    out = g.op("ScatterND", zeros, g.unsqueeze(flat, [1]), rows, reduction="add")
+    if padding_idx is None:
+        return out
+    keep = np.ones((num_weights, 1), dtype=dy.dtype)
+    keep[padding_idx] = 0
+    return g.op("Mul", out, g.const(keep))
 
 
 def _renorm(weight: Tensor, idx: Tensor, max_norm: float, norm_type: float) -> None:
@@ -193,6 +220,12 @@ def _one_hot(xp, t, num_classes):
     out = xp.zeros((t.size, num_classes), dtype=np.int64)
     out[xp.arange(t.size), t.reshape(-1)] = 1
     return out.reshape(tuple(t.shape) + (num_classes,))
+
+
+@_one_hot.defonnx
+def _(g, t, num_classes):
+    values = g.const(np.array([0, 1], dtype=np.int64))
+    return g.op("OneHot", t, g.size(num_classes), values, axis=-1, dtype=np.int64)
 
 
 def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:

@@ -26,7 +26,10 @@ __all__ = ["linear", "bilinear"]
 
 @defop("linear", saves_inputs=(0, 1), onnx="Gemm")
 def _linear(xp, x, w, b):
-    y = xp.matmul(x, w.T)
+    if x.ndim > 2:  # fold the batch dims into one GEMM (NumPy loops per batch otherwise)
+        y = xp.matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
+    else:
+        y = xp.matmul(x, w.T)
     if b is not None:
         y += b
     return y
@@ -46,6 +49,14 @@ def _(ctx, g):
         if need_b:
             gb = _sum(g2, 0)
     return gx, gw, gb
+
+
+@_linear.defonnx
+def _(g, x, w, b):
+    if x.ndim == 2 and x.dtype.kind == "f":
+        return g.op("Gemm", x, w, b, transB=1)
+    y = g.op("MatMul", x, g.op("Transpose", w, perm=[1, 0]))
+    return y if b is None else g.op("Add", y, b)
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:

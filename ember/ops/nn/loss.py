@@ -165,6 +165,77 @@ def _(ctx, g):
     return gx, gt, None
 
 
+def _class_shape(ndim: int) -> tuple:
+    return (1, -1) + (1,) * (ndim - 2)
+
+
+def _onnx_targets(g, t, w, ignore_index, dtype):
+    """Class-index targets (ignored ones set to 0), the valid mask as ``dtype`` and each
+    target's weight (0 where ignored)."""
+    valid = g.op("Not", g.cmp("Equal", t, ignore_index))
+    tc = g.where(valid, t, 0, like=t)
+    validf = g.cast(valid, dtype)
+    wt = validf if w is None else g.op("Mul", g.op("Gather", w, tc, axis=0), validf)
+    return tc, validf, wt
+
+
+def _onehot_onnx(g, tc, n_classes, ndim, dtype):
+    """``(N, C, *S)``: 1 at each target's class (broadcasting an iota against ``tc``)."""
+    iota = np.arange(n_classes, dtype=np.int64).reshape((1, n_classes) + (1,) * (ndim - 2))
+    return g.cast(g.cmp("Equal", g.unsqueeze(tc, [1]), g.const(iota)), dtype)
+
+
+def _safe_inv(g, denom):
+    """``1 / denom``, 0 where ``denom`` is 0."""
+    zero = g.cmp("Equal", denom, 0.0)
+    return g.where(zero, 0.0, g.op("Div", 1.0, g.where(zero, 1.0, denom, like=denom)), like=denom)
+
+
+def _prob_targets_onnx(g, x, t, w, eps):
+    q = t if eps == 0 else g.op("Add", g.op("Mul", t, 1.0 - eps), eps / x.shape[1])
+    return q if w is None else g.op("Mul", q, g.reshape(w, _class_shape(x.ndim)))
+
+
+@_cross_entropy.defonnx
+def _(g, x, t, w, ignore_index, label_smoothing, reduction):
+    n_classes, eps = x.shape[1], label_smoothing
+    if t.dtype.kind == "f":  # class probabilities
+        q = _prob_targets_onnx(g, x, t, w, eps)
+        loss = g.op(
+            "Neg", g.reduce("ReduceSum", g.op("Mul", g.op("LogSoftmax", x, axis=1), q), (1,), False)
+        )
+        if reduction == "none":
+            return loss
+        total = g.reduce("ReduceSum", loss, None, False)
+        if reduction == "sum":
+            return total
+        return g.op("Div", total, g.op("Div", g.numel(x), float(max(n_classes, 1))))
+    if eps == 0 and x.dtype == np.float32 and 0 not in x.shape:
+        return g.op(
+            "SoftmaxCrossEntropyLoss", x, t, w, reduction=reduction, ignore_index=int(ignore_index)
+        )
+    work = "float32" if x.dtype == np.float16 else x.dtype
+    tc, validf, wt = _onnx_targets(g, t, w, ignore_index, work)
+    logp = g.op("LogSoftmax", g.cast(x, work), axis=1)
+    picked = g.squeeze(g.op("GatherElements", logp, g.unsqueeze(tc, [1]), axis=1), [1])
+    loss = g.op("Mul", g.op("Neg", picked), wt)
+    if eps > 0:  # minus (eps / C) * sum_c w_c log_softmax(x)_c on valid targets
+        wl = (
+            logp
+            if w is None
+            else g.op("Mul", logp, g.reshape(g.cast(w, work), _class_shape(x.ndim)))
+        )
+        smooth = g.op("Mul", g.reduce("ReduceSum", wl, (1,), False), validf)
+        loss = g.op("Sub", g.op("Mul", loss, 1.0 - eps), g.op("Mul", smooth, eps / n_classes))
+    loss = g.cast(loss, x.dtype)
+    if reduction == "none":
+        return loss
+    total = g.reduce("ReduceSum", loss, None, False)
+    if reduction == "sum":
+        return total
+    return g.op("Div", total, g.cast(g.reduce("ReduceSum", wt, None, False), x.dtype))
+
+
 def _prob_scale(x: Tensor, w: Any, g: Tensor, attrs: dict, factor: float) -> Tensor:
     """``factor * w * scale(g)`` shaped to broadcast against ``x`` (probability targets)."""
     s = _scale_tensor(x, g, attrs["reduction"], None) * factor
@@ -210,6 +281,38 @@ def _cross_entropy_backward(xp, x, t, w, g, ignore_index, label_smoothing, reduc
         p -= sv if w is None else sv * _class_view(w, x.ndim)
     p[_class_index(xp, tc)] -= s * coef
     return p
+
+
+@_cross_entropy_backward.defonnx
+def _(g, x, t, w, dy, ignore_index, label_smoothing, reduction):
+    n_classes, eps = x.shape[1], label_smoothing
+    p = g.op("Softmax", x, axis=1)
+    if t.dtype.kind == "f":
+        q = _prob_targets_onnx(g, x, t, w, eps)
+        s = dy
+        if reduction == "mean":
+            s = g.op("Div", dy, g.op("Div", g.numel(x), float(max(n_classes, 1))))
+        elif reduction == "none":
+            s = g.unsqueeze(dy, [1])
+        big_q = g.reduce("ReduceSum", q, (1,), True)
+        return g.op("Sub", g.op("Mul", p, g.op("Mul", big_q, s)), g.op("Mul", q, s))
+    tc, validf, wt = _onnx_targets(g, t, w, ignore_index, x.dtype)
+    s = dy
+    if reduction == "mean":
+        s = g.op("Mul", dy, _safe_inv(g, g.reduce("ReduceSum", wt, None, False)))
+    coef = g.op("Mul", wt, 1.0 - eps)
+    big_q = coef
+    if eps > 0:
+        wsum = g.scalar(n_classes, x) if w is None else g.reduce("ReduceSum", w, None, False)
+        big_q = g.op("Add", coef, g.op("Mul", g.op("Mul", validf, wsum), eps / n_classes))
+    out = g.op("Mul", p, g.unsqueeze(g.op("Mul", s, big_q), [1]))
+    if eps > 0:
+        sv = g.unsqueeze(g.op("Mul", g.op("Mul", s, validf), eps / n_classes), [1])
+        out = g.op(
+            "Sub", out, sv if w is None else g.op("Mul", sv, g.reshape(w, _class_shape(x.ndim)))
+        )
+    hot = _onehot_onnx(g, tc, n_classes, x.ndim, x.dtype)
+    return g.op("Sub", out, g.op("Mul", hot, g.unsqueeze(g.op("Mul", s, coef), [1])))
 
 
 def _dense_targets(x: Tensor, t: Tensor, w: Any, attrs: dict) -> tuple[Tensor, Tensor, Any]:
@@ -293,6 +396,38 @@ def _(ctx, u):
     _, t, w = ctx.inputs
     a = ctx.attrs
     return _nll_loss(u, t, w, ignore_index=a["ignore_index"], reduction=a["reduction"]), None, None
+
+
+@_nll_loss.defonnx
+def _(g, x, t, w, ignore_index, reduction):
+    if x.dtype == np.float32:
+        return g.op(
+            "NegativeLogLikelihoodLoss",
+            x,
+            t,
+            w,
+            reduction=reduction,
+            ignore_index=int(ignore_index),
+        )
+    tc, validf, wt = _onnx_targets(g, t, w, ignore_index, x.dtype)
+    picked = g.squeeze(g.op("GatherElements", x, g.unsqueeze(tc, [1]), axis=1), [1])
+    loss = g.op("Mul", g.op("Neg", picked), wt)
+    if reduction == "none":
+        return loss
+    total = g.reduce("ReduceSum", loss, None, False)
+    if reduction == "sum":
+        return total
+    return g.op("Div", total, g.reduce("ReduceSum", wt, None, False))
+
+
+@_nll_loss_backward.defonnx
+def _(g, dy, t, w, shape, ignore_index, reduction):
+    tc, validf, wt = _onnx_targets(g, t, w, ignore_index, dy.dtype)
+    s = dy
+    if reduction == "mean":
+        s = g.op("Mul", dy, _safe_inv(g, g.reduce("ReduceSum", wt, None, False)))
+    hot = _onehot_onnx(g, tc, shape[1], len(shape), dy.dtype)
+    return g.op("Neg", g.op("Mul", hot, g.unsqueeze(g.op("Mul", s, wt), [1])))
 
 
 # -- argument checks -----------------------------------------------------------------------

@@ -176,6 +176,35 @@ _smooth_l1 = _regression("smooth_l1_loss", None, _smooth_l1_value, _smooth_l1_de
 _huber = _regression("huber_loss", None, _huber_value, _huber_deriv)
 
 
+def _regression_onnx(value: Any) -> Any:
+    def lower(g, a, b, reduction, **attrs):
+        a, b = g.lift(a, b)
+        return g.loss_reduction(value(g, g.op("Sub", a, b), attrs), reduction)
+
+    return lower
+
+
+def _smooth_l1_onnx(g, d, attrs):
+    beta, ad = attrs["beta"], g.op("Abs", d)
+    if beta == 0:
+        return ad
+    quad = g.op("Mul", g.op("Mul", d, d), 0.5 / beta)
+    return g.where(g.cmp("Less", ad, beta), quad, g.op("Sub", ad, 0.5 * beta), like=d)
+
+
+def _huber_onnx(g, d, attrs):
+    delta, ad = attrs["delta"], g.op("Abs", d)
+    quad = g.op("Mul", g.op("Mul", d, d), 0.5)
+    lin = g.op("Mul", g.op("Sub", ad, 0.5 * delta), delta)
+    return g.where(g.cmp("Less", ad, delta), quad, lin, like=d)
+
+
+_mse.defonnx(_regression_onnx(lambda g, d, attrs: g.op("Mul", d, d)))
+_l1.defonnx(_regression_onnx(lambda g, d, attrs: g.op("Abs", d)))
+_smooth_l1.defonnx(_regression_onnx(_smooth_l1_onnx))
+_huber.defonnx(_regression_onnx(_huber_onnx))
+
+
 def mse_loss(
     input: Tensor,
     target: Tensor,
@@ -293,6 +322,16 @@ def _bce(xp, x, t, w, reduction):
     return _reduce_xp(xp, loss, reduction)
 
 
+@_bce.defonnx
+def _(g, x, t, w, reduction):
+    log_x = g.op("Max", g.op("Log", x), _LOG_FLOOR)
+    log_1mx = g.op("Max", g.op("Log", g.op("Sub", 1.0, x)), _LOG_FLOOR)
+    loss = g.op("Sub", g.op("Mul", g.op("Sub", t, 1.0), log_1mx), g.op("Mul", t, log_x))
+    if w is not None:
+        loss = g.op("Mul", loss, w)
+    return g.loss_reduction(loss, reduction)
+
+
 def _clamped_log(v: Tensor) -> Tensor:
     """``max(log(v), -100)`` in ember ops, without evaluating ``log(0)``."""
     ok = gt(v, _EXP_FLOOR)
@@ -388,6 +427,34 @@ def _bce_logits_backward(xp, x, t, w, pw, g, reduction):
     if w is not None:
         out *= w
     return out
+
+
+def _pos_weight_onnx(g, value, t, pw):
+    return (
+        value
+        if pw is None
+        else g.op("Mul", value, g.op("Add", g.op("Mul", g.op("Sub", pw, 1.0), t), 1.0))
+    )
+
+
+@_bce_logits.defonnx
+def _(g, x, t, w, pw, reduction):  # softplus(-x) = log1p(exp(-|x|)) + max(-x, 0)
+    sp = g.op("Log", g.op("Add", g.op("Exp", g.op("Neg", g.op("Abs", x))), 1.0))
+    sp = _pos_weight_onnx(g, g.op("Add", sp, g.op("Relu", g.op("Neg", x))), t, pw)
+    loss = g.op("Add", g.op("Mul", g.op("Sub", 1.0, t), x), sp)
+    if w is not None:
+        loss = g.op("Mul", loss, w)
+    return g.loss_reduction(loss, reduction)
+
+
+@_bce_logits_backward.defonnx
+def _(g, x, t, w, pw, dy, reduction):
+    sn = _pos_weight_onnx(g, g.op("Sigmoid", g.op("Neg", x)), t, pw)
+    out = g.op("Sub", g.op("Sub", 1.0, t), sn)
+    if reduction == "mean":
+        dy = g.op("Div", dy, g.numel(x))
+    out = g.op("Mul", out, dy)
+    return out if w is None else g.op("Mul", out, w)
 
 
 def _sigmoid_neg(x: Tensor) -> Tensor:

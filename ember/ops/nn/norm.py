@@ -91,6 +91,38 @@ def _standardize_backward(xp, x, xhat, moments, g, axes, eps):
     return out.astype(g.dtype, copy=False)
 
 
+@_moments.defonnx
+def _(g, x, axes):
+    xw = g.cast(x, g.out.dtype)
+    mean = g.reduce("ReduceMean", xw, axes, True)
+    d = g.op("Sub", xw, mean)
+    var = g.reduce("ReduceMean", g.op("Mul", d, d), axes, True)
+    return g.op("Concat", g.unsqueeze(mean, [0]), g.unsqueeze(var, [0]), axis=0)
+
+
+def _moment(g, moments, row):
+    return g.op("Gather", moments, g.scalar(row, np.int64), axis=0)
+
+
+def _rstd_onnx(g, moments, eps):
+    return g.op("Reciprocal", g.op("Sqrt", g.op("Add", _moment(g, moments, 1), eps)))
+
+
+@_standardize.defonnx
+def _(g, x, moments, axes, eps):
+    out = g.op("Sub", g.cast(x, moments.dtype), _moment(g, moments, 0))
+    return g.cast(g.op("Mul", out, _rstd_onnx(g, moments, eps)), x.dtype)
+
+
+@_standardize_backward.defonnx
+def _(g, x, xhat, moments, dy, axes, eps):
+    gw, xw = g.cast(dy, moments.dtype), g.cast(xhat, moments.dtype)
+    c = g.reduce("ReduceMean", g.op("Mul", gw, xw), axes, True)
+    out = g.op("Sub", gw, g.reduce("ReduceMean", gw, axes, True))
+    out = g.op("Sub", out, g.op("Mul", xw, c))
+    return g.cast(g.op("Mul", out, _rstd_onnx(g, moments, eps)), dy.dtype)
+
+
 def _rstd(x: Tensor, axes: tuple, eps: float) -> Tensor:
     """``1 / sqrt(var(x) + eps)`` in ember ops (differentiable)."""
     d = sub(x, _mean(x, axes, keepdim=True))
@@ -132,6 +164,16 @@ def _running_average(xp, running, moments, row, momentum, unbias):
     new = new.reshape(running.shape)
     out = (1 - momentum) * running + (momentum * unbias) * new
     return out.astype(running.dtype, copy=False)
+
+
+@_running_average.defonnx
+def _(g, running, moments, row, momentum, unbias):
+    new = _moment(g, moments, row)
+    if len(moments.shape) > 2:  # instance norm: average the per-sample statistics
+        new = g.reduce("ReduceMean", new, (0,), False)
+    new = g.cast(g.op("Reshape", new, g.dims(running.shape)), running.dtype)
+    old = g.op("Mul", running, 1.0 - momentum)
+    return g.op("Add", old, g.op("Mul", new, momentum * unbias))
 
 
 def _normalize(x: Tensor, axes: tuple, eps: float) -> tuple[Tensor, Tensor]:

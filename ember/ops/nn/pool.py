@@ -129,6 +129,17 @@ def _(ctx, g):
     return (_max_pool2d_backward(g, x, ctx.output, **ctx.attrs),)
 
 
+@_max_pool2d.defonnx
+def _(g, x, *, kernel_size, stride, padding, dilation, out_hw):
+    attrs = dict(kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation)
+    pads, _ = _onnx_geom(x.shape[2:], dict(attrs, out_hw=out_hw))
+    xs = x if x.dtype.kind == "f" else g.cast(x, "float64")  # no integer MaxPool in ORT
+    return g.op(
+        "MaxPool", xs, kernel_shape=list(kernel_size), strides=list(stride), pads=pads,
+        dilations=list(dilation),
+    )  # fmt: skip
+
+
 @defop("max_pool2d_backward")
 def _max_pool2d_backward(xp, g, x, m, **attrs):
     """Gradient of ``max_pool2d``: ``g`` sent to each window's first max of ``x``
@@ -151,6 +162,17 @@ def _(ctx, u):
     return _max_pool2d_select(u, x, m, **ctx.attrs), None, None
 
 
+@_max_pool2d_backward.defonnx
+def _(g, dy, x, m, **attrs):  # each window's gradient added at its first max
+    g.need_opset(16, "max pooling's gradient (ScatterElements with reduction)")
+    flat = g.op("Reshape", g.zeros(x.shape, dy.dtype), g.ints([-1]))
+    idx = _maxpool_indices(g, x, attrs)
+    out = g.op(
+        "ScatterElements", flat, idx, g.op("Reshape", dy, g.ints([-1])), axis=0, reduction="add"
+    )
+    return g.op("Reshape", out, g.op("Shape", x))
+
+
 @defop("max_pool2d_select")
 def _max_pool2d_select(xp, u, x, m, **attrs):
     """``u`` (shaped like ``x``) read at each window's first max of ``x``: the adjoint of
@@ -169,6 +191,14 @@ def _(ctx, g):
     return _max_pool2d_backward(g, x, m, **ctx.attrs), None, None
 
 
+@_max_pool2d_select.defonnx
+def _(g, u, x, m, **attrs):
+    picked = g.op(
+        "GatherElements", g.op("Reshape", u, g.ints([-1])), _maxpool_indices(g, x, attrs), axis=0
+    )
+    return g.op("Reshape", picked, g.op("Shape", m))
+
+
 @defop("max_pool2d_indices")
 def _max_pool2d_indices(xp, x, m, **attrs):
     """Flat ``h * W + w`` index of each window's first max (int64, as PyTorch returns)."""
@@ -182,6 +212,13 @@ def _max_pool2d_indices(xp, x, m, **attrs):
         i, j = divmod(k, kw)
         idx += mask * (base + (i * dh * width + j * dw))
     return idx
+
+
+@_max_pool2d_indices.defonnx
+def _(g, x, m, **attrs):  # per (sample, channel) plane: h * W + w
+    h, w = x.shape[2:]
+    idx = g.op("Mod", _maxpool_indices(g, x, attrs), g.scalar(h * w, "int64"))
+    return g.op("Reshape", idx, g.op("Shape", m))
 
 
 # -- average pooling primitives -------------------------------------------------------------
@@ -207,6 +244,29 @@ def _avg_divisor(in_hw, attrs):
     return 1.0 / div
 
 
+# -- ONNX lowerings ------------------------------------------------------------------------------
+def _onnx_geom(in_hw, attrs):
+    """ONNX ``pads`` (begin, begin, end, end) whose floor-mode windows are exactly the op's
+    (a ceil-mode overhang becomes end padding), and the padded extent per dimension."""
+    kernel, stride, padding, dilation, out_hw = _geom(attrs)
+    ends, extents = [], []
+    for size, k, s, p, d, o in zip(in_hw, kernel, stride, padding, dilation, out_hw):
+        extent = (o - 1) * s + d * (k - 1) + 1
+        ends.append(max(extent - size - p, 0))
+        extents.append(extent)
+    return [padding[0], padding[1], ends[0], ends[1]], extents
+
+
+def _maxpool_indices(g, x, attrs):
+    """ONNX MaxPool's flat indices (over N*C*H*W) of each window's first max."""
+    pads, _ = _onnx_geom(x.shape[2:], attrs)
+    _, idx = g.op(
+        "MaxPool", x, kernel_shape=list(attrs["kernel_size"]), strides=list(attrs["stride"]),
+        pads=pads, dilations=list(attrs["dilation"]), outputs=2, dtypes=[x.dtype, np.int64],
+    )  # fmt: skip
+    return g.op("Reshape", idx, g.ints([-1]), dtype=np.int64)
+
+
 def _scale(xp, a, inv):
     if isinstance(inv, float):
         return a * inv if a.dtype.kind == "f" else (a * inv).astype(a.dtype)
@@ -230,6 +290,26 @@ def _(ctx, g):
     return (_avg_pool2d_backward(g, in_hw=tuple(ctx.input_shape(0)[2:]), **ctx.attrs),)
 
 
+@_avg_pool2d.defonnx
+def _(g, x, **attrs):
+    pads, _ = _onnx_geom(x.shape[2:], attrs)
+    x = x if x.dtype.kind == "f" else g.cast(x, "float32")  # truncated back to the int type
+    kernel = list(attrs["kernel_size"])
+    if not attrs["divisor_override"] and pads[2:] == list(attrs["padding"]):
+        return g.op(
+            "AveragePool", x, kernel_shape=kernel, strides=list(attrs["stride"]), pads=pads,
+            count_include_pad=int(bool(attrs["count_include_pad"])),
+        )  # fmt: skip
+    # window sums (zero padding), then PyTorch's divisor per output position
+    sums = g.op(
+        "AveragePool", x, kernel_shape=kernel, strides=list(attrs["stride"]), pads=pads,
+        count_include_pad=1,
+    )  # fmt: skip
+    sums = g.op("Mul", sums, float(kernel[0] * kernel[1]))
+    inv = np.asarray(_avg_divisor(x.shape[2:], attrs), dtype=x.dtype)
+    return g.op("Mul", sums, g.const(inv))
+
+
 @defop("avg_pool2d_backward", saves_inputs=False)
 def _avg_pool2d_backward(xp, g, *, in_hw, **attrs):
     """Gradient of ``avg_pool2d``: ``g`` spread evenly over each window."""
@@ -251,6 +331,21 @@ def _(ctx, u):
     attrs = dict(ctx.attrs)
     del attrs["in_hw"]
     return (_avg_pool2d(u, **attrs),)
+
+
+@_avg_pool2d_backward.defonnx
+def _(g, dy, *, in_hw, **attrs):  # the adjoint: a depthwise transposed conv with ones
+    pads, extents = _onnx_geom(in_hw, attrs)
+    kh, kw = attrs["kernel_size"]
+    inv = np.asarray(_avg_divisor(in_hw, attrs), dtype=dy.dtype)
+    scaled = g.op("Mul", dy, g.const(inv))
+    c = dy.shape[1]
+    extra = [size + p - e for size, p, e in zip(in_hw, attrs["padding"], extents)]
+    return g.op(
+        "ConvTranspose", scaled, g.const(np.ones((c, 1, kh, kw), dtype=dy.dtype)),
+        strides=list(attrs["stride"]), pads=pads, group=c,
+        output_padding=[max(e, 0) for e in extra],
+    )  # fmt: skip
 
 
 # -- argument checking ----------------------------------------------------------------------

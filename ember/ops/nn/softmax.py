@@ -111,6 +111,27 @@ def _safe_softmax(xp, x, dim):
     return softmax_xp(xp, x, _axis(x.ndim, dim), safe=True)
 
 
+def _scalar_safe(g, x, op_type, dim):
+    """``op_type`` (Softmax / LogSoftmax) over ``dim``; a 0-d input goes through shape [1]."""
+    if x.ndim:
+        return g.op(op_type, x, axis=dim)
+    return g.reshape(g.op(op_type, g.reshape(x, (1,)), axis=0), ())
+
+
+@_softmax.defonnx
+def _(g, x, dim):
+    return _scalar_safe(g, x, "Softmax", dim)
+
+
+@_safe_softmax.defonnx
+def _(g, x, dim):  # a row that is all -inf gives zeros, not NaN
+    y = _scalar_safe(g, x, "Softmax", dim)
+    if not x.ndim:
+        return y
+    dead = g.cmp("Equal", g.reduce("ReduceMax", x, (dim,), True), -float("inf"))
+    return g.where(dead, 0.0, y, like=x)
+
+
 def _softmax_grad(ctx, g):
     return (_softmax_backward(g, ctx.output, dim=ctx.attrs["dim"]),)
 
@@ -144,6 +165,14 @@ def _(ctx, u):
         s = _sum(mul(g, y), d, keepdim=True)
         gy = sub(mul(u, sub(g, s)), mul(g, _sum(mul(u, y), d, keepdim=True)))
     return gg, gy
+
+
+@_softmax_backward.defonnx
+def _(g, dy, y, dim):
+    if not y.ndim:
+        return g.op("Mul", dy, 0.0)
+    s = g.reduce("ReduceSum", g.op("Mul", dy, y), (dim,), True)
+    return g.op("Mul", g.op("Sub", dy, s), y)
 
 
 def _dims(t: Tensor, dim: int) -> Any:
@@ -183,6 +212,17 @@ def _(ctx, u):
 
 
 # -- public functions ----------------------------------------------------------------------
+@_log_softmax.defonnx
+def _(g, x, dim):
+    return _scalar_safe(g, x, "LogSoftmax", dim)
+
+
+@_log_softmax_backward.defonnx
+def _(g, dy, y, dim):
+    axes = (dim,) if y.ndim else None
+    return g.op("Sub", dy, g.op("Mul", g.op("Exp", y), g.reduce("ReduceSum", dy, axes, True)))
+
+
 def _legacy_dim(ndim: int) -> int:
     warnings.warn(
         "Implicit dimension choice for softmax has been deprecated. Change the call to "
@@ -266,6 +306,12 @@ def _gumbel_noise(xp, x):
     out = xp.log(e)
     out *= -1
     return out.astype(x.dtype, copy=False)
+
+
+@_gumbel_noise.defonnx
+def _(g, x):  # -log(-log(U)), U uniform in (0, 1)
+    u = g.op("RandomUniformLike", x, low=1e-20, high=1.0)
+    return g.op("Neg", g.op("Log", g.op("Neg", g.op("Log", u))))
 
 
 def gumbel_softmax(

@@ -1,0 +1,150 @@
+"""The executor's kernel choice, in one place: how one IR node becomes Python source.
+
+:func:`emit` returns a Python expression for a node, given the source text of its inputs
+and attributes. A lowering registered with :func:`lowering` may return a direct array-module
+call (``xp.matmul(a, b, out=buf3)``) or None to decline; every other op falls back to calling
+the registry op's own forward (``f_softmax(xp, x, dim=-1)``), so any op the tracer recorded
+runs, with exactly the numerics of eager mode. Fused C kernels can replace NumPy calls later
+by registering lowerings here (or by a pass rewriting nodes to a fused op), without touching
+the passes or the executor.
+
+A lowering's ``out`` argument is the source of a preallocated buffer when the memory planner
+gave the node an ``out_slot`` (None otherwise); a lowering that cannot write into ``out`` must
+return None when ``out`` is given, and :func:`supports_out` tells a planner which nodes can
+use one.
+
+Example:
+    >>> import ember
+    >>> import numpy as np
+    >>> from ember.graph.ir import Graph
+    >>> g = Graph(); a = g.add_input((2, 3), np.float32); b = g.add_input((3, 4), np.float32)
+    >>> y = g.add_node("matmul", [a, b], {}, (2, 4), np.float32)
+    >>> emit(y.producer, ["a", "b"], {}, "buf0")
+    'xp.matmul(a, b, out=buf0)'
+    >>> emit(y.producer, ["a", "b"], {}, None)
+    'xp.matmul(a, b)'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .ir import Node, Value
+
+__all__ = ["emit", "lowering", "supports_out", "LOWERINGS", "HELPERS", "forward_name"]
+
+Lowering = Callable[[Node, list[str], dict[str, str], "str | None"], "str | None"]
+LOWERINGS: dict[str, Lowering] = {}
+HELPERS: dict[str, Callable] = {}  # functions generated code may call, by name
+_OUT_CAPABLE: set[str] = set()
+
+
+def lowering(*names: str, out: bool = False) -> Callable[[Lowering], Lowering]:
+    """Register ``fn(node, args, attrs, out) -> source | None`` for ops ``names``;
+    ``out=True`` declares that it honours an ``out`` buffer.
+
+    Example:
+        >>> @lowering("my_identity_op")
+        ... def _(node, args, attrs, out):
+        ...     return args[0]
+        >>> del LOWERINGS["my_identity_op"]
+    """
+
+    def wrap(fn: Lowering) -> Lowering:
+        for n in names:
+            LOWERINGS[n] = fn
+            if out:
+                _OUT_CAPABLE.add(n)
+        return fn
+
+    return wrap
+
+
+def forward_name(op: str) -> str:
+    """The executor namespace's name for ``REGISTRY[op].forward``."""
+    return "f_" + "".join(c if c.isalnum() else "_" for c in op)
+
+
+def supports_out(node: Node) -> bool:
+    """True when this node's lowering can write into a planned ``out=`` buffer.
+
+    Example:
+        >>> supports_out(Node("softmax", [], {}))
+        False
+    """
+    if node.op not in _OUT_CAPABLE:
+        return False
+    if node.op == "matmul":
+        return _matmul_2d(node)
+    return True
+
+
+def emit(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str:
+    """Python source computing ``node`` (see the module docstring)."""
+    fn = LOWERINGS.get(node.op)
+    if fn is not None:
+        text = fn(node, args, attrs, out)
+        if text is not None:
+            return text
+    parts = ["xp", *args] + [f"{k}={v}" for k, v in attrs.items()]
+    return f"{forward_name(node.op)}({', '.join(parts)})"
+
+
+def _call(fn: str, args: list[str], out: str | None) -> str:
+    tail = f", out={out}" if out is not None else ""
+    return f"{fn}({', '.join(args)}{tail})"
+
+
+def _ufunc(name: str) -> Lowering:
+    def lower(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str:
+        return _call(f"xp.{name}", args, out)
+
+    return lower
+
+
+for _op, _fn in {
+    "add": "add",
+    "sub": "subtract",
+    "mul": "multiply",
+    "div": "true_divide",
+    "neg": "negative",
+    "exp": "exp",
+    "log": "log",
+    "tanh": "tanh",
+    "sqrt": "sqrt",
+    "where": "where",
+}.items():
+    lowering(_op, out=_op != "where")(_ufunc(_fn))
+
+
+@lowering("relu", out=True)
+def _relu(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str:
+    return _call("xp.maximum", [args[0], "0"], out)
+
+
+def _matmul_2d(node: Node) -> bool:
+    a, b = node.inputs[:2]
+    return (
+        isinstance(a, Value)
+        and isinstance(b, Value)
+        and 1 <= a.ndim <= 2
+        and 1 <= b.ndim <= 2
+        and not (a.ndim == 1 and b.ndim == 1)
+    )
+
+
+@lowering("matmul", out=True)
+def _matmul(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
+    if not _matmul_2d(node):
+        return None  # batched: the forward folds/contiguates operands for BLAS
+    return _call("xp.matmul", args, out)
+
+
+@lowering("reshape")
+def _reshape(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
+    return None if out is not None else f"{args[0]}.reshape({attrs['shape']})"
+
+
+@lowering("permute")
+def _permute(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
+    return None if out is not None else f"xp.transpose({args[0]}, {attrs['dims']})"
