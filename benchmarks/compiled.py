@@ -46,14 +46,14 @@ def _training(model, x, y, opt, loss_fn, compiled: bool) -> Callable[[], float]:
 
 
 def w1(compiled: bool) -> Callable[[], float]:
-    model = w1_mlp.ember_model(ember)
+    model = w1_mlp.make_model(ember)
     x, y = (ember.tensor(a) for a in w1_mlp.make_batch())
     opt = ember.optim.Adam(model.parameters(), lr=1e-3)
     return _training(model, x, y, opt, ember.nn.CrossEntropyLoss(), compiled)
 
 
 def w2(compiled: bool) -> Callable[[], float]:
-    model = w2_cnn._build(ember.nn, ember.tensor, ember.no_grad)
+    model = w2_cnn.make_model(ember)
     x, y = (ember.tensor(a) for a in w2_cnn.make_batch())
     opt = ember.optim.Adam(model.parameters(), lr=1e-3)
     return _training(model, x, y, opt, ember.nn.CrossEntropyLoss(), compiled)
@@ -77,7 +77,7 @@ def _inference(model, x, compiled: bool) -> Callable[[], object]:
 
 
 def w4_mlp(compiled: bool) -> Callable[[], object]:
-    model = w1_mlp.ember_model(ember).eval()
+    model = w1_mlp.make_model(ember).eval()
     return _inference(model, ember.tensor(w1_mlp.make_batch(1)[0]), compiled)
 
 

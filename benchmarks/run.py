@@ -30,11 +30,11 @@ except ImportError:
 
 def training_entries():
     yield "W1", "numpy", w1_mlp.numpy_step
-    yield "W1", "torch", lambda: w1_mlp.torch_step(torch)
-    yield "W1", "ember", lambda: w1_mlp.ember_step(ember)
+    yield "W1", "torch", lambda: w1_mlp.framework_step(torch)
+    yield "W1", "ember", lambda: w1_mlp.framework_step(ember)
     yield "W2", "numpy", w2_cnn.numpy_step
-    yield "W2", "torch", lambda: w2_cnn.torch_step(torch)
-    yield "W2", "ember", lambda: w2_cnn.ember_step(ember)
+    yield "W2", "torch", lambda: w2_cnn.framework_step(torch)
+    yield "W2", "ember", lambda: w2_cnn.framework_step(ember)
     yield "W3", "numpy", w3_gpt.numpy_step
     yield "W3", "torch", lambda: w3_gpt.framework_step(torch)
     yield "W3", "ember", lambda: w3_gpt.framework_step(ember)
@@ -42,8 +42,8 @@ def training_entries():
 
 def inference_entries():
     yield "W4-MLP", "numpy", w1_mlp.numpy_infer
-    yield "W4-MLP", "torch", lambda: w1_mlp.torch_infer(torch)
-    yield "W4-MLP", "ember", lambda: w1_mlp.ember_infer(ember)
+    yield "W4-MLP", "torch", lambda: w1_mlp.framework_infer(torch)
+    yield "W4-MLP", "ember", lambda: w1_mlp.framework_infer(ember)
     yield "W4-GPT", "torch", lambda: w3_gpt.framework_infer(torch)
     yield "W4-GPT", "ember", lambda: w3_gpt.framework_infer(ember)
 

@@ -137,3 +137,33 @@ class NumpyAdam:
             denom = np.sqrt(v) / np.sqrt(bc2)
             denom += self.eps
             p -= step_size * (m / denom)
+
+
+def classifier_step(m, model, x, y, optimizer, flatten_logits: bool = False) -> Callable[[], float]:
+    """One training step (forward, cross-entropy, backward, update) in framework ``m``
+    (``torch`` or ``ember``: the same source runs in both)."""
+    f = m.nn.functional
+
+    def step() -> float:
+        optimizer.zero_grad()
+        logits = model(x)
+        if flatten_logits:
+            loss = f.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        else:
+            loss = f.cross_entropy(logits, y)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def inference_call(m, model, x) -> Callable[[], object]:
+    """A no-grad forward returning a host NumPy array (the W4 protocol)."""
+    model.eval()
+
+    def call():
+        with m.no_grad():
+            return model(x).numpy()
+
+    return call

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .common import DATA_SEEDS, WEIGHT_SEED, NumpyAdam, softmax_xent, uniform_fan_in
+from .common import (
+    DATA_SEEDS,
+    WEIGHT_SEED,
+    NumpyAdam,
+    classifier_step,
+    inference_call,
+    softmax_xent,
+    uniform_fan_in,
+)
 
 SIZES = [(784, 512), (512, 512), (512, 10)]
 BATCH = 128
@@ -69,84 +77,28 @@ def numpy_infer():
     return call
 
 
-# -- PyTorch -------------------------------------------------------------------------------
-def _torch_model(torch):
-    layers = []
-    for i, (w, b) in enumerate(make_weights()):
-        lin = torch.nn.Linear(*w.shape)
-        with torch.no_grad():
-            lin.weight.copy_(torch.from_numpy(w.T.copy()))
-            lin.bias.copy_(torch.from_numpy(b))
-        layers.append(lin)
-        if i < 2:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers)
-
-
-def torch_step(torch):
-    model = _torch_model(torch)
-    x, y = (torch.from_numpy(a) for a in make_batch())
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
-
-
-def torch_infer(torch):
-    model = _torch_model(torch).eval()
-    x = torch.from_numpy(make_batch(1)[0])
-
-    def call():
-        with torch.inference_mode():
-            return model(x).numpy()
-
-    return call
-
-
-# -- ember ---------------------------------------------------------------------------------
-def ember_model(ember):
-    nn = ember.nn
+# -- PyTorch and ember: one definition for both frameworks ----------------------------------
+def make_model(m):
+    """The W1 network in framework ``m`` (torch or ember), weights loaded from the canonical
+    (in, out) layout."""
+    nn = m.nn
     layers = []
     for i, (w, b) in enumerate(make_weights()):
         lin = nn.Linear(*w.shape)
-        with ember.no_grad():
-            lin.weight.copy_(ember.tensor(w.T.copy()))
-            lin.bias.copy_(ember.tensor(b))
+        with m.no_grad():
+            lin.weight.copy_(m.tensor(w.T.copy()))
+            lin.bias.copy_(m.tensor(b))
         layers.append(lin)
         if i < 2:
             layers.append(nn.ReLU())
     return nn.Sequential(*layers)
 
 
-def ember_step(ember):
-    model = ember_model(ember)
-    x, y = (ember.tensor(a) for a in make_batch())
-    opt = ember.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = ember.nn.CrossEntropyLoss()
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+def framework_step(m):
+    model = make_model(m)
+    x, y = (m.tensor(a) for a in make_batch())
+    return classifier_step(m, model, x, y, m.optim.Adam(model.parameters(), lr=1e-3))
 
 
-def ember_infer(ember):
-    model = ember_model(ember).eval()
-    x = ember.tensor(make_batch(1)[0])
-
-    def call():
-        with ember.no_grad():
-            return model(x).numpy()
-
-    return call
+def framework_infer(m):
+    return inference_call(m, make_model(m), m.tensor(make_batch(1)[0]))

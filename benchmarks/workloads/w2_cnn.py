@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .common import DATA_SEEDS, WEIGHT_SEED, NumpyAdam, softmax_xent, uniform_fan_in
+from .common import (
+    DATA_SEEDS,
+    WEIGHT_SEED,
+    NumpyAdam,
+    classifier_step,
+    softmax_xent,
+    uniform_fan_in,
+)
 
 BATCH = 64
 
@@ -120,60 +127,26 @@ def numpy_step():
     return step
 
 
-# -- PyTorch -------------------------------------------------------------------------------
-def _build(nn_mod, tensor_fn, no_grad):
+# -- PyTorch and ember: one definition for both frameworks ----------------------------------
+def make_model(m):
+    """The W2 network in framework ``m`` (torch or ember) with the canonical weights."""
+    nn = m.nn
     w = make_weights()
-    model = nn_mod.Sequential(
-        nn_mod.Conv2d(1, 32, 3, padding=1),
-        nn_mod.ReLU(),
-        nn_mod.MaxPool2d(2),
-        nn_mod.Conv2d(32, 64, 3, padding=1),
-        nn_mod.ReLU(),
-        nn_mod.MaxPool2d(2),
-        nn_mod.Flatten(),
-        nn_mod.Linear(3136, 128),
-        nn_mod.ReLU(),
-        nn_mod.Linear(128, 10),
-    )
-    with no_grad():
-        model[0].weight.copy_(tensor_fn(w["c1w"]))
-        model[0].bias.copy_(tensor_fn(w["c1b"]))
-        model[3].weight.copy_(tensor_fn(w["c2w"]))
-        model[3].bias.copy_(tensor_fn(w["c2b"]))
-        model[7].weight.copy_(tensor_fn(w["f1w"].T.copy()))
-        model[7].bias.copy_(tensor_fn(w["f1b"]))
-        model[9].weight.copy_(tensor_fn(w["f2w"].T.copy()))
-        model[9].bias.copy_(tensor_fn(w["f2b"]))
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(3136, 128), nn.ReLU(), nn.Linear(128, 10),
+    )  # fmt: skip
+    loads = {0: ("c1w", "c1b"), 3: ("c2w", "c2b"), 7: ("f1w", "f1b"), 9: ("f2w", "f2b")}
+    with m.no_grad():
+        for i, (wk, bk) in loads.items():
+            weight = w[wk] if w[wk].ndim == 4 else w[wk].T.copy()  # linear: (in,out) -> (out,in)
+            model[i].weight.copy_(m.tensor(weight))
+            model[i].bias.copy_(m.tensor(w[bk]))
     return model
 
 
-def torch_step(torch):
-    model = _build(torch.nn, torch.from_numpy, torch.no_grad)
-    x, y = (torch.from_numpy(a) for a in make_batch())
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = torch.nn.CrossEntropyLoss()
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
-
-
-def ember_step(ember):
-    model = _build(ember.nn, ember.tensor, ember.no_grad)
-    x, y = (ember.tensor(a) for a in make_batch())
-    opt = ember.optim.Adam(model.parameters(), lr=1e-3)
-    loss_fn = ember.nn.CrossEntropyLoss()
-
-    def step() -> float:
-        opt.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+def framework_step(m):
+    model = make_model(m)
+    x, y = (m.tensor(a) for a in make_batch())
+    return classifier_step(m, model, x, y, m.optim.Adam(model.parameters(), lr=1e-3))

@@ -10,7 +10,14 @@ import math
 
 import numpy as np
 
-from .common import DATA_SEEDS, WEIGHT_SEED, NumpyAdam, softmax_xent
+from .common import (
+    DATA_SEEDS,
+    WEIGHT_SEED,
+    NumpyAdam,
+    classifier_step,
+    inference_call,
+    softmax_xent,
+)
 
 V, T, D, H, L, B = 96, 64, 128, 4, 4, 32
 HD = D // H
@@ -207,25 +214,9 @@ def framework_step(m):
     model = make_gpt(m)
     x, y = (m.tensor(a) for a in make_batch())
     opt = m.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-
-    def step() -> float:
-        opt.zero_grad()
-        logits = model(x)
-        loss = m.nn.functional.cross_entropy(logits.reshape(-1, V), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
+    return classifier_step(m, model, x, y, opt, flatten_logits=True)
 
 
 def framework_infer(m):
     """W4 GPT: forward at batch 1 x 64 without grad, returning a host array."""
-    model = make_gpt(m).eval()
-    x = m.tensor(make_batch(1)[0])
-
-    def call():
-        with m.no_grad():
-            return model(x).numpy()
-
-    return call
+    return inference_call(m, make_gpt(m), m.tensor(make_batch(1)[0]))
