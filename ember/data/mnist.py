@@ -227,7 +227,7 @@ class MNIST(Dataset):
         if self.transform is not None or self.target_transform is not None:
             return NotImplemented
         imgs = self.data._data[indices].astype(np.float32)
-        imgs *= np.float32(1 / 255.0)
+        imgs /= np.float32(255.0)  # division, as for single samples: bit-identical batches
         return [Tensor(imgs[:, None]), Tensor(self.targets._data[indices])]
 
     def __repr__(self) -> str:

@@ -95,20 +95,11 @@ class Adagrad(Optimizer):
         loss = self._run_closure(closure)
         for group in self.param_groups:
             opts = {k: group[k] for k in _OPTIONS}
-            lr = None
-            checks: list = []
-            for p in group["params"]:
-                grad = self._grad(p)
-                if grad is None:
-                    continue
-                if lr is None:
-                    lr = self._live(group, "lr", p.device)
+            for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 state = self.state[p]
                 if len(state) == 0:  # a parameter added with add_param_group
                     self._init_state(p, group)
                 checks.extend((state, k, state[k]) for k in ("step", "sum"))
                 step = self._next_step(state["step"], p.device)
                 adagrad_update(p, grad, state["sum"], step, lr, **opts)
-                p._vc[0] += 1
-            self._guard(group, _OPTIONS, checks)
         return loss

@@ -104,14 +104,7 @@ class Adam(Optimizer):
                 "decoupled": group.get("decoupled_weight_decay", False),
                 "maximize": group["maximize"],
             }
-            lr = None
-            checks: list = []
-            for p in group["params"]:
-                grad = self._grad(p)
-                if grad is None:
-                    continue
-                if lr is None:
-                    lr = self._live(group, "lr", p.device)
+            for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = self._new_step()
@@ -124,8 +117,6 @@ class Adam(Optimizer):
                 step = self._next_step(state["step"], p.device)
                 vmax = state["max_exp_avg_sq"] if amsgrad else None
                 adam_update(p, grad, state["exp_avg"], state["exp_avg_sq"], vmax, step, lr, **opts)
-                p._vc[0] += 1
-            self._guard(group, _OPTIONS, checks)
         return loss
 
 

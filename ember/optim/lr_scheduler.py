@@ -49,9 +49,16 @@ __all__ = [
 
 
 class _LambdaScheduler(LRScheduler):
-    """Shared storage of ``lr_lambda`` functions (one per group) and their state."""
+    """Shared construction of ``LambdaLR``/``MultiplicativeLR``: ``lr_lambda`` functions
+    (one, or one per group) and their state."""
 
-    def _set_lambdas(self, optimizer: Optimizer, lr_lambda: Any) -> None:
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
+        last_epoch: int = -1,
+    ) -> None:
+        self.optimizer = optimizer
         if isinstance(lr_lambda, list | tuple):
             if len(lr_lambda) != len(optimizer.param_groups):
                 raise ValueError(
@@ -63,6 +70,7 @@ class _LambdaScheduler(LRScheduler):
         for fn in self.lr_lambdas:
             if not callable(fn):
                 raise TypeError(f"lr_lambda should be a function, but got {type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
 
     def state_dict(self) -> dict[str, Any]:
         """The state; plain functions are stored as None, callable objects as their
@@ -100,16 +108,6 @@ class LambdaLR(_LambdaScheduler):
         [0.5]
     """
 
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = optimizer
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
     def get_lr(self) -> list[float]:
         self._warn_get_lr()
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
@@ -124,16 +122,6 @@ class MultiplicativeLR(_LambdaScheduler):
         >>> opt.step(); s.step(); opt.step(); s.step(); s.get_last_lr()
         [0.25]
     """
-
-    def __init__(
-        self,
-        optimizer: Optimizer,
-        lr_lambda: Callable[[int], float] | list[Callable[[int], float]],
-        last_epoch: int = -1,
-    ) -> None:
-        self.optimizer = optimizer
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         self._warn_get_lr()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from copy import deepcopy
 from typing import Any
 
@@ -212,6 +212,25 @@ class Optimizer:
             return closure()
 
     # -- helpers for subclasses ---------------------------------------------------------------
+    def _params_with_grad(
+        self, group: dict[str, Any], options: tuple
+    ) -> Iterator[tuple[Tensor, Tensor, Any, list]]:
+        """The loop of a ``step`` over one group: yields ``(p, grad, lr, checks)`` for each
+        parameter that has a gradient (``lr`` read by ``_live`` at the first). After each
+        update it bumps ``p``'s version counter; at the end it guards the group's ``options``
+        and the ``(state, key, tensor)`` entries the update appended to ``checks``."""
+        lr = None
+        checks: list = []
+        for p in group["params"]:
+            grad = self._grad(p)
+            if grad is None:
+                continue
+            if lr is None:
+                lr = self._live(group, "lr", p.device)
+            yield p, grad, lr, checks
+            p._vc[0] += 1
+        self._guard(group, options, checks)
+
     def _grad(self, p: Tensor) -> Tensor | None:
         """``p.grad`` (read through the tracer while ``ember.compile`` traces)."""
         tracer = state.tracer

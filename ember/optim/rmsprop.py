@@ -88,14 +88,7 @@ class RMSprop(Optimizer):
             momentum = group["momentum"]
             centered = group["centered"]
             opts = {k: group[k] for k in ("alpha", "eps", "weight_decay", "momentum", "maximize")}
-            lr = None
-            checks: list = []
-            for p in group["params"]:
-                grad = self._grad(p)
-                if grad is None:
-                    continue
-                if lr is None:
-                    lr = self._live(group, "lr", p.device)
+            for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 state = self.state[p]
                 if len(state) == 0:
                     state["step"] = self._new_step()
@@ -109,6 +102,4 @@ class RMSprop(Optimizer):
                 buf = state["momentum_buffer"] if momentum > 0 else None
                 grad_avg = state["grad_avg"] if centered else None
                 rmsprop_update(p, grad, state["square_avg"], grad_avg, buf, step, lr, **opts)
-                p._vc[0] += 1
-            self._guard(group, _OPTIONS, checks)
         return loss

@@ -84,14 +84,7 @@ class SGD(Optimizer):
         for group in self.param_groups:
             momentum = group["momentum"]
             opts = {k: group[k] for k in _OPTIONS}
-            lr = None
-            checks: list = []
-            for p in group["params"]:
-                grad = self._grad(p)
-                if grad is None:
-                    continue
-                if lr is None:
-                    lr = self._live(group, "lr", p.device)
+            for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 buf, first = None, False
                 if momentum != 0:
                     state = self.state[p]
@@ -101,6 +94,4 @@ class SGD(Optimizer):
                     if buf is None:  # becomes a copy of the first (decayed) gradient
                         buf = state["momentum_buffer"] = self._zeros_like(p)
                 sgd_update(p, grad, buf, lr, first=first, **opts)
-                p._vc[0] += 1
-            self._guard(group, _OPTIONS, checks)
         return loss

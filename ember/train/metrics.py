@@ -167,9 +167,20 @@ class Metric:
 
 
 class _CountMetric(Metric):
+    """A ratio of counts summed over batches; subclasses give ``_counts(output, target)``,
+    one batch's ``(correct, total)``."""
+
     def reset(self) -> None:
         self._correct: Any = 0
         self._count = 0
+
+    def _counts(self, output: Any, target: Any) -> tuple[Any, int]:
+        raise NotImplementedError
+
+    def update(self, output: Any, target: Any) -> None:
+        correct, n = self._counts(output, target)
+        self._correct = self._correct + correct
+        self._count += n
 
     def compute(self) -> float:
         return float(self._correct) / self._count if self._count else 0.0
@@ -191,10 +202,8 @@ class Accuracy(_CountMetric):
         self.name = name
         super().__init__()
 
-    def update(self, output: Any, target: Any) -> None:
-        correct, n = _accuracy_counts(output, target, self.threshold)
-        self._correct = self._correct + correct
-        self._count += n
+    def _counts(self, output: Any, target: Any) -> tuple[Any, int]:
+        return _accuracy_counts(output, target, self.threshold)
 
 
 class TopKAccuracy(_CountMetric):
@@ -211,10 +220,8 @@ class TopKAccuracy(_CountMetric):
         self.name = name or f"top{k}_accuracy"
         super().__init__()
 
-    def update(self, output: Any, target: Any) -> None:
-        correct, n = _topk_counts(output, target, self.k)
-        self._correct = self._correct + correct
-        self._count += n
+    def _counts(self, output: Any, target: Any) -> tuple[Any, int]:
+        return _topk_counts(output, target, self.k)
 
 
 class Mean(Metric):

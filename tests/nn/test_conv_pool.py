@@ -3,14 +3,12 @@ pooling, second derivatives against PyTorch, and float32 comparisons at realisti
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import numpy as np
 import pytest
 
 import ember
 import ember.nn.functional as F
+from tests.nn.helpers import assert_doctests_pass
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -132,29 +130,23 @@ def test_max_pool_grad_of_grad_is_the_selection():
     _close(ge.grad, gt.grad, atol=1e-10)
 
 
-def test_conv2d_double_backward_matches_torch():
-    """A gradient penalty: d/d(x, w) of |d loss / d x|^2 through conv2d."""
-    xe, xt = _pair((2, 4, 7, 7), 5, np.float64)
-    we, wt = _pair((6, 2, 3, 3), 6, np.float64)
-    ye = F.conv2d(xe, we, stride=2, padding=1, groups=2)
-    yt = TF.conv2d(xt, wt, stride=2, padding=1, groups=2)
-    (gxe,) = ember.autograd.grad((ye * ye).sum(), xe, create_graph=True)
-    (gxt,) = torch.autograd.grad((yt * yt).sum(), xt, create_graph=True)
-    (gxe * gxe).sum().backward()
-    (gxt * gxt).sum().backward()
-    _close(xe.grad, xt.grad, atol=1e-8, rtol=1e-8)
-    _close(we.grad, wt.grad, atol=1e-8, rtol=1e-8)
-
-
-def test_conv_transpose2d_double_backward_matches_torch():
-    xe, xt = _pair((2, 3, 4, 4), 7, np.float64)
-    we, wt = _pair((3, 2, 3, 3), 8, np.float64)
-    kw = dict(stride=2, padding=1, output_padding=1)
-    ye, yt = F.conv_transpose2d(xe, we, **kw), TF.conv_transpose2d(xt, wt, **kw)
-    (gwe,) = ember.autograd.grad((ye * ye).sum(), we, create_graph=True)
-    (gwt,) = torch.autograd.grad((yt * yt).sum(), wt, create_graph=True)
-    (gwe * gwe).sum().backward()
-    (gwt * gwt).sum().backward()
+@pytest.mark.parametrize(
+    "name, x_shape, w_shape, seed, kw, wrt",
+    [
+        ("conv2d", (2, 4, 7, 7), (6, 2, 3, 3), 5, dict(stride=2, padding=1, groups=2), 0),
+        ("conv_transpose2d", (2, 3, 4, 4), (3, 2, 3, 3), 7,
+         dict(stride=2, padding=1, output_padding=1), 1),
+    ],
+)  # fmt: skip
+def test_double_backward_matches_torch(name, x_shape, w_shape, seed, kw, wrt):
+    """A gradient penalty: d/d(x, w) of |d loss / d (x or w)|^2 (``wrt``: 0 for x, 1 for w)."""
+    xe, xt = _pair(x_shape, seed, np.float64)
+    we, wt = _pair(w_shape, seed + 1, np.float64)
+    ye, yt = getattr(F, name)(xe, we, **kw), getattr(TF, name)(xt, wt, **kw)
+    (ge,) = ember.autograd.grad((ye * ye).sum(), (xe, we)[wrt], create_graph=True)
+    (gt,) = torch.autograd.grad((yt * yt).sum(), (xt, wt)[wrt], create_graph=True)
+    (ge * ge).sum().backward()
+    (gt * gt).sum().backward()
     _close(xe.grad, xt.grad, atol=1e-8, rtol=1e-8)
     _close(we.grad, wt.grad, atol=1e-8, rtol=1e-8)
 
@@ -277,11 +269,4 @@ def test_adaptive_pools_upsampling_and_none(name, size):
     "modname", ["ember.ops.nn.conv", "ember.ops.nn.pool", "ember.ops.nn.adaptive_pool"]
 )
 def test_docstring_examples(modname):
-    mod = importlib.import_module(modname)
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    globs = {**vars(mod), "ember": ember, "F": F, "np": np}
-    tests = doctest.DocTestFinder().find(mod, modname, globs=globs)
-    assert sum(len(t.examples) for t in tests) >= 3
-    for test in tests:
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0, modname
+    assert_doctests_pass(modname, at_least=3, F=F, np=np)

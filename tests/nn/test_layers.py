@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import ember
+from tests.nn.helpers import assert_close, assert_param_grads_close, load_torch_weights
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:Using padding='same'")
@@ -58,33 +59,16 @@ def _make(spec, rng):
     return rng.standard_normal(shape) * extra
 
 
-def _np(x):
-    return x.detach().numpy() if isinstance(x, torch.Tensor) else x.numpy(force=True)
-
-
 def _close(a, b, what, rtol=1e-7, atol=1e-9):
-    a, b = _np(a), _np(b)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} vs torch {b.shape}"
-    if a.dtype.kind in "iub":
-        np.testing.assert_array_equal(a, b, err_msg=what)
-    else:
-        np.testing.assert_allclose(a, b, rtol=rtol, atol=atol, err_msg=what)
+    assert_close(a, b, what, rtol=rtol, atol=atol)
 
 
 def check_layer(make, specs, *, train=True, grad=True, seed=0, steps=1):
     """Build the layer in both frameworks from ``make(lib)``, copy torch's state into ember
     and compare everything on the inputs made from ``specs``."""
     rng = np.random.default_rng(seed)
-    th, em = make(torch), make(ember)
-    th, em = th.double(), em.double()
-    sd = {k: v.detach().numpy().copy() for k, v in th.state_dict().items()}
-    assert list(em.state_dict()) == list(sd), "state_dict keys differ from torch's"
-    em.load_state_dict(sd)
+    th, em = load_torch_weights(make(torch), make(ember))
     th.train(train), em.train(train)
-    text = repr(em)
-    if "\nTotal parameters: " in text:  # ember's count line under a container
-        text = text.rsplit("\n", 1)[0]
-    assert text == repr(th)
     for _ in range(steps):
         arrays = [_make(s, rng) for s in specs]
         needs = [grad and s[0] in "fp" for s in specs]
@@ -107,11 +91,7 @@ def check_layer(make, specs, *, train=True, grad=True, seed=0, steps=1):
         for k, (x, y) in enumerate(zip(e_in, t_in)):
             if y.requires_grad:
                 _close(x.grad, y.grad, f"grad of input {k}")
-        for (name, p1), (_, p2) in zip(em.named_parameters(), th.named_parameters()):
-            if p2.grad is None:
-                assert p1.grad is None, f"{name} got a gradient torch does not give"
-            else:
-                _close(p1.grad, p2.grad, f"grad of {name}")
+        assert_param_grads_close(em, th, close=_close)
     return em, th
 
 

@@ -2,8 +2,6 @@
 ``load_state_dict`` (so names, shapes and order must match), then outputs, final states and
 the gradients of the inputs, initial states and every parameter compared in float64."""
 
-import doctest
-import importlib
 import warnings
 
 import numpy as np
@@ -13,21 +11,19 @@ import ember
 from ember.nn.layers import rnn as rnn_module
 from ember.nn.layers.rnn import GRU, LSTM, RNN
 from ember.nn.layers.rnn_cell import GRUCell, LSTMCell, RNNCell
+from tests.nn.helpers import (
+    assert_close,
+    assert_doctests_pass,
+    assert_param_grads_close,
+    backward_through_outputs,
+    load_torch_weights,
+    to_numpy,
+)
 
 torch = pytest.importorskip("torch")
 
 EMBER = {"RNN": RNN, "LSTM": LSTM, "GRU": GRU, "RNNCell": RNNCell, "LSTMCell": LSTMCell,
          "GRUCell": GRUCell}  # fmt: skip
-
-
-def _np(x):
-    return x.detach().numpy() if isinstance(x, torch.Tensor) else x.numpy(force=True)
-
-
-def _close(a, b, what):
-    a, b = _np(a), _np(b)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} vs torch {b.shape}"
-    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=what)
 
 
 def _flat(out):
@@ -40,12 +36,7 @@ def _flat(out):
 def _pair(kind, seed=0, **kwargs):
     """The same layer in both frameworks, PyTorch's weights loaded into ember's."""
     torch.manual_seed(seed)
-    th = getattr(torch.nn, kind)(**kwargs).double()
-    em = EMBER[kind](**kwargs).double()
-    sd = {k: v.detach().numpy().copy() for k, v in th.state_dict().items()}
-    assert list(em.state_dict()) == list(sd), "state_dict keys differ from torch's"
-    em.load_state_dict(sd)
-    return th, em
+    return load_torch_weights(getattr(torch.nn, kind)(**kwargs), EMBER[kind](**kwargs))
 
 
 def check(kind, inputs, seed=0, train=False, **kwargs):
@@ -53,7 +44,6 @@ def check(kind, inputs, seed=0, train=False, **kwargs):
     frameworks; compare every output and every gradient."""
     th, em = _pair(kind, seed, **kwargs)
     th.train(train), em.train(train)
-    assert repr(em) == repr(th)
 
     def make(lib, a):
         if isinstance(a, tuple):
@@ -64,20 +54,10 @@ def check(kind, inputs, seed=0, train=False, **kwargs):
     e_in = [make(ember, a) for a in inputs]
     t_out, e_out = _flat(th(*t_in)), _flat(em(*e_in))
     assert len(t_out) == len(e_out)
-    rng = np.random.default_rng(seed + 1)
-    t_loss = e_loss = 0
-    for k, (e, t) in enumerate(zip(e_out, t_out)):
-        _close(e, t, f"output {k}")
-        cot = rng.standard_normal(tuple(t.shape))
-        t_loss = t_loss + (t * torch.tensor(cot)).sum()
-        e_loss = e_loss + (e * ember.tensor(cot)).sum()
-    t_loss.backward()
-    e_loss.backward()
+    backward_through_outputs(e_out, t_out, np.random.default_rng(seed + 1))
     for k, (e, t) in enumerate(zip(_flat(e_in), _flat(t_in))):
-        _close(e.grad, t.grad, f"grad of input {k}")
-    for (name, p1), (_, p2) in zip(em.named_parameters(), th.named_parameters()):
-        assert p1.grad is not None, f"{name} got no gradient"
-        _close(p1.grad, p2.grad, f"grad of {name}")
+        assert_close(e.grad, t.grad, f"grad of input {k}")
+    assert_param_grads_close(em, th, every=True)
     return em, th
 
 
@@ -181,7 +161,7 @@ def test_default_init_is_uniform_in_one_over_sqrt_hidden(kind):
     hidden = 25
     em = EMBER[kind](16, hidden)
     bound = 1 / np.sqrt(hidden)
-    values = np.concatenate([_np(p).ravel() for p in em.parameters()])
+    values = np.concatenate([to_numpy(p).ravel() for p in em.parameters()])
     assert np.abs(values).max() <= bound
     assert np.abs(values).max() > 0.9 * bound  # spread over the whole range
     assert abs(values.mean()) < 0.1 * bound
@@ -191,9 +171,9 @@ def test_weights_can_be_replaced():
     """A reassigned parameter is used by the next forward (weights are looked up by name)."""
     em = GRU(3, 4).double()
     x = ember.tensor(_x(L, N, 3))
-    before = _np(em(x)[0])
+    before = to_numpy(em(x)[0])
     em.weight_hh_l0 = ember.nn.Parameter(ember.zeros(12, 4, dtype=ember.float64))
-    assert not np.allclose(_np(em(x)[0]), before)
+    assert not np.allclose(to_numpy(em(x)[0]), before)
 
 
 def test_float32():
@@ -203,7 +183,7 @@ def test_float32():
     out, (h, c) = em(ember.tensor(x))
     assert out.dtype == ember.float32
     t_out, _ = th(torch.tensor(x))
-    np.testing.assert_allclose(_np(out), _np(t_out), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(out), to_numpy(t_out), rtol=1e-5, atol=1e-6)
 
 
 # -- dropout between layers -----------------------------------------------------------------
@@ -212,12 +192,12 @@ def test_dropout_between_layers_only_in_training():
     x = ember.tensor(_x(L, N, 3))
     em.eval()
     th.eval()
-    _close(em(x)[0], th(torch.tensor(_x(L, N, 3)))[0], "eval output")
+    assert_close(em(x)[0], th(torch.tensor(_x(L, N, 3)))[0], "eval output")
     em.train()
     ember.manual_seed(0)
-    a = _np(em(x)[0])
-    b = _np(em(x)[0])
-    ref = _np(em.eval()(x)[0])
+    a = to_numpy(em(x)[0])
+    b = to_numpy(em(x)[0])
+    ref = to_numpy(em.eval()(x)[0])
     assert not np.allclose(a, ref), "dropout did not change the training output"
     assert not np.allclose(a, b), "two training passes drew the same dropout mask"
 
@@ -226,7 +206,7 @@ def test_dropout_single_layer_warns_and_changes_nothing():
     with pytest.warns(UserWarning, match="num_layers greater than 1"):
         em = GRU(3, 4, dropout=0.5).double()
     x = ember.tensor(_x(L, N, 3))
-    _close(em.train()(x)[0], em.eval()(x)[0], "one layer: no dropout")
+    assert_close(em.train()(x)[0], em.eval()(x)[0], "one layer: no dropout")
 
 
 def test_dropout_training_gradients_flow():
@@ -245,10 +225,10 @@ def test_second_order_gradients(kind):
     ex = ember.tensor(x, requires_grad=True)
     (tg,) = torch.autograd.grad(th(tx)[0].pow(2).sum(), tx, create_graph=True)
     (eg,) = ember.autograd.grad((em(ex)[0] ** 2).sum(), ex, create_graph=True)
-    _close(eg, tg, "first-order gradient")
+    assert_close(eg, tg, "first-order gradient")
     tw = torch.autograd.grad(tg.pow(2).sum(), th.weight_hh_l0)[0]
     ew = ember.autograd.grad((eg**2).sum(), em.weight_hh_l0)[0]
-    _close(ew, tw, "second-order gradient")
+    assert_close(ew, tw, "second-order gradient")
 
 
 # -- cells ----------------------------------------------------------------------------------
@@ -286,8 +266,8 @@ def test_cell_loop_matches_layer():
     for t in range(L):
         state = cell(x[t], state)
         steps.append(state[0])
-    _close(ember.stack(steps), out.detach(), "cell loop output")
-    _close(state[1], c[0].detach(), "cell loop final c")
+    assert_close(ember.stack(steps), out.detach(), "cell loop output")
+    assert_close(state[1], c[0].detach(), "cell loop final c")
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -354,10 +334,4 @@ def test_time_split_gives_every_step_in_order():
 
 @pytest.mark.parametrize("modname", ["ember.nn.layers.rnn", "ember.nn.layers.rnn_cell"])
 def test_docstring_examples(modname):
-    mod = importlib.import_module(modname)
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    tests = doctest.DocTestFinder().find(mod, modname, globs={**vars(mod), "ember": ember})
-    assert sum(len(t.examples) for t in tests) >= 10
-    for test in tests:
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0, modname
+    assert_doctests_pass(modname, at_least=10)

@@ -3,8 +3,6 @@ across through ``load_state_dict``, then outputs, attention weights and the grad
 inputs and every parameter compared in float64 (eval mode: dropout off)."""
 
 import copy
-import doctest
-import importlib
 import warnings
 
 import numpy as np
@@ -21,6 +19,14 @@ from ember.nn.layers.transformer import (
     TransformerEncoder,
     TransformerEncoderLayer,
 )
+from tests.nn.helpers import (
+    assert_close,
+    assert_doctests_pass,
+    assert_param_grads_close,
+    backward_through_outputs,
+    load_torch_weights,
+    to_numpy,
+)
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
@@ -28,32 +34,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:enable_nested_tensor is True")
 E, NHEAD, N, L, S = 8, 2, 2, 4, 5
 
 
-def _np(x):
-    if isinstance(x, np.ndarray):
-        return x
-    return x.detach().numpy() if isinstance(x, torch.Tensor) else x.numpy(force=True)
-
-
-def _close(a, b, what, equal_nan=False):
-    a, b = _np(a), _np(b)
-    assert a.shape == b.shape, f"{what}: shape {a.shape} vs torch {b.shape}"
-    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11, err_msg=what, equal_nan=equal_nan)
-
-
 def _x(*shape, seed=0):
     return np.random.default_rng(seed).standard_normal(shape)
-
-
-def _load(th, em):
-    th, em = th.double(), em.double()
-    sd = {k: v.detach().numpy().copy() for k, v in th.state_dict().items()}
-    assert list(em.state_dict()) == list(sd), "state_dict keys differ from torch's"
-    em.load_state_dict(sd)
-    text = repr(em)
-    if "\nTotal parameters: " in text:  # ember's count line under a container
-        text = text.rsplit("\n", 1)[0]
-    assert text == repr(th)
-    return th, em
 
 
 def check(make_th, make_em, arrays, order=None, masks=None, kwargs=None, seed=0, train=False):
@@ -62,7 +44,7 @@ def check(make_th, make_em, arrays, order=None, masks=None, kwargs=None, seed=0,
     with ``masks`` (name -> array, not differentiated) and plain ``kwargs``; compare outputs
     and all gradients."""
     torch.manual_seed(seed)
-    th, em = _load(make_th(), make_em())
+    th, em = load_torch_weights(make_th(), make_em())
     th.train(train), em.train(train)
     t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
     e_in = [ember.tensor(a, requires_grad=True) for a in arrays]
@@ -74,25 +56,10 @@ def check(make_th, make_em, arrays, order=None, masks=None, kwargs=None, seed=0,
     e_out = em(*[e_in[i] for i in order], **e_kw)
     if not isinstance(t_out, tuple):
         t_out, e_out = (t_out,), (e_out,)
-    rng = np.random.default_rng(seed + 1)
-    t_loss = e_loss = 0
-    for k, (e, t) in enumerate(zip(e_out, t_out)):
-        if t is None:
-            assert e is None, f"output {k}: torch gives None"
-            continue
-        _close(e, t, f"output {k}")
-        cot = rng.standard_normal(tuple(t.shape))
-        t_loss = t_loss + (t * torch.tensor(cot)).sum()
-        e_loss = e_loss + (e * ember.tensor(cot)).sum()
-    t_loss.backward()
-    e_loss.backward()
+    backward_through_outputs(e_out, t_out, np.random.default_rng(seed + 1))
     for k, (e, t) in enumerate(zip(e_in, t_in)):
-        _close(e.grad, t.grad, f"grad of input {k}")
-    for (name, p1), (_, p2) in zip(em.named_parameters(), th.named_parameters()):
-        if p2.grad is None:
-            assert p1.grad is None, f"{name} got a gradient torch does not give"
-        else:
-            _close(p1.grad, p2.grad, f"grad of {name}")
+        assert_close(e.grad, t.grad, f"grad of input {k}")
+    assert_param_grads_close(em, th)
     return em, th
 
 
@@ -201,7 +168,7 @@ def test_mha_is_causal_without_mask_applies_the_causal_mask():
     causal = ember.tensor(np.triu(np.ones((L, L), bool), 1))
     for need_weights in (True, False):
         ref = mha(x, x, x, attn_mask=causal, need_weights=need_weights)[0]
-        _close(mha(x, x, x, is_causal=True, need_weights=need_weights)[0], ref, "causal")
+        assert_close(mha(x, x, x, is_causal=True, need_weights=need_weights)[0], ref, "causal")
 
 
 @pytest.mark.parametrize("kind", ["self", "cross", "separate"])
@@ -223,13 +190,15 @@ def test_mha_fully_masked_row():
     kpm[0] = True
     for need_weights in (False, True):
         torch.manual_seed(0)
-        th, em = _load(torch.nn.MultiheadAttention(E, NHEAD), MultiheadAttention(E, NHEAD))
+        th, em = load_torch_weights(
+            torch.nn.MultiheadAttention(E, NHEAD), MultiheadAttention(E, NHEAD)
+        )
         x = _x(L, N, E)
         t = th(*[torch.tensor(x)] * 3, key_padding_mask=torch.tensor(kpm),
                need_weights=need_weights)  # fmt: skip
         e = em(*[ember.tensor(x)] * 3, key_padding_mask=ember.tensor(kpm),
                need_weights=need_weights)  # fmt: skip
-        _close(e[0], t[0], "output", equal_nan=True)
+        assert_close(e[0], t[0], "output", equal_nan=True)
 
 
 def test_mha_dropout_only_in_training():
@@ -239,10 +208,10 @@ def test_mha_dropout_only_in_training():
     mha.train()
     ember.manual_seed(0)
     out, w = mha(x, x, x)
-    assert not np.allclose(_np(out), _np(ref_out))
-    assert not np.allclose(_np(w), _np(ref_w))
+    assert not np.allclose(to_numpy(out), to_numpy(ref_out))
+    assert not np.allclose(to_numpy(w), to_numpy(ref_w))
     out2, _ = mha(x, x, x, need_weights=False)
-    assert not np.allclose(_np(out2), _np(ref_out))
+    assert not np.allclose(to_numpy(out2), to_numpy(ref_out))
 
 
 def test_mha_init_and_names():
@@ -252,9 +221,9 @@ def test_mha_init_and_names():
         (n, tuple(p.shape)) for n, p in th.named_parameters()
     ]
     assert mha.in_proj_weight is None
-    assert not _np(mha.in_proj_bias).any() and not _np(mha.out_proj.bias).any()
+    assert not to_numpy(mha.in_proj_bias).any() and not to_numpy(mha.out_proj.bias).any()
     bound = np.sqrt(6 / (16 + 16))
-    assert np.abs(_np(mha.q_proj_weight)).max() <= bound
+    assert np.abs(to_numpy(mha.q_proj_weight)).max() <= bound
 
 
 def test_mha_errors():
@@ -359,10 +328,10 @@ def test_encoder_layers_are_independent_copies():
         w is not layer.linear1.weight for w in weights
     )
     for w in weights[1:]:
-        np.testing.assert_array_equal(_np(w), _np(weights[0]))
+        np.testing.assert_array_equal(to_numpy(w), to_numpy(weights[0]))
     with ember.no_grad():
         weights[0].mul_(0)
-    assert _np(weights[1]).any() and _np(layer.linear1.weight).any()
+    assert to_numpy(weights[1]).any() and to_numpy(layer.linear1.weight).any()
     assert len(list(enc.parameters())) == 3 * len(list(layer.parameters()))
     assert copy.deepcopy(enc).layers[0].linear1.weight is not weights[0]
 
@@ -373,11 +342,11 @@ def test_train_mode_dropout_changes_outputs(cls):
     args = [ember.tensor(_x(L, N, E))]
     if cls == "TransformerDecoderLayer":
         args.append(ember.tensor(_x(S, N, E, seed=1)))
-    ref = _np(em.eval()(*args))
-    _close(em(*args), ref, "eval mode is deterministic")
+    ref = to_numpy(em.eval()(*args))
+    assert_close(em(*args), ref, "eval mode is deterministic")
     em.train()
     ember.manual_seed(0)
-    a, b = _np(em(*args)), _np(em(*args))
+    a, b = to_numpy(em(*args)), to_numpy(em(*args))
     assert not np.allclose(a, ref) and not np.allclose(a, b)
 
 
@@ -425,14 +394,14 @@ def test_transformer():
                 "memory_key_padding_mask": _kpm(S),
             },
         )  # fmt: skip
-    _close(Transformer.generate_square_subsequent_mask(3),
+    assert_close(Transformer.generate_square_subsequent_mask(3),
            torch.nn.Transformer.generate_square_subsequent_mask(3), "causal mask")  # fmt: skip
 
 
 def test_transformer_init_is_xavier():
     model = Transformer(d_model=16, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
                         dim_feedforward=32)  # fmt: skip
-    w = _np(model.encoder.layers[0].linear1.weight)
+    w = to_numpy(model.encoder.layers[0].linear1.weight)
     assert np.abs(w).max() <= np.sqrt(6 / (16 + 32))
     with pytest.raises(ValueError, match="batch number of src and tgt"):
         model(ember.zeros(3, 2, 16), ember.zeros(3, 4, 16))
@@ -453,16 +422,10 @@ def test_functional_form_matches_module():
         mha.out_proj.weight, mha.out_proj.bias,
     )  # fmt: skip
     ref_out, ref_w = mha(x, x, x)
-    _close(out, ref_out, "output")
-    _close(w, ref_w, "weights")
+    assert_close(out, ref_out, "output")
+    assert_close(w, ref_w, "weights")
 
 
 @pytest.mark.parametrize("modname", ["ember.nn.layers.attention", "ember.nn.layers.transformer"])
 def test_docstring_examples(modname):
-    mod = importlib.import_module(modname)
-    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    tests = doctest.DocTestFinder().find(mod, modname, globs={**vars(mod), "ember": ember})
-    assert sum(len(t.examples) for t in tests) >= 10
-    for test in tests:
-        runner.run(test)
-    assert runner.summarize(verbose=False).failed == 0, modname
+    assert_doctests_pass(modname, at_least=10)

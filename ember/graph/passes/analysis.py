@@ -34,8 +34,11 @@ __all__ = [
     "freeze",
     "view_positions",
     "registry_pure",
+    "fresh_array_node",
     "use_counts",
     "clear_annotations",
+    "replace_inputs",
+    "finish_rewrite",
 ]
 
 # ops whose forward may return a view of (or the very array of) an input, whatever the tracer
@@ -63,6 +66,30 @@ def registry_pure(op: str) -> bool:
         _REGISTRY = REGISTRY
     spec = _REGISTRY.get(op)
     return spec is None or bool(spec.pure)
+
+
+def fresh_array_node(node: Node) -> bool:
+    """True when ``node`` computes a new array: pure (as traced and in the registry), writing
+    and aliasing no input, not a view op, with a typed output of at least one dimension (what
+    fusion and buffer reuse both require).
+
+    Example:
+        >>> g = Graph(); x = g.add_input((2,), np.float32)
+        >>> y = g.add_node("neg", [x], {}, (2,), np.float32)
+        >>> z = g.add_node("reshape", [y], {"shape": (2, 1)}, (2, 1), np.float32)
+        >>> fresh_array_node(y.producer), fresh_array_node(z.producer)
+        (True, False)
+    """
+    out = node.output
+    return (
+        node.pure
+        and not node.mutates
+        and not node.aliases
+        and node.op not in VIEW_OPS
+        and registry_pure(node.op)
+        and out.dtype is not None
+        and len(out.shape) > 0
+    )
 
 
 def view_positions(node: Node) -> tuple[int, ...]:
@@ -273,3 +300,37 @@ def clear_annotations(graph: Graph) -> bool:
     if graph.meta.pop("buffers", None):
         dropped = True
     return dropped
+
+
+def replace_inputs(node: Node, subst: dict[Value, Value]) -> None:
+    """Make ``node`` read the replacement of each replaced input (``subst``: old -> new).
+
+    Example:
+        >>> g = Graph(); x = g.add_input((2,), np.float32); y = g.add_input((2,), np.float32)
+        >>> z = g.add_node("neg", [x], {}, (2,), np.float32)
+        >>> replace_inputs(z.producer, {x: y}); z.producer.inputs[0] is y
+        True
+    """
+    if subst:
+        node.inputs = [subst.get(x, x) if isinstance(x, Value) else x for x in node.inputs]
+
+
+def finish_rewrite(graph: Graph, kept: list[Node], subst: dict[Value, Value]) -> tuple[Graph, bool]:
+    """End a pass that removed nodes: ``kept`` becomes the node list, the outputs and update
+    values read their replacements (``subst``: old -> new), and the annotations the rewrite
+    may have invalidated are cleared; returns ``(graph, True)`` (changed).
+
+    Example:
+        >>> g = Graph(); x = g.add_input((2,), np.float32)
+        >>> y = g.add_node("neg", [x], {}, (2,), np.float32); g.outputs = [y]
+        >>> _, changed = finish_rewrite(g, [], {y: x})
+        >>> changed, g.outputs[0] is x, g.nodes
+        (True, True, [])
+    """
+    graph.nodes = kept
+    graph.outputs = [subst.get(v, v) for v in graph.outputs]
+    for u in graph.updates:
+        if u.value is not None:
+            u.value = subst.get(u.value, u.value)
+    clear_annotations(graph)
+    return graph, True

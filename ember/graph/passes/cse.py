@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from .analysis import Storage, clear_annotations, freeze, registry_pure
+from .analysis import Storage, finish_rewrite, freeze, registry_pure, replace_inputs
 
 __all__ = ["cse", "CONST_MERGE_LIMIT"]
 
@@ -72,8 +72,7 @@ def cse(graph: Graph) -> tuple[Graph, bool]:
     table: dict[Any, Node] = {}
     kept: list[Node] = []
     for n in graph.nodes:
-        if subst:
-            n.inputs = [subst.get(x, x) if isinstance(x, Value) else x for x in n.inputs]
+        replace_inputs(n, subst)
         if _eligible(n, storage):
             key = _node_key(n, storage, version)
             if key is not None:
@@ -93,14 +92,8 @@ def cse(graph: Graph) -> tuple[Graph, bool]:
 
     if not subst:
         return graph, False
-    graph.nodes = kept
     graph.constants = consts
-    graph.outputs = [subst.get(v, v) for v in graph.outputs]
-    for u in graph.updates:
-        if u.value is not None:
-            u.value = subst.get(u.value, u.value)
-    clear_annotations(graph)
-    return graph, True
+    return finish_rewrite(graph, kept, subst)
 
 
 def _eligible(n: Node, storage: Storage) -> bool:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node, Sym, Value
-from .analysis import Storage, clear_annotations, registry_pure
+from .analysis import Storage, finish_rewrite, registry_pure, replace_inputs
 
 __all__ = ["fold", "FOLD_LIMIT"]
 
@@ -57,8 +57,7 @@ def fold(graph: Graph, *, limit: int | None = None) -> tuple[Graph, bool]:
     subst: dict[Value, Value] = {}
     kept: list[Node] = []
     for n in graph.nodes:
-        if subst:
-            n.inputs = [subst.get(x, x) if isinstance(x, Value) else x for x in n.inputs]
+        replace_inputs(n, subst)
         data = _try_fold(n, storage, REGISTRY, limit)
         if data is None:
             kept.append(n)
@@ -70,13 +69,7 @@ def fold(graph: Graph, *, limit: int | None = None) -> tuple[Graph, bool]:
         subst[n.output] = c
     if not subst:
         return graph, False
-    graph.nodes = kept
-    graph.outputs = [subst.get(v, v) for v in graph.outputs]
-    for u in graph.updates:
-        if u.value is not None:
-            u.value = subst.get(u.value, u.value)
-    clear_annotations(graph)
-    return graph, True
+    return finish_rewrite(graph, kept, subst)
 
 
 def _try_fold(n: Node, storage: Storage, registry: dict, limit: int) -> Any:

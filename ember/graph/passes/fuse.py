@@ -42,7 +42,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..ir import Graph, Node, Value
-from .analysis import VIEW_OPS, Storage, registry_pure, use_counts
+from .analysis import Storage, fresh_array_node, use_counts
 from .kernels import ELEMENTWISE, KERNELS
 
 __all__ = ["fuse", "FusedGroup", "fusion_groups", "fused_steps"]
@@ -97,17 +97,7 @@ def fused_steps(group: FusedGroup) -> list[tuple[str, bool]]:
 
 
 def _member(n: Node) -> bool:
-    out = n.output
-    return (
-        n.op in ELEMENTWISE
-        and n.pure
-        and not n.mutates
-        and not n.aliases
-        and n.op not in VIEW_OPS
-        and registry_pure(n.op)
-        and out.dtype is not None
-        and len(out.shape) > 0
-    )
+    return n.op in ELEMENTWISE and fresh_array_node(n)
 
 
 def _accumulator(n: Node, tails: dict[Node, list], counts: dict, storage: Storage) -> int | None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ir import Graph, IRError, Node, Value
-from .analysis import VIEW_OPS, Storage, registry_pure
+from .analysis import Storage, fresh_array_node, registry_pure
 from .kernels import KERNELS
 
 __all__ = ["plan_memory", "check_plan", "has_out"]
@@ -91,13 +91,7 @@ def _candidate(n: Node, storage: Storage, effect_inputs: set[Value]) -> bool:
     return (
         storage.root(out) not in effect_inputs
         and has_out(n)
-        and n.pure
-        and not n.mutates
-        and not n.aliases
-        and n.op not in VIEW_OPS
-        and registry_pure(n.op)
-        and out.dtype is not None
-        and len(out.shape) > 0
+        and fresh_array_node(n)
         and not storage.escapes(out)
         and not storage.is_mutated(out)
     )

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from .analysis import Storage, clear_annotations, registry_pure
+from .analysis import Storage, finish_rewrite, registry_pure, replace_inputs
 
 __all__ = ["simplify", "CONST_CHECK_LIMIT"]
 
@@ -64,8 +64,7 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
     kept: list[Node] = []
     changed = False
     for n in graph.nodes:
-        if subst:
-            n.inputs = [subst.get(x, x) if isinstance(x, Value) else x for x in n.inputs]
+        replace_inputs(n, subst)
         if not n.pure or n.mutates or not registry_pure(n.op):
             kept.append(n)
             continue
@@ -80,13 +79,7 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
         kept.append(n)
     if not changed:
         return graph, False
-    graph.nodes = kept
-    graph.outputs = [subst.get(v, v) for v in graph.outputs]
-    for u in graph.updates:
-        if u.value is not None:
-            u.value = subst.get(u.value, u.value)
-    clear_annotations(graph)
-    return graph, True
+    return finish_rewrite(graph, kept, subst)
 
 
 # -- identities ----------------------------------------------------------------------------------

@@ -144,14 +144,6 @@ class _ConvNd(Module):
             s += f", padding_mode={self.padding_mode}"
         return s
 
-    def _conv(self, conv: Any, input: Tensor) -> Tensor:
-        if self.padding_mode != "zeros":
-            input = ops.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
-            padding: Any = (0,) * self._n
-        else:
-            padding = self.padding
-        return conv(input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
-
     def _output_padding(self, input: Tensor, output_size: Any) -> tuple:
         """The output padding that makes a transposed convolution produce ``output_size``."""
         n = self._n
@@ -183,15 +175,11 @@ class _ConvNd(Module):
         return tuple(result)
 
 
-class Conv1d(_ConvNd):
-    """1-D convolution over ``(N, C_in, L)`` (or ``(C_in, L)``) inputs.
+class _Conv(_ConvNd):
+    """``Conv1d``/``Conv2d``: PyTorch's arguments (no ``output_padding``) and the forward,
+    which pads first for the non-"zeros" padding modes."""
 
-    Example:
-        >>> nn.Conv1d(4, 6, kernel_size=3)(ember.ones(2, 4, 10)).shape
-        (2, 6, 8)
-    """
-
-    _n = 1
+    _functional: Any = None  # F.conv1d / F.conv2d, as a staticmethod
 
     def __init__(
         self,
@@ -213,10 +201,29 @@ class Conv1d(_ConvNd):
         )  # fmt: skip
 
     def forward(self, input: Tensor) -> Tensor:
-        return self._conv(F.conv1d, input)
+        if self.padding_mode != "zeros":
+            input = ops.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode)
+            padding: Any = (0,) * self._n
+        else:
+            padding = self.padding
+        return self._functional(
+            input, self.weight, self.bias, self.stride, padding, self.dilation, self.groups
+        )
 
 
-class Conv2d(_ConvNd):
+class Conv1d(_Conv):
+    """1-D convolution over ``(N, C_in, L)`` (or ``(C_in, L)``) inputs.
+
+    Example:
+        >>> nn.Conv1d(4, 6, kernel_size=3)(ember.ones(2, 4, 10)).shape
+        (2, 6, 8)
+    """
+
+    _n = 1
+    _functional = staticmethod(F.conv1d)
+
+
+class Conv2d(_Conv):
     """2-D convolution over ``(N, C_in, H, W)`` (or ``(C_in, H, W)``) inputs.
 
     Example:
@@ -226,32 +233,15 @@ class Conv2d(_ConvNd):
     """
 
     _n = 2
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: Any,
-        stride: Any = 1,
-        padding: Any = 0,
-        dilation: Any = 1,
-        groups: int = 1,
-        bias: bool = True,
-        padding_mode: str = "zeros",
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__(
-            in_channels, out_channels, kernel_size, stride, padding, dilation, 0, groups,
-            bias, padding_mode, device, dtype,
-        )  # fmt: skip
-
-    def forward(self, input: Tensor) -> Tensor:
-        return self._conv(F.conv2d, input)
+    _functional = staticmethod(F.conv2d)
 
 
 class _ConvTransposeNd(_ConvNd):
+    """``ConvTranspose1d``/``ConvTranspose2d``: PyTorch's arguments and the forward, which
+    picks the output padding for ``output_size``."""
+
     _transposed = True
+    _functional: Any = None  # F.conv_transpose1d / F.conv_transpose2d, as a staticmethod
 
     def __init__(
         self,
@@ -275,6 +265,12 @@ class _ConvTransposeNd(_ConvNd):
             groups, bias, padding_mode, device, dtype,
         )  # fmt: skip
 
+    def forward(self, input: Tensor, output_size: Any = None) -> Tensor:
+        return self._functional(
+            input, self.weight, self.bias, self.stride, self.padding,
+            self._output_padding(input, output_size), self.groups, self.dilation,
+        )  # fmt: skip
+
 
 class ConvTranspose1d(_ConvTransposeNd):
     """1-D transposed convolution (the gradient of ``Conv1d`` with respect to its input);
@@ -286,12 +282,7 @@ class ConvTranspose1d(_ConvTransposeNd):
     """
 
     _n = 1
-
-    def forward(self, input: Tensor, output_size: Any = None) -> Tensor:
-        return F.conv_transpose1d(
-            input, self.weight, self.bias, self.stride, self.padding,
-            self._output_padding(input, output_size), self.groups, self.dilation,
-        )  # fmt: skip
+    _functional = staticmethod(F.conv_transpose1d)
 
 
 class ConvTranspose2d(_ConvTransposeNd):
@@ -305,9 +296,4 @@ class ConvTranspose2d(_ConvTransposeNd):
     """
 
     _n = 2
-
-    def forward(self, input: Tensor, output_size: Any = None) -> Tensor:
-        return F.conv_transpose2d(
-            input, self.weight, self.bias, self.stride, self.padding,
-            self._output_padding(input, output_size), self.groups, self.dilation,
-        )  # fmt: skip
+    _functional = staticmethod(F.conv_transpose2d)

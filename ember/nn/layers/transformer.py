@@ -80,12 +80,28 @@ def _generate_square_subsequent_mask(sz: int, device: Any = None, dtype: Any = N
 
 
 class _TransformerLayer(Module):
-    """What the encoder and decoder layers share: construction, self-attention, feed-forward."""
+    """What the encoder and decoder layers share: construction (PyTorch's arguments; the
+    decoder adds ``multihead_attn`` and a third norm/dropout), self-attention, feed-forward."""
 
-    def _init_common(
-        self, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
-        batch_first, norm_first, bias, kw, norms,
-    ) -> None:  # fmt: skip
+    _norms = 2  # how many norm/dropout pairs: 2 for the encoder layer, 3 for the decoder
+
+    def __init__(
+        self,
+        d_model: int,
+        nhead: int,
+        dim_feedforward: int = 2048,
+        dropout: float = 0.1,
+        activation: str | Callable[[Tensor], Tensor] = F.relu,
+        layer_norm_eps: float = 1e-5,
+        batch_first: bool = False,
+        norm_first: bool = False,
+        bias: bool = True,
+        device: Any = None,
+        dtype: Any = None,
+    ) -> None:
+        super().__init__()
+        kw = {"device": device, "dtype": dtype}
+        norms = self._norms
         self.self_attn = MultiheadAttention(
             d_model, nhead, dropout=dropout, bias=bias, batch_first=batch_first, **kw
         )
@@ -139,26 +155,6 @@ class TransformerEncoderLayer(_TransformerLayer):
         (5, 3, 8)
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Tensor], Tensor] = F.relu,
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        self._init_common(
-            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-            norm_first, bias, {"device": device, "dtype": dtype}, norms=2,
-        )  # fmt: skip
-
     def forward(
         self,
         src: Tensor,
@@ -191,25 +187,7 @@ class TransformerDecoderLayer(_TransformerLayer):
         (2, 4, 8)
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        nhead: int,
-        dim_feedforward: int = 2048,
-        dropout: float = 0.1,
-        activation: str | Callable[[Tensor], Tensor] = F.relu,
-        layer_norm_eps: float = 1e-5,
-        batch_first: bool = False,
-        norm_first: bool = False,
-        bias: bool = True,
-        device: Any = None,
-        dtype: Any = None,
-    ) -> None:
-        super().__init__()
-        self._init_common(
-            d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, batch_first,
-            norm_first, bias, {"device": device, "dtype": dtype}, norms=3,
-        )  # fmt: skip
+    _norms = 3
 
     def forward(
         self,
