@@ -76,6 +76,8 @@ def __getattr__(name: str):
         return importlib.import_module(f"ember.{name}")
     if name in _IO:
         return getattr(importlib.import_module("ember.io"), name)
+    if name in ("export", "load_onnx"):  # ONNX export/import (the optional 'onnx' extra)
+        return getattr(importlib.import_module("ember.onnx"), name)
     if name == "compile":  # ember.compile: graph mode, imported on first use
         return importlib.import_module("ember.graph").compile
     raise AttributeError(f"module 'ember' has no attribute {name!r}")

@@ -4,6 +4,10 @@
   progress bar; report the test accuracy and save the weights.
 * ``ember info``: ember's version, the devices found, NumPy and its BLAS, Python, and which
   optional extras are installed (``--json`` for a machine-readable report).
+* ``ember export MODULE:FACTORY --input-shape 1,784``: export a model to ONNX;
+  ``ember inspect model.onnx``: its inputs, outputs, ops and parameter count;
+  ``ember convert model.onnx --to ort [--quantize int8]``: ONNX Runtime Mobile's format
+  (see :mod:`ember.onnx.tools`; needs ``pip install 'ember[onnx]'``).
 
 Exit codes: 0 success, 1 failure, 2 bad command line.
 
@@ -280,6 +284,10 @@ def build_parser() -> argparse.ArgumentParser:
         "Python, and which optional extras are installed.",
     )
     info.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    from ember.onnx.tools import add_commands as add_onnx_commands
+
+    add_onnx_commands(sub)
     return parser
 
 
@@ -302,6 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in ("export", "inspect", "convert"):
+            from ember.onnx.tools import run_command
+
+            return run_command(args)
         if args.command == "info":
             info = collect_info()
             if args.json:

@@ -365,6 +365,71 @@ def _adagrad(xp, param, grad, state_sum, step, lr, *, lr_decay, eps, weight_deca
     return param
 
 
+# -- ONNX lowerings: the updated parameter (the op's result) as a pure function -------------
+# An ONNX graph has no in-place writes, so these compute the value the update returns; the
+# state an update also writes (momentum, moments) is not an output of the exported graph.
+def _num(g, v, like):
+    return g.cast(v, like.dtype) if g.is_value(v) else g.scalar(float(v), like)
+
+
+def _decayed_onnx(g, param, grad, weight_decay, maximize):
+    if weight_decay != 0:
+        d = g.op("Mul", param, weight_decay)
+        return g.op("Sub" if maximize else "Add", d, grad)
+    return g.op("Neg", grad) if maximize else grad
+
+
+@_sgd.defonnx
+def _(g, param, grad, buf, lr, *, momentum, dampening, weight_decay, nesterov, maximize, first):
+    d = _decayed_onnx(g, param, grad, weight_decay, maximize)
+    if buf is not None:
+        new_buf = (
+            d if first else g.op("Add", g.op("Mul", buf, momentum), g.op("Mul", d, 1 - dampening))
+        )
+        d = g.op("Add", d, g.op("Mul", new_buf, momentum)) if nesterov else new_buf
+    return g.op("Sub", param, g.op("Mul", d, _num(g, lr, param)))
+
+
+@_adam.defonnx
+def _(g, param, grad, exp_avg, exp_avg_sq, vmax, step, lr, *, beta1, beta2, eps, weight_decay,
+      decoupled, maximize):  # fmt: skip
+    lr, step = _num(g, lr, param), _num(g, step, param)
+    if weight_decay != 0 and decoupled:
+        param = g.op("Mul", param, g.op("Sub", 1.0, g.op("Mul", lr, weight_decay)))
+    d = _decayed_onnx(g, param, grad, 0 if decoupled else weight_decay, maximize)
+    m = g.op("Add", exp_avg, g.op("Mul", g.op("Sub", d, exp_avg), 1 - beta1))
+    v = g.op("Add", g.op("Mul", exp_avg_sq, beta2), g.op("Mul", g.op("Mul", d, d), 1 - beta2))
+    if vmax is not None:
+        v = g.op("Max", vmax, v)
+    bc1 = g.op("Sub", 1.0, g.op("Pow", g.scalar(beta1, param), step))
+    bc2 = g.op("Sqrt", g.op("Sub", 1.0, g.op("Pow", g.scalar(beta2, param), step)))
+    denom = g.op("Add", g.op("Div", g.op("Sqrt", v), bc2), eps)
+    return g.op("Sub", param, g.op("Mul", g.op("Div", lr, bc1), g.op("Div", m, denom)))
+
+
+@_rmsprop.defonnx
+def _(g, param, grad, square_avg, grad_avg, buf, step, lr, *, alpha, eps, weight_decay,
+      momentum, maximize):  # fmt: skip
+    d = _decayed_onnx(g, param, grad, weight_decay, maximize)
+    sq = g.op("Add", g.op("Mul", square_avg, alpha), g.op("Mul", g.op("Mul", d, d), 1 - alpha))
+    if grad_avg is not None:
+        ga = g.op("Add", grad_avg, g.op("Mul", g.op("Sub", d, grad_avg), 1 - alpha))
+        sq = g.op("Sub", sq, g.op("Mul", ga, ga))
+    ratio = g.op("Div", d, g.op("Add", g.op("Sqrt", sq), eps))
+    if buf is not None:
+        ratio = g.op("Add", g.op("Mul", buf, momentum), ratio)
+    return g.op("Sub", param, g.op("Mul", ratio, _num(g, lr, param)))
+
+
+@_adagrad.defonnx
+def _(g, param, grad, state_sum, step, lr, *, lr_decay, eps, weight_decay, maximize):
+    d = _decayed_onnx(g, param, grad, weight_decay, maximize)
+    ss = g.op("Add", state_sum, g.op("Mul", d, d))
+    decay = g.op("Add", g.op("Mul", g.op("Sub", _num(g, step, param), 1.0), lr_decay), 1.0)
+    clr = g.op("Div", _num(g, lr, param), decay)
+    return g.op("Sub", param, g.op("Mul", clr, g.op("Div", d, g.op("Add", g.op("Sqrt", ss), eps))))
+
+
 sgd_update = _sgd
 adam_update = _adam
 rmsprop_update = _rmsprop
