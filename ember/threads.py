@@ -1,8 +1,21 @@
-"""Thread policy: how many threads BLAS (and later ember's own kernels) may use.
+"""Thread policy: one setting for BLAS and for ember's own C kernels (OpenMP).
 
-``ember.set_num_threads(n)`` caps the BLAS thread pool NumPy uses (through threadpoolctl),
-like ``torch.set_num_threads``; ``ember.get_num_threads()`` reads it back. On a busy or
-small machine, 1 thread is often faster for small matrices.
+``ember.set_num_threads(n)`` caps the BLAS thread pool NumPy uses (through threadpoolctl)
+and the threads ember's C kernels (``ember.kernels``) may use, like
+``torch.set_num_threads``; ``ember.get_num_threads()`` reads it back. The kernels' default is
+``OMP_NUM_THREADS`` when set, else the cores this process may run on.
+
+The rest of the policy, applied by the kernels:
+
+* a kernel whose work is below :data:`MIN_WORK_PER_THREAD` elements per thread runs on the
+  calling thread only (waking threads costs more than it saves on small tensors);
+* OpenMP threads wait *passively* (``OMP_WAIT_POLICY=PASSIVE``, set before the OpenMP
+  runtime loads unless the user set it): busy-waiting threads steal the cores of the other
+  threads and processes on the machine, which costs 20-200x under contention;
+* :func:`limit_this_thread` caps the kernels called from one Python thread (a data loader
+  thread calls ``limit_this_thread(1)`` so that it never competes with the training loop
+  for cores), and a forked child process starts single-threaded (OpenMP thread pools do
+  not survive ``fork``).
 
 Example:
     >>> import ember
@@ -12,27 +25,50 @@ Example:
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any
 
-__all__ = ["set_num_threads", "get_num_threads"]
+__all__ = [
+    "set_num_threads",
+    "get_num_threads",
+    "kernel_threads",
+    "limit_this_thread",
+    "MIN_WORK_PER_THREAD",
+]
+
+MIN_WORK_PER_THREAD = 1 << 15  # elements; below 2x this a kernel runs single-threaded
 
 _limiter: Any = None
 _requested: int | None = None
+_kernel_threads: int | None = None  # None: not decided yet (see _default_threads)
+_local = threading.local()
+
+
+def _default_threads() -> int:
+    env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def set_num_threads(n: int) -> None:
-    """Use at most ``n`` threads for BLAS calls in this process.
+    """Use at most ``n`` threads for BLAS calls and for ember's C kernels in this process.
 
     Example:
         >>> ember.set_num_threads(2)
     """
-    global _limiter, _requested
+    global _limiter, _requested, _kernel_threads
     if n < 1:
         raise ValueError(f"set_num_threads: n must be >= 1, got {n}")
     from threadpoolctl import threadpool_limits
 
     _limiter = threadpool_limits(limits=int(n), user_api="blas")
     _requested = int(n)
+    _kernel_threads = int(n)
 
 
 def get_num_threads() -> int:
@@ -48,3 +84,58 @@ def get_num_threads() -> int:
     if counts:
         return max(counts)
     return _requested or 1
+
+
+def limit_this_thread(n: int | None) -> None:
+    """Cap the C kernels called from the current Python thread at ``n`` threads (None
+    removes the cap). A data loader thread calls ``limit_this_thread(1)``.
+
+    Example:
+        >>> limit_this_thread(1); kernel_threads(10**9)
+        1
+        >>> limit_this_thread(None)
+    """
+    if n is not None and n < 1:
+        raise ValueError(f"limit_this_thread: n must be >= 1 or None, got {n}")
+    _local.limit = n
+
+
+def kernel_threads(work: int) -> int:
+    """How many threads a C kernel should use for ``work`` elements: 1 below
+    ``2 * MIN_WORK_PER_THREAD``, else at most one thread per ``MIN_WORK_PER_THREAD``
+    elements, capped by ``set_num_threads`` and :func:`limit_this_thread`.
+
+    Example:
+        >>> kernel_threads(100)
+        1
+    """
+    global _kernel_threads
+    if work < 2 * MIN_WORK_PER_THREAD:
+        return 1
+    n = _kernel_threads
+    if n is None:
+        n = _kernel_threads = _default_threads()
+    cap = getattr(_local, "limit", None)
+    if cap is not None and cap < n:
+        n = cap
+    return max(1, min(n, work // MIN_WORK_PER_THREAD))
+
+
+def configure_openmp_env() -> None:
+    """Make OpenMP threads wait passively, unless the user chose a policy; called before the
+    first OpenMP library loads (the runtime reads its environment once, when it loads).
+
+    Example:
+        >>> configure_openmp_env(); os.environ["OMP_WAIT_POLICY"] != ""
+        True
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def _after_fork_in_child() -> None:
+    global _kernel_threads
+    _kernel_threads = 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
