@@ -360,7 +360,8 @@ _OPS_WITH_ONNX = {
 
 def test_registry_entries_and_onnx_names():
     for name, onnx in _OPS_WITH_ONNX.items():
-        assert REGISTRY[name].onnx == onnx, name
+        lowering = REGISTRY[name].onnx  # a plain ONNX op name, or a decomposition function
+        assert lowering == onnx or callable(lowering), name  # tests/onnx checks what they do
     for name in ("sigmoid", "tanh", "relu", "sqrt", "rsqrt", "reciprocal", "exp2", "erfinv"):
         op = REGISTRY[name]
         assert op.saves_output and not op.saves_inputs, name
