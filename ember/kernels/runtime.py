@@ -1,0 +1,266 @@
+"""Which kernels run, C or NumPy; the units loaded so far; the one message on fallback.
+
+``EMBER_KERNELS`` chooses (read once, on first use; :func:`set_mode` changes it at run
+time):
+
+* ``auto`` (default): the C kernels when they can be built, else the NumPy path, with one
+  :class:`KernelFallbackWarning` per process saying why and how to fix or silence it;
+* ``c``: the C kernels or an error (:class:`KernelUnavailableError`), never a silent
+  fallback;
+* ``numpy``: never compile; every seam function returns None.
+
+Units are built or loaded lazily, the first time one of their kernels is asked for, so
+``import ember`` never runs the compiler. A unit that fails is not retried in this process.
+
+Example:
+    >>> from ember.kernels import runtime
+    >>> runtime.mode() in ("auto", "c", "numpy")
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from typing import Any
+
+from ..errors import EmberError, user_frame
+
+# build (compiler, cache; imports subprocess, hashlib, ...) and the C sources are imported on
+# the first kernel lookup, not with ember
+
+__all__ = [
+    "MODES",
+    "KernelFallbackWarning",
+    "KernelUnavailableError",
+    "mode",
+    "set_mode",
+    "library",
+    "prepare",
+    "function",
+    "failures",
+    "loaded",
+    "FUNCS",
+]
+
+MODES = ("auto", "c", "numpy")
+
+_mode: str | None = None
+_libs: dict[str, Any] = {}  # unit name -> build.Library
+_failed: dict[str, Any] = {}  # unit name -> build.KernelBuildError
+_warned = False
+_lock = threading.RLock()
+FUNCS: dict[tuple[str, str], Any] = {}  # (kernel, dtype suffix) -> cffi function or None
+
+
+class KernelFallbackWarning(RuntimeWarning):
+    """The C kernels are unavailable and ember uses its NumPy path (said once per process).
+
+    Example:
+        >>> issubclass(KernelFallbackWarning, RuntimeWarning)
+        True
+    """
+
+
+class KernelUnavailableError(EmberError):
+    """``EMBER_KERNELS=c`` was asked for, but the C kernels cannot be built or loaded.
+
+    Example:
+        >>> issubclass(KernelUnavailableError, ember.EmberError)
+        True
+    """
+
+
+def mode() -> str:
+    """The kernel mode: ``'auto'``, ``'c'`` or ``'numpy'`` (``EMBER_KERNELS``, read once).
+
+    Example:
+        >>> mode() in MODES
+        True
+    """
+    global _mode
+    if _mode is None:
+        value = os.environ.get("EMBER_KERNELS", "").strip().lower() or "auto"
+        if value not in MODES:
+            warnings.warn(
+                f"EMBER_KERNELS={value!r} is not one of {', '.join(MODES)}; using 'auto'",
+                KernelFallbackWarning,
+                stacklevel=2,
+            )
+            value = "auto"
+        _mode = value
+    return _mode
+
+
+def set_mode(value: str | None) -> None:
+    """Switch between ``'auto'``, ``'c'`` and ``'numpy'`` kernels now (None: read
+    ``EMBER_KERNELS`` again). Loaded libraries stay loaded; failures are forgotten.
+
+    Example:
+        >>> before = mode(); set_mode("numpy"); mode()
+        'numpy'
+        >>> set_mode(before)
+    """
+    global _mode, _warned
+    if value is not None and value not in MODES:
+        raise ValueError(f"set_mode: mode must be one of {MODES}, got {value!r}")
+    with _lock:
+        _mode = value
+        _failed.clear()
+        _warned = False
+        FUNCS.clear()
+
+
+def _fallback_message(err: Any) -> str:
+    if "no C compiler" in err.reason:
+        fix = "Install a C compiler (gcc or clang) to enable them."
+    elif "cffi" in err.reason:
+        fix = "Install the cffi package to enable them."
+    elif err.log:
+        fix = f"The compiler's output is in {err.log}."
+    else:
+        fix = ""
+    return (
+        f"ember: C kernels unavailable ({err.reason}); using the NumPy kernels, which are "
+        f"slower. {fix} Set EMBER_KERNELS=numpy to silence this message."
+    ).replace("  ", " ")
+
+
+def _warn_once(err: Any) -> None:
+    global _warned
+    if _warned:
+        return
+    _warned = True
+    frame = user_frame(1)
+    if frame is None:
+        warnings.warn(_fallback_message(err), KernelFallbackWarning, stacklevel=3)
+        return
+    warnings.warn_explicit(
+        _fallback_message(err),
+        KernelFallbackWarning,
+        frame.f_code.co_filename,
+        frame.f_lineno,
+        module=frame.f_globals.get("__name__"),
+        registry=frame.f_globals.setdefault("__warningregistry__", {}),
+    )
+
+
+def library(unit: str) -> Any:
+    """The loaded library of kernel unit ``unit``, building it on first use; None in
+    ``'numpy'`` mode or when it cannot be built (``'auto'``: one warning per process);
+    raises :class:`KernelUnavailableError` in ``'c'`` mode.
+
+    Example:
+        >>> library("softmax") is None or library("softmax").path.exists()
+        True
+    """
+    lib = _libs.get(unit)
+    if lib is not None:
+        return None if mode() == "numpy" else lib
+    m = mode()
+    if m == "numpy":
+        return None
+    with _lock:
+        lib = _libs.get(unit)
+        if lib is not None:
+            return lib
+        err = _failed.get(unit)
+        if err is None:
+            from .build import KernelBuildError, load_unit
+            from .source import UNITS
+
+            try:
+                lib = load_unit(UNITS[unit])
+            except KernelBuildError as e:
+                err = _failed[unit] = e
+            else:
+                _libs[unit] = lib
+                return lib
+    if m == "c":
+        raise KernelUnavailableError(
+            "kernels",
+            f"EMBER_KERNELS=c but the C kernels are unavailable: {err.reason}"
+            + (f" (compiler output: {err.log})" if err.log else ""),
+        )
+    _warn_once(err)
+    return None
+
+
+def prepare(workers: int | None = None) -> dict[str, str]:
+    """Build or load every kernel unit now, running the compiler on several units at once
+    (so a program can pay the one-time compilation up front, in parallel, instead of op by
+    op during its first step). Returns ``{unit: 'ok' | reason}``; failures are handled as in
+    :func:`library` (one warning in ``'auto'`` mode, an error in ``'c'`` mode).
+
+    Example:
+        >>> set(prepare()) >= {"softmax", "optim"}
+        True
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .build import KernelBuildError, load_unit
+    from .source import UNITS
+
+    if mode() == "numpy":
+        return {name: "EMBER_KERNELS=numpy" for name in UNITS}
+    todo = [n for n in UNITS if n not in _libs and n not in _failed]
+
+    def one(name: str) -> None:
+        try:
+            lib = load_unit(UNITS[name])
+        except KernelBuildError as e:
+            _failed[name] = e
+        else:
+            _libs[name] = lib
+
+    n = workers or min(len(todo), max(1, os.cpu_count() or 1)) or 1
+    with _lock, ThreadPoolExecutor(max_workers=n) as pool:
+        list(pool.map(one, todo))
+    for name in UNITS:  # the usual failure handling (warning or error), once
+        library(name)
+    return {name: "ok" if name in _libs else _failed[name].reason for name in UNITS}
+
+
+def function(unit: str, name: str, sfx: str) -> Any:
+    """The cffi function ``ember_<name>_<sfx>`` of ``unit``, or None (see :func:`library`).
+
+    Example:
+        >>> f = function("softmax", "softmax_forward", "f32")
+        >>> f is None or callable(f)
+        True
+    """
+    lib = library(unit)
+    return None if lib is None else getattr(lib.lib, f"ember_{name}_{sfx}")
+
+
+def failures() -> dict[str, str]:
+    """The units that failed to build in this process, with the reason.
+
+    Example:
+        >>> isinstance(failures(), dict)
+        True
+    """
+    return {k: v.reason for k, v in _failed.items()}
+
+
+def loaded() -> dict[str, Any]:
+    """The units loaded in this process.
+
+    Example:
+        >>> isinstance(loaded(), dict)
+        True
+    """
+    return dict(_libs)
+
+
+def cache_location() -> str:
+    """The kernel cache directory, as text.
+
+    Example:
+        >>> cache_location().endswith("kernels")
+        True
+    """
+    from .build import cache_dir
+
+    return str(cache_dir())

@@ -1,0 +1,114 @@
+"""C sources of the kernel units, and the two functions that turn a unit into the C file
+the compiler sees (:func:`render`) and the declarations cffi reads (:func:`cdef`).
+
+A :class:`Unit` is one shared library: a family of kernels (``softmax``, ``norm``, ...)
+compiled together, once, the first time one of them is called. Its body is written once
+against the macros of :mod:`.common` and instantiated for float32 (``_f32``) and float64
+(``_f64``); its ``functions`` are the exported signatures, written with ``scalar`` for the
+element type and ``i64`` for 64-bit integers. In the cffi declarations every pointer
+parameter becomes ``void *`` (the caller passes ``ffi.from_buffer(array)``; the layout in
+C is the same), so one declaration serves any buffer.
+
+Example:
+    >>> from ember.kernels.source import UNITS, cdef
+    >>> "void ember_softmax_forward_f32(" in cdef(UNITS["softmax"])
+    True
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .common import HEADER, POSTLUDE, PRELUDES
+
+__all__ = ["Unit", "UNITS", "ABI_VERSION", "render", "cdef", "function_names"]
+
+ABI_VERSION = 1  # bump when a signature or a calling convention changes
+DTYPES = ("f32", "f64")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One family of kernels compiled into one shared library.
+
+    Example:
+        >>> u = Unit("demo", ("void twice(const scalar *x, scalar *y, i64 n)",), "")
+        >>> u.name
+        'demo'
+    """
+
+    name: str
+    functions: tuple[str, ...]
+    body: str
+    shared: str = ""  # C emitted once, before the per-dtype bodies
+    flags: tuple[str, ...] = field(default=())  # extra compiler flags of this unit
+
+
+_SIG = re.compile(r"^\s*([\w\s]+?)\s+(\w+)\s*\((.*)\)\s*$", re.S)
+
+
+def _parse(signature: str) -> tuple[str, str, list[str]]:
+    m = _SIG.match(signature)
+    if m is None:
+        raise ValueError(f"bad kernel signature: {signature!r}")
+    ret, name, params = m.groups()
+    return ret.strip(), name, [p.strip() for p in params.split(",") if p.strip()]
+
+
+def function_names(unit: Unit) -> list[str]:
+    """The plain names (without prefix or dtype suffix) of a unit's kernels.
+
+    Example:
+        >>> function_names(UNITS["softmax"])[:1]
+        ['softmax_forward']
+    """
+    return [_parse(s)[1] for s in unit.functions]
+
+
+def _c_type(text: str, ctype: str) -> str:
+    text = re.sub(r"\bscalar\b", ctype, text)
+    return re.sub(r"\bi64\b", "int64_t", text)
+
+
+def cdef(unit: Unit) -> str:
+    """cffi declarations of ``unit``'s exported functions, for both element types.
+
+    Example:
+        >>> "int ember_softmax_abi(void);" in cdef(UNITS["softmax"])
+        True
+    """
+    lines = [f"int ember_{unit.name}_abi(void);"]
+    for sfx, ctype in (("f32", "float"), ("f64", "double")):
+        for sig in unit.functions:
+            ret, name, params = _parse(sig)
+            out = []
+            for p in params:
+                pname = re.findall(r"\w+", p)[-1]
+                out.append(f"void *{pname}" if "*" in p else _c_type(p, ctype))
+            lines.append(f"{_c_type(ret, ctype)} ember_{name}_{sfx}({', '.join(out)});")
+    return "\n".join(lines) + "\n"
+
+
+def render(unit: Unit) -> str:
+    """The complete C source of ``unit`` (header, shared part, float and double bodies).
+
+    Example:
+        >>> "ember_softmax_abi" in render(UNITS["softmax"])
+        True
+    """
+    parts = [HEADER, unit.shared]
+    for sfx in DTYPES:
+        parts += [PRELUDES[sfx], unit.body, POSTLUDE]
+    parts.append(f"EMBER_API int ember_{unit.name}_abi(void) {{ return {ABI_VERSION}; }}\n")
+    return "\n".join(parts)
+
+
+def _units() -> dict[str, Unit]:
+    from . import activation, embedding, im2col, loss, norm, optim, pool, softmax
+
+    mods = (softmax, norm, activation, loss, optim, embedding, pool, im2col)
+    return {m.UNIT.name: m.UNIT for m in mods}
+
+
+UNITS: dict[str, Unit] = _units()

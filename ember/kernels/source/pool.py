@@ -1,0 +1,247 @@
+"""C kernels of ``max_pool2d``: forward (optionally with PyTorch's flat ``h * W + w`` argmax
+indices) and backward, over ``(N * C, H, W)`` planes with any kernel, stride, symmetric
+padding, dilation and output size (``ceil_mode`` is in the output size: window positions
+past the input are skipped, as padding is).
+
+Each window's winner is its first maximum, or its first NaN (NaN propagates, as in NumPy's
+``maximum`` and PyTorch); a window with no element inside the input gives ``-inf`` and
+index -1. The common 2x2 / stride 2 pooling that tiles the plane has its own two-pass path
+(neighbour pairs, then row pairs). Otherwise an output row is computed tap by tap (each tap one vectorized pass over the
+columns whose windows lie inside the input; border columns one by one). Backward recomputes
+the winners from ``x`` (so nothing but the input is saved) and adds ``g`` at each winner;
+planes are independent, so threads never write the same element. Plane indices are 32-bit
+inside the kernel (planes up to 2^31 elements). Both return 0, or -1 when scratch memory
+cannot be allocated.
+
+Example:
+    >>> from ember.kernels.source.pool import UNIT
+    >>> UNIT.name
+    'pool'
+"""
+
+from __future__ import annotations
+
+from . import Unit
+
+SHARED = r"""
+typedef struct {
+    i64 H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
+} pool_geom;
+"""
+
+BODY = r"""
+/* the first max (or first NaN) of window (oh, ow) of one plane: its flat index, or -1 */
+static inline i64 FN(pool_winner)(const scalar *restrict plane, const pool_geom *q, i64 oh,
+                                  i64 ow, scalar *value) {
+    scalar best = -INFINITY;
+    i64 at = -1;
+    for (i64 i = 0; i < q->kh; i++) {
+        i64 h = oh * q->sh - q->ph + i * q->dh;
+        if (h < 0 || h >= q->H) continue;
+        for (i64 j = 0; j < q->kw; j++) {
+            i64 w = ow * q->sw - q->pw + j * q->dw;
+            if (w < 0 || w >= q->W) continue;
+            scalar v = plane[h * q->W + w];
+            if (at < 0 || v > best || (v != v && best == best)) {
+                best = v;
+                at = h * q->W + w;
+            }
+        }
+    }
+    *value = best;
+    return at;
+}
+
+/* one kernel tap over the interior columns; sw is a literal 1 or 2 at the common call sites
+   (contiguous or shuffled loads instead of gathers) */
+EMBER_INLINE void FN(pool_tap)(const scalar *restrict row, scalar *restrict yr,
+                               int32_t *restrict ir, i64 c0, i64 c1, i64 off, int32_t base,
+                               const i64 sw, int init) {
+    if (init) {
+        SIMD
+        for (i64 ow = c0; ow < c1; ow++) {
+            yr[ow] = row[ow * sw + off];
+            ir[ow] = base + (int32_t)(ow * sw);
+        }
+        return;
+    }
+    SIMD
+    for (i64 ow = c0; ow < c1; ow++) {
+        scalar val = row[ow * sw + off], b = yr[ow];
+        int take = (val > b) | ((val != val) & (b == b));
+        yr[ow] = take ? val : b;
+        ir[ow] = take ? base + (int32_t)(ow * sw) : ir[ow];
+    }
+}
+
+/* Winners of output row oh of one plane into yr (values) and ir (flat indices). Columns
+   whose windows lie inside the input are done tap by tap (row-major, so the first max
+   wins), each tap a vectorized pass over the row; the few border columns go one by one. */
+static void FN(pool_row)(const scalar *restrict plane, const pool_geom *q, i64 oh,
+                         scalar *restrict yr, int32_t *restrict ir) {
+    i64 c0 = (q->pw + q->sw - 1) / q->sw;
+    i64 last = q->W - 1 - (q->kw - 1) * q->dw + q->pw; /* ow * sw <= last */
+    i64 c1 = last >= 0 ? last / q->sw + 1 : 0;
+    if (c1 > q->OW) c1 = q->OW;
+    if (c0 > c1) c0 = c1;
+    i64 first = -1;
+    for (i64 i = 0; i < q->kh && first < 0; i++) {
+        i64 h = oh * q->sh - q->ph + i * q->dh;
+        if (h >= 0 && h < q->H) first = i;
+    }
+    if (first < 0) c0 = c1 = 0; /* no row of the window is inside: all border code */
+    for (i64 ow = 0; ow < q->OW; ow++) {
+        if (ow == c0) ow = c1;
+        if (ow >= q->OW) break;
+        scalar v;
+        ir[ow] = (int32_t)FN(pool_winner)(plane, q, oh, ow, &v);
+        yr[ow] = v;
+    }
+    if (c0 >= c1) return;
+    const i64 sw = q->sw, off0 = -q->pw;
+    for (i64 i = first; i < q->kh; i++) {
+        i64 h = oh * q->sh - q->ph + i * q->dh;
+        if (h < 0 || h >= q->H) continue;
+        const scalar *restrict row = plane + h * q->W;
+        for (i64 j = 0; j < q->kw; j++) {
+            i64 off = off0 + j * q->dw;
+            int32_t base = (int32_t)(h * q->W + off);
+            int init = i == first && j == 0;
+            if (sw == 1) FN(pool_tap)(row, yr, ir, c0, c1, off, base, 1, init);
+            else if (sw == 2) FN(pool_tap)(row, yr, ir, c0, c1, off, base, 2, init);
+            else FN(pool_tap)(row, yr, ir, c0, c1, off, base, sw, init);
+        }
+    }
+}
+
+/* The common 2x2, stride 2 pooling that tiles the plane exactly (H = 2 OH, W = 2 OW, no
+   padding or dilation): a horizontal pass over the whole plane (pairs of neighbours: one
+   long vectorized loop), then a vertical pass over pairs of rows. Preferring the left, then
+   the top element on ties (and the first NaN) is the row-major first maximum. hv, hb:
+   scratch for H * OW values and column bits. */
+static void FN(pool2x2_plane)(const scalar *restrict x, scalar *restrict y, int32_t *restrict ir,
+                              i64 OH, i64 OW, scalar *restrict hv, int32_t *restrict hb) {
+    const int32_t W = (int32_t)(2 * OW);
+    i64 n = 2 * OH * OW;
+    SIMD
+    for (i64 k = 0; k < n; k++) {
+        scalar a = x[2 * k], b = x[2 * k + 1];
+        int32_t take = (b > a) | ((b != b) & (a == a));
+        hv[k] = take ? b : a;
+        hb[k] = take;
+    }
+    for (i64 oh = 0; oh < OH; oh++) {
+        const scalar *restrict top = hv + 2 * oh * OW, *restrict bot = top + OW;
+        const int32_t *restrict tb = hb + 2 * oh * OW, *restrict bb = tb + OW;
+        scalar *restrict yr = y + oh * OW;
+        int32_t *restrict rr = ir + oh * OW;
+        const int32_t row0 = (int32_t)(2 * oh) * W;
+        SIMD
+        for (i64 ow = 0; ow < OW; ow++) { /* branch-free, all lanes 32-bit */
+            scalar a = top[ow], b = bot[ow];
+            int32_t take = (b > a) | ((b != b) & (a == a));
+            yr[ow] = take ? b : a;
+            rr[ow] = row0 + take * W + 2 * (int32_t)ow + (take ? bb[ow] : tb[ow]);
+        }
+    }
+}
+
+static int FN(is_pool2x2)(const pool_geom *q) {
+    return q->kh == 2 && q->kw == 2 && q->sh == 2 && q->sw == 2 && q->ph == 0 && q->pw == 0 &&
+           q->dh == 1 && q->dw == 1 && q->H == 2 * q->OH && q->W == 2 * q->OW;
+}
+
+EMBER_API int FN(max_pool2d_forward)(const scalar *x, scalar *y, i64 *idx, i64 NC, i64 H,
+                                     i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh, i64 sw,
+                                     i64 ph, i64 pw, i64 dh, i64 dw, int nt) {
+    pool_geom q = {H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw};
+    int parts = nt > 1 ? nt : 1;
+    if (FN(is_pool2x2)(&q)) {
+        size_t per = (size_t)H * (size_t)OW * (sizeof(scalar) + 2 * sizeof(int32_t));
+        char *buf = (char *)malloc((size_t)parts * per);
+        if (!buf) return -1;
+        PARALLEL_FOR(nt)
+        for (i64 p = 0; p < NC; p++) {
+            char *mine = buf + (size_t)THREAD_ID() * per;
+            scalar *hv = (scalar *)mine;
+            int32_t *ir = (int32_t *)(mine + (size_t)H * OW * sizeof(scalar));
+            int32_t *hb = ir + (size_t)OH * OW;
+            FN(pool2x2_plane)(x + p * H * W, y + p * OH * OW, ir, OH, OW, hv, hb);
+            if (idx)
+                for (i64 o = 0; o < OH * OW; o++) idx[p * OH * OW + o] = ir[o];
+        }
+        free(buf);
+        return 0;
+    }
+    int32_t *scratch = (int32_t *)malloc((size_t)parts * (size_t)OW * sizeof(int32_t));
+    if (!scratch) return -1;
+    PARALLEL_FOR(nt)
+    for (i64 item = 0; item < NC * OH; item++) {
+        i64 p = item / OH, oh = item % OH;
+        int32_t *ir = scratch + (size_t)THREAD_ID() * (size_t)OW;
+        FN(pool_row)(x + p * H * W, &q, oh, y + item * OW, ir);
+        if (idx) {
+            i64 *out = idx + item * OW;
+            for (i64 ow = 0; ow < OW; ow++) out[ow] = ir[ow];
+        }
+    }
+    free(scratch);
+    return 0;
+}
+
+/* dx must be zero on entry */
+EMBER_API int FN(max_pool2d_backward)(const scalar *g, const scalar *x, scalar *dx, i64 NC,
+                                      i64 H, i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh,
+                                      i64 sw, i64 ph, i64 pw, i64 dh, i64 dw, int nt) {
+    pool_geom q = {H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw};
+    int parts = nt > 1 ? nt : 1;
+    if (FN(is_pool2x2)(&q)) {
+        size_t per = (size_t)H * (size_t)OW * (2 * sizeof(scalar) + 2 * sizeof(int32_t));
+        char *buf = (char *)malloc((size_t)parts * per);
+        if (!buf) return -1;
+        PARALLEL_FOR(nt)
+        for (i64 p = 0; p < NC; p++) {
+            char *mine = buf + (size_t)THREAD_ID() * per;
+            scalar *hv = (scalar *)mine, *yv = hv + (size_t)H * OW;
+            int32_t *ir = (int32_t *)(yv + (size_t)OH * OW);
+            int32_t *hb = ir + (size_t)OH * OW;
+            FN(pool2x2_plane)(x + p * H * W, yv, ir, OH, OW, hv, hb);
+            const scalar *gp = g + p * OH * OW;
+            scalar *dp = dx + p * H * W;
+            for (i64 o = 0; o < OH * OW; o++) dp[ir[o]] += gp[o];
+        }
+        free(buf);
+        return 0;
+    }
+    char *scratch = (char *)malloc((size_t)parts * (size_t)OW * (sizeof(int32_t) + sizeof(scalar)));
+    if (!scratch) return -1;
+    PARALLEL_FOR(nt)
+    for (i64 p = 0; p < NC; p++) {
+        char *mine = scratch + (size_t)THREAD_ID() * (size_t)OW * (sizeof(int32_t) + sizeof(scalar));
+        scalar *yr = (scalar *)mine;
+        int32_t *ir = (int32_t *)(mine + (size_t)OW * sizeof(scalar));
+        const scalar *gp = g + p * OH * OW;
+        scalar *dp = dx + p * H * W;
+        for (i64 oh = 0; oh < OH; oh++) {
+            FN(pool_row)(x + p * H * W, &q, oh, yr, ir);
+            for (i64 ow = 0; ow < OW; ow++)
+                if (ir[ow] >= 0) dp[ir[ow]] += gp[oh * OW + ow];
+        }
+    }
+    free(scratch);
+    return 0;
+}
+"""
+
+UNIT = Unit(
+    name="pool",
+    functions=(
+        "int max_pool2d_forward(const scalar *x, scalar *y, i64 *idx, i64 NC, i64 H, i64 W,"
+        " i64 OH, i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw, int nt)",
+        "int max_pool2d_backward(const scalar *g, const scalar *x, scalar *dx, i64 NC, i64 H,"
+        " i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw,"
+        " int nt)",
+    ),
+    body=BODY,
+    shared=SHARED,
+)
