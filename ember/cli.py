@@ -101,6 +101,16 @@ def _devices() -> dict[str, Any]:
     return out
 
 
+def _kernels() -> str:
+    """One line on ember's C kernels (``ember.kernels.describe``); may build a probe unit."""
+    try:
+        from . import kernels
+
+        return kernels.describe()
+    except Exception as e:  # noqa: BLE001 - a report must not fail on the kernels
+        return f"error: {type(e).__name__}: {e}"
+
+
 def collect_info() -> dict[str, Any]:
     """Everything ``ember info`` reports, as a dict.
 
@@ -118,6 +128,7 @@ def collect_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "numpy": np.__version__,
         "blas": _blas_info(),
+        "kernels": _kernels(),
         "devices": _devices(),
         "extras": {name: _dist_version(name) for name in EXTRAS},
         "env": {k: v for k, v in os.environ.items() if k.startswith("EMBER_")},
@@ -144,6 +155,7 @@ def _print_info(info: dict[str, Any]) -> None:
         f"Python   {info['python']} on {info['platform']}",
         f"NumPy    {info['numpy']}",
         f"BLAS     {blas_text or 'unknown'}",
+        f"Kernels  {info.get('kernels') or 'unknown'}",
         f"CUDA     {cuda}",
         f"Default device: {dev['default_device']}",
         "Optional extras:",

@@ -35,6 +35,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .. import threads
 from ..random import Generator
 from .collate import default_collate, default_convert
 from .dataset import Dataset, IterableDataset, batch_fetcher
@@ -277,6 +278,7 @@ class _LoaderIter:
             n, init_fn, dataset = workers, loader.worker_init_fn, loader.dataset
 
             def init() -> None:
+                threads.limit_this_thread(1)  # C kernels here never compete with training
                 wid = next(counter)
                 idents.add(threading.get_ident())
                 _local.info = WorkerInfo(wid, n, dataset)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import kernels
 from ..tensor import Tensor
 from . import thresholds
 from .activation_grad import (
@@ -327,6 +328,9 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
 @defop("silu", onnx=None)  # exported as x * Sigmoid(x)
 @kernel
 def _silu(xp, x):
+    out = kernels.silu_forward(x)
+    if out is not None:
+        return out
     out = sigmoid_xp(xp, x)
     out *= x
     return out
@@ -423,6 +427,8 @@ def sigmoid(input: Tensor) -> Tensor:
 
 @defop("tanh", saves_inputs=False, saves_output=True, onnx="Tanh")
 def _tanh(xp, x):
+    # stays NumPy: the graph executor's out= kernel for tanh is np.tanh and must match it
+    # bit for bit (ember/graph/passes/kernels.py); the C kernel is no faster here
     return xp.tanh(x)
 
 

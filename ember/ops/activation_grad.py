@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 
+from .. import kernels
 from ..tensor import Tensor
 from . import _special
 from .elementwise import add, exp, mul, neg, sub
@@ -48,6 +49,10 @@ def kernel(fn):
 
 def sigmoid_xp(xp, x):
     """``1 / (1 + exp(-x))`` from ``e = exp(-|x|)``: no overflow at either end."""
+    if x.ndim:
+        y = kernels.sigmoid_forward(x)
+        if y is not None:
+            return y
     e = xp.abs(x)
     xp.negative(e, out=e)
     xp.exp(e, out=e)
@@ -68,6 +73,10 @@ def softplus_xp(xp, x):
 
 
 def gelu_xp(xp, x, approximate):
+    if x.ndim:
+        y = kernels.gelu_forward(x, approximate)
+        if y is not None:
+            return y
     if approximate == "tanh":
         t = x * x
         t *= GELU_C
@@ -89,6 +98,9 @@ def gelu_xp(xp, x, approximate):
 @defop("sigmoid_backward", onnx=None)
 @kernel
 def _sigmoid_backward(xp, g, y):
+    dx = kernels.sigmoid_backward(g, y)
+    if dx is not None:
+        return dx
     t = 1.0 - y
     t *= y
     t *= g
@@ -122,6 +134,9 @@ def sigmoid_backward(grad_output: Tensor, output: Tensor) -> Tensor:
 @defop("tanh_backward", onnx=None)
 @kernel
 def _tanh_backward(xp, g, y):
+    dx = kernels.tanh_backward(g, y)
+    if dx is not None:
+        return dx
     t = y * y
     xp.subtract(1.0, t, out=t)
     t *= g
@@ -156,6 +171,9 @@ def tanh_backward(grad_output: Tensor, output: Tensor) -> Tensor:
 @defop("silu_backward", onnx=None)
 @kernel
 def _silu_backward(xp, g, x):
+    dx = kernels.silu_backward(g, x)
+    if dx is not None:
+        return dx
     s = sigmoid_xp(xp, x)  # s * (1 + x * (1 - s))
     t = 1.0 - s
     t *= x
@@ -201,6 +219,9 @@ def silu_backward(grad_output: Tensor, input: Tensor) -> Tensor:
 @defop("gelu_backward", onnx=None)
 @kernel
 def _gelu_backward(xp, g, x, approximate):
+    dx = kernels.gelu_backward(g, x, approximate)
+    if dx is not None:
+        return dx
     if approximate == "tanh":
         x2 = x * x
         t = x2 * GELU_C

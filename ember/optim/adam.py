@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import kernels
 from ..ops.optim import adam_update
+from . import fused
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -104,20 +106,50 @@ class Adam(Optimizer):
                 "decoupled": group.get("decoupled_weight_decay", False),
                 "maximize": group["maximize"],
             }
+            if self._fused_step(group, amsgrad, opts):
+                continue
             for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = self._new_step()
-                    state["exp_avg"] = self._zeros_like(p)
-                    state["exp_avg_sq"] = self._zeros_like(p)
-                    if amsgrad:
-                        state["max_exp_avg_sq"] = self._zeros_like(p)
+                state = self._init_state(p, amsgrad)
                 names = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
                 checks.extend((state, k, state[k]) for k in names)
                 step = self._next_step(state["step"], p.device)
                 vmax = state["max_exp_avg_sq"] if amsgrad else None
                 adam_update(p, grad, state["exp_avg"], state["exp_avg_sq"], vmax, step, lr, **opts)
         return loss
+
+    def _init_state(self, p: Any, amsgrad: bool) -> dict[str, Any]:
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = self._new_step()
+            state["exp_avg"] = self._zeros_like(p)
+            state["exp_avg_sq"] = self._zeros_like(p)
+            if amsgrad:
+                state["max_exp_avg_sq"] = self._zeros_like(p)
+        return state
+
+    def _fused_step(self, group: dict[str, Any], amsgrad: bool, opts: dict[str, Any]) -> bool:
+        """The whole group in one C kernel call (eager only); False: use the per-parameter
+        ops (nothing was changed but the state's zero initialization)."""
+        items = fused.gather(group)
+        if items is None:
+            return False
+        states = [self._init_state(p, amsgrad) for p, _ in items]
+        ok = kernels.adam_step(
+            [p._data for p, _ in items],
+            [g for _, g in items],
+            [s["exp_avg"]._data for s in states],
+            [s["exp_avg_sq"]._data for s in states],
+            [s["max_exp_avg_sq"]._data for s in states] if amsgrad else None,
+            [float(s["step"]._data + 1) for s in states],  # float32 count, as _next_step
+            lr=float(group["lr"]),
+            **opts,
+        )
+        if not ok:
+            return False
+        for s in states:
+            s["step"]._data += 1
+        fused.done(items)
+        return True
 
 
 class AdamW(Adam):

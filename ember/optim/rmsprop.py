@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import kernels
 from ..ops.optim import rmsprop_update
+from . import fused
 from .optimizer import Optimizer
 
 __all__ = ["RMSprop"]
@@ -88,18 +90,47 @@ class RMSprop(Optimizer):
             momentum = group["momentum"]
             centered = group["centered"]
             opts = {k: group[k] for k in ("alpha", "eps", "weight_decay", "momentum", "maximize")}
+            if self._fused_step(group, opts):
+                continue
             for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
-                state = self.state[p]
-                if len(state) == 0:
-                    state["step"] = self._new_step()
-                    state["square_avg"] = self._zeros_like(p)
-                    if momentum > 0:
-                        state["momentum_buffer"] = self._zeros_like(p)
-                    if centered:
-                        state["grad_avg"] = self._zeros_like(p)
+                state = self._init_state(p, group)
                 checks.extend((state, k, v) for k, v in state.items())
                 step = self._next_step(state["step"], p.device)
                 buf = state["momentum_buffer"] if momentum > 0 else None
                 grad_avg = state["grad_avg"] if centered else None
                 rmsprop_update(p, grad, state["square_avg"], grad_avg, buf, step, lr, **opts)
         return loss
+
+    def _init_state(self, p: Any, group: dict[str, Any]) -> dict[str, Any]:
+        state = self.state[p]
+        if len(state) == 0:
+            state["step"] = self._new_step()
+            state["square_avg"] = self._zeros_like(p)
+            if group["momentum"] > 0:
+                state["momentum_buffer"] = self._zeros_like(p)
+            if group["centered"]:
+                state["grad_avg"] = self._zeros_like(p)
+        return state
+
+    def _fused_step(self, group: dict[str, Any], opts: dict[str, Any]) -> bool:
+        """The whole group in one C kernel call (eager only); False: use the per-parameter
+        ops (nothing was changed but the state's zero initialization)."""
+        items = fused.gather(group)
+        if items is None:
+            return False
+        states = [self._init_state(p, group) for p, _ in items]
+        ok = kernels.rmsprop_step(
+            [p._data for p, _ in items],
+            [g for _, g in items],
+            [s["square_avg"]._data for s in states],
+            [s["grad_avg"]._data for s in states] if group["centered"] else None,
+            [s["momentum_buffer"]._data for s in states] if group["momentum"] > 0 else None,
+            lr=float(group["lr"]),
+            **opts,
+        )
+        if not ok:
+            return False
+        for s in states:
+            s["step"]._data += 1
+        fused.done(items)
+        return True

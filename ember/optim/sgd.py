@@ -14,7 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .. import kernels
 from ..ops.optim import sgd_update
+from . import fused
 from .optimizer import Optimizer
 
 __all__ = ["SGD"]
@@ -84,6 +86,8 @@ class SGD(Optimizer):
         for group in self.param_groups:
             momentum = group["momentum"]
             opts = {k: group[k] for k in _OPTIONS}
+            if self._fused_step(group, opts):
+                continue
             for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 buf, first = None, False
                 if momentum != 0:
@@ -95,3 +99,30 @@ class SGD(Optimizer):
                         buf = state["momentum_buffer"] = self._zeros_like(p)
                 sgd_update(p, grad, buf, lr, first=first, **opts)
         return loss
+
+    def _fused_step(self, group: dict[str, Any], opts: dict[str, Any]) -> bool:
+        """The whole group in one C kernel call (eager only); False (nothing changed): use
+        the per-parameter ops."""
+        items = fused.gather(group)
+        if items is None:
+            return False
+        bufs = first = None
+        if opts["momentum"] != 0:
+            bufs = [self.state[p].get("momentum_buffer") for p, _ in items]
+            first = [b is None for b in bufs]
+            bufs = [self._zeros_like(p) if b is None else b for (p, _), b in zip(items, bufs)]
+        ok = kernels.sgd_step(
+            [p._data for p, _ in items],
+            [g for _, g in items],
+            fused.arrays(bufs),
+            first,
+            lr=float(group["lr"]),
+            **opts,
+        )
+        if not ok:
+            return False
+        if bufs is not None:  # new buffers are kept only once the update used them
+            for (p, _), b in zip(items, bufs):
+                self.state[p]["momentum_buffer"] = b
+        fused.done(items)
+        return True

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ... import kernels
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
 from ..reduce import sum as _sum
@@ -53,6 +54,9 @@ def _pad_channels_first(xp, x, padding):
 
 def _im2col(xp, x, kernel, stride, padding, dilation, out_hw, groups):
     """Columns ``(groups, C/groups * kh * kw, N * OH * OW)`` of ``x`` (N, C, H, W)."""
+    cols = kernels.im2col(x, kernel, stride, padding, dilation, out_hw)
+    if cols is not None:
+        return cols.reshape(groups, -1, x.shape[0] * out_hw[0] * out_hw[1])
     buf = _pad_channels_first(xp, x, padding)
     c, n = buf.shape[:2]
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
@@ -65,6 +69,9 @@ def _im2col(xp, x, kernel, stride, padding, dilation, out_hw, groups):
 
 def _col2im(xp, cols, x_shape, kernel, stride, padding, dilation, out_hw):
     """Sum columns ``(C * kh * kw, N, OH, OW)`` back into an ``(N, C, H, W)`` array."""
+    x = kernels.col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw)
+    if x is not None:
+        return x
     n, c, h, w = x_shape
     (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
     (pt, pb), (pl, pr) = padding

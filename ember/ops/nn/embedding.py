@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import kernels
 from ...autograd.mode import no_grad
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
@@ -98,6 +99,9 @@ def _embedding_backward(xp, g, idx, num_weights, padding_idx, scale_grad_by_freq
     g2 = g.reshape(-1, dim)
     if scale_grad_by_freq:
         g2 = g2 * _row_scale(xp, flat, num_weights, None, True, g.dtype)[:, None]
+    out = kernels.embedding_backward(g2.reshape(idx.shape + (dim,)), idx, num_weights, padding_idx)
+    if out is not None:
+        return out
     out = xp.zeros((num_weights, dim), dtype=g.dtype)
     _scatter_rows_add(xp, out, flat.astype(np.int64, copy=False), g2)
     if padding_idx is not None:

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import kernels
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
 from ..creation import cast
@@ -116,6 +117,33 @@ def _mean(xp: Any, total: Any, denom: Any) -> Any:
         return xp.asarray(total / denom)
 
 
+def _kernel_forward(x: Any, t: Any, w: Any, ignore_index: int, eps: float, reduction: str):
+    """The C kernel's cross-entropy of class-index targets (``(N, C)`` logits), or None."""
+    out = kernels.cross_entropy_forward(x, t, w, ignore_index, eps)
+    if out is None:
+        return None
+    loss, wt, _ = out
+    if reduction == "none":
+        return loss
+    total = loss.sum()
+    return total if reduction == "sum" else _mean(np, total, wt.sum())
+
+
+def _kernel_backward(x: Any, t: Any, w: Any, g: Any, ignore_index: int, eps: float, red: str):
+    """The C kernel's cross-entropy gradient for class-index targets, or None."""
+    if type(x) is not np.ndarray or x.ndim != 2 or t.dtype.kind not in "iu":
+        return None
+    scale = g
+    if red == "mean":
+        valid = t != ignore_index
+        if w is None:
+            denom = x.dtype.type(np.count_nonzero(valid))
+        else:  # clip: an out-of-range target makes the kernel decline (the NumPy path raises)
+            denom = (np.take(w, np.where(valid, t, 0), mode="clip") * valid).sum()
+        scale = g * _inv(np, denom)
+    return kernels.cross_entropy_backward(x, t, scale, w, ignore_index, eps)
+
+
 # -- cross_entropy: fused log_softmax + target pick ----------------------------------------
 @defop("cross_entropy", onnx="SoftmaxCrossEntropyLoss")
 def _cross_entropy(xp, x, t, w, ignore_index, label_smoothing, reduction):
@@ -132,6 +160,10 @@ def _cross_entropy(xp, x, t, w, ignore_index, label_smoothing, reduction):
             return loss
         total = loss.sum()
         return total if reduction == "sum" else _mean(xp, total, x.size // max(n_classes, 1))
+    if x.ndim == 2:
+        out = _kernel_forward(x, t, w, ignore_index, eps, reduction)
+        if out is not None:
+            return out
     tc, valid, wt = _targets("cross_entropy", xp, t, w, ignore_index, n_classes, x.dtype)
     xw, back = _upcast(x)
     lse = logsumexp_xp(xp, xw, 1)[:, 0]  # -log_softmax(x)[target] = lse - x[target]
@@ -268,6 +300,9 @@ def _cross_entropy_backward(xp, x, t, w, g, ignore_index, label_smoothing, reduc
             s = xp.expand_dims(s, 1)
         p = softmax_xp(xp, x, 1, scale=q.sum(axis=1, keepdims=True) * s)
         p -= q * s
+        return p
+    p = _kernel_backward(x, t, w, g, ignore_index, eps, reduction)
+    if p is not None:
         return p
     tc, valid, wt = _targets("cross_entropy", xp, t, w, ignore_index, n_classes, x.dtype)
     s = g if reduction != "mean" else g * _inv(xp, wt.sum())

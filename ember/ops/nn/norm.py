@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import kernels
 from ...errors import ShapeError
 from ...tensor import Tensor
 from ..elementwise import add, div, gt, mul, neg, pow, sub, where
@@ -81,6 +82,13 @@ def _(ctx, g):
 @defop("standardize_backward", saves_output=True)
 def _standardize_backward(xp, x, xhat, moments, g, axes, eps):
     rstd = 1 / xp.sqrt(moments[1] + eps)
+    k = len(axes)
+    if k and tuple(axes) == tuple(range(xhat.ndim - k, xhat.ndim)):  # layer/instance/group
+        out = kernels.layer_norm_backward(
+            g, xhat, None, rstd, k, None, weight_grad=False, bias_grad=False, xhat_given=True
+        )
+        if out is not None:
+            return out[0]
     gw, xw = _work(g), _work(xhat)
     tmp = gw * xw
     c = tmp.mean(axis=axes, keepdims=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import kernels
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
 from ..registry import defop
@@ -115,6 +116,9 @@ def _geom(a):
 @defop("max_pool2d", onnx="MaxPool", saves_output=True)
 def _max_pool2d(xp, x, *, kernel_size, stride, padding, dilation, out_hw):
     """Max over each window of ``x`` (N, C, H, W)."""
+    y = kernels.max_pool2d_forward(x, kernel_size, stride, padding, dilation, out_hw)
+    if y is not None:
+        return y
     geom = (kernel_size, stride, padding, dilation, out_hw)
     taps = _taps(_source(xp, x, geom, _lowest(xp, x.dtype)), geom)
     out = taps[0].copy()
@@ -145,6 +149,9 @@ def _max_pool2d_backward(xp, g, x, m, **attrs):
     """Gradient of ``max_pool2d``: ``g`` sent to each window's first max of ``x``
     (``m`` is the pooled output)."""
     geom = _geom(attrs)
+    dx = kernels.max_pool2d_backward(g, x, *geom)
+    if dx is not None:
+        return dx
     src = _source(xp, x, geom, _lowest(xp, x.dtype))
     gsrc = _grad_buffer(xp, src.shape, g.dtype, geom)
     overlap = _overlaps(geom)
@@ -203,6 +210,9 @@ def _(g, u, x, m, **attrs):
 def _max_pool2d_indices(xp, x, m, **attrs):
     """Flat ``h * W + w`` index of each window's first max (int64, as PyTorch returns)."""
     geom = _geom(attrs)
+    out = kernels.max_pool2d_forward(x, *geom, return_indices=True)
+    if out is not None:
+        return out[1]
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (oh, ow) = geom
     width = x.shape[3]
     base = (xp.arange(oh) * sh - ph)[:, None] * width + (xp.arange(ow) * sw - pw)[None, :]
