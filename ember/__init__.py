@@ -42,6 +42,7 @@ from .dtypes import (
     uint8,
 )
 from .errors import DTypeError, EmberError, ShapeError
+from .memory import tune_allocator as _tune_allocator
 from .ops import *  # noqa: F403
 from .ops import linalg
 from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
@@ -49,6 +50,8 @@ from .tensor import Tensor
 from .threads import get_num_threads, set_num_threads
 
 bool = bool_  # noqa: A001  (ember.bool, as torch.bool)
+
+_tune_allocator()  # keep freed array memory for reuse (see ember/memory.py)
 
 
 _LAZY = {
