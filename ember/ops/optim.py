@@ -263,7 +263,14 @@ def _adam(
     )
     arrays = [param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq]
     if isinstance(param, np.ndarray):
-        _chunked(_adam_numpy, arrays, xp=xp, **kw)
+        from .. import kernels  # the C kernel is bit-identical to the NumPy update below
+
+        vmax = None if max_exp_avg_sq is None else [max_exp_avg_sq]
+        step_kw = {k: v for k, v in kw.items() if k != "step"}
+        if not kernels.adam_step(
+            [param], [grad], [exp_avg], [exp_avg_sq], vmax, kw["step"], **step_kw
+        ):
+            _chunked(_adam_numpy, arrays, xp=xp, **kw)
     else:
         from ..optim import cuda_kernels
 
