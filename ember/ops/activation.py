@@ -1,7 +1,8 @@
 """Activation functions (PyTorch's ``torch.nn.functional`` names and arguments): ``relu relu6
 leaky_relu elu selu celu gelu silu mish softplus softsign sigmoid logsigmoid tanh hardtanh
 hardsigmoid hardswish``; the threshold/shrink family, ``prelu`` and ``glu`` live in
-``thresholds.py`` and are re-exported here.
+``thresholds.py``, ``hardsigmoid`` and ``hardswish`` in ``hard_activations.py``; both are
+re-exported here.
 
 Forwards are numerically stable: ``sigmoid``, ``softplus`` and ``logsigmoid`` never form
 ``exp`` of a large positive number, so +-100 (or +-1e4) give no inf/nan. Backward rules are
@@ -25,7 +26,7 @@ from typing import Any
 
 from .. import kernels
 from ..tensor import Tensor
-from . import thresholds
+from . import hard_activations, thresholds
 from .activation_grad import (
     gelu_backward,
     gelu_xp,
@@ -37,30 +38,33 @@ from .activation_grad import (
     tanh_backward,
 )
 from .elementwise import _to_float, add, gt, lt, mul, neg, sub, where
+from .hard_activations import *  # noqa: F403
 from .inplace import apply_inplace
 from .registry import defop
 from .thresholds import *  # noqa: F403
 from .unary import abs, logical_and
 
-__all__ = thresholds.__all__ + [
-    "relu",
-    "relu6",
-    "leaky_relu",
-    "elu",
-    "selu",
-    "celu",
-    "gelu",
-    "silu",
-    "mish",
-    "softplus",
-    "softsign",
-    "sigmoid",
-    "logsigmoid",
-    "tanh",
-    "hardtanh",
-    "hardsigmoid",
-    "hardswish",
-]
+__all__ = (
+    thresholds.__all__
+    + hard_activations.__all__
+    + [
+        "relu",
+        "relu6",
+        "leaky_relu",
+        "elu",
+        "selu",
+        "celu",
+        "gelu",
+        "silu",
+        "mish",
+        "softplus",
+        "softsign",
+        "sigmoid",
+        "logsigmoid",
+        "tanh",
+        "hardtanh",
+    ]
+)
 
 _SELU_ALPHA = 1.6732632423543772848170429916717
 _SELU_SCALE = 1.0507009873554804934193349852946
@@ -532,78 +536,6 @@ def softsign(input: Tensor) -> Tensor:
     """
     input = _to_float(input)
     return input / add(abs(input), 1.0)
-
-
-# -- hard sigmoid / swish --------------------------------------------------------------------
-@defop("hardsigmoid", onnx="HardSigmoid")
-@kernel
-def _hardsigmoid(xp, x):
-    out = x + 3.0
-    xp.clip(out, 0.0, 6.0, out=out)
-    out /= 6.0
-    return out
-
-
-@_hardsigmoid.defgrad
-def _(ctx, g):
-    (x,) = ctx.inputs
-    return (where(logical_and(gt(x, -3.0), lt(x, 3.0)), mul(g, 1.0 / 6.0), 0.0),)
-
-
-@_hardsigmoid.defonnx
-def _(g, x):
-    return g.op("HardSigmoid", x, alpha=1.0 / 6.0, beta=0.5)
-
-
-def hardsigmoid(input: Tensor, inplace: bool = False) -> Tensor:
-    """``relu6(input + 3) / 6``.
-
-    Example:
-        >>> ember.nn.functional.hardsigmoid(ember.tensor([-4.0, 0.0, 4.0])).tolist()
-        [0.0, 0.5, 1.0]
-    """
-    return _run(input, inplace, _hardsigmoid_fn)
-
-
-def _hardsigmoid_fn(input: Tensor) -> Tensor:
-    return _hardsigmoid(_to_float(input))
-
-
-_hardsigmoid_fn.__name__ = "hardsigmoid"
-
-
-@defop("hardswish", onnx="HardSwish")
-@kernel
-def _hardswish(xp, x):
-    out = x + 3.0
-    xp.clip(out, 0.0, 6.0, out=out)
-    out *= x
-    out /= 6.0
-    return out
-
-
-@_hardswish.defgrad
-def _(ctx, g):
-    (x,) = ctx.inputs  # 0 for x <= -3, x/3 + 1/2 inside, 1 for x >= 3 (PyTorch's boundaries)
-    inside = where(lt(x, 3.0), mul(g, add(mul(x, 1.0 / 3.0), 0.5)), g)
-    return (where(gt(x, -3.0), inside, 0.0),)
-
-
-def hardswish(input: Tensor, inplace: bool = False) -> Tensor:
-    """``input * relu6(input + 3) / 6``.
-
-    Example:
-        >>> ember.nn.functional.hardswish(ember.tensor([-4.0, 0.0, 4.0])).tolist()
-        [-0.0, 0.0, 4.0]
-    """
-    return _run(input, inplace, _hardswish_fn)
-
-
-def _hardswish_fn(input: Tensor) -> Tensor:
-    return _hardswish(_to_float(input))
-
-
-_hardswish_fn.__name__ = "hardswish"
 
 
 METHODS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}

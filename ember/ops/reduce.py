@@ -183,6 +183,15 @@ def _correction(op: str, dim: Any, unbiased: Any, correction: Any) -> tuple[Any,
     return dim, correction
 
 
+def _spread(
+    op: str, fn: Any, input: Tensor, dim: Any, unbiased: Any, keepdim: bool, correction: Any
+) -> Tensor:
+    """``var``/``std`` (``fn``) after checking the arguments as PyTorch does."""
+    dim, c = _correction(op, dim, unbiased, correction)
+    require_float(op, input)
+    return fn(input, dim=reduce_dims(op, dim, input.ndim), correction=c, keepdim=keepdim)
+
+
 def var(
     input: Tensor,
     dim: Any = None,
@@ -198,9 +207,7 @@ def var(
         >>> ember.var(ember.tensor([1.0, 2.0, 3.0, 4.0])).item()
         1.6666666269302368
     """
-    dim, c = _correction("var", dim, unbiased, correction)
-    require_float("var", input)
-    return _var(input, dim=reduce_dims("var", dim, input.ndim), correction=c, keepdim=keepdim)
+    return _spread("var", _var, input, dim, unbiased, keepdim, correction)
 
 
 def std(
@@ -217,9 +224,7 @@ def std(
         >>> ember.std(ember.tensor([1.0, 3.0]), correction=0).item()
         1.0
     """
-    dim, c = _correction("std", dim, unbiased, correction)
-    require_float("std", input)
-    return _std(input, dim=reduce_dims("std", dim, input.ndim), correction=c, keepdim=keepdim)
+    return _spread("std", _std, input, dim, unbiased, keepdim, correction)
 
 
 def var_mean(

@@ -36,6 +36,7 @@ _MODULES = [
     "ember.ops.activation",
     "ember.ops.activation_grad",
     "ember.ops.thresholds",
+    "ember.ops.hard_activations",
 ]
 
 

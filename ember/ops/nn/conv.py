@@ -141,16 +141,28 @@ def _conv2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
     return _finish(xp, y, b, (n, o, oh, ow))
 
 
-@_conv2d.defgrad
-def _(ctx, g):
+def _opts(ctx) -> dict:
+    """The geometry attributes every conv op of this file shares."""
+    return {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
+
+
+def _conv_grads(ctx, g, input_op, transposed: bool):
+    """Gradients of ``conv2d`` (``transposed=False``) or ``conv_transpose2d``: the input's
+    through the other op (``input_op``), the weight's through ``_conv2d_weight_grad`` with
+    the image and output-gradient roles swapped for the transpose."""
     x, w, b = ctx.inputs
     need_x, need_w, need_b = ctx.needs_input_grad
-    a = ctx.attrs
-    opts = {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
-    gx = _conv_transpose2d(g, w, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
-    gw = _conv2d_weight_grad(x, g, kernel=tuple(w.shape[2:]), **opts) if need_w else None
+    opts = _opts(ctx)
+    gx = input_op(g, w, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
+    image, grad = (g, x) if transposed else (x, g)
+    gw = _conv2d_weight_grad(image, grad, kernel=tuple(w.shape[2:]), **opts) if need_w else None
     gb = _sum(g, dim=(0, 2, 3)) if need_b else None
     return gx, gw, gb
+
+
+@_conv2d.defgrad
+def _(ctx, g):
+    return _conv_grads(ctx, g, _conv_transpose2d, transposed=False)
 
 
 @defop("conv_transpose2d", onnx="ConvTranspose")
@@ -177,14 +189,7 @@ def _conv_transpose2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw)
 
 @_conv_transpose2d.defgrad
 def _(ctx, g):
-    x, w, b = ctx.inputs
-    need_x, need_w, need_b = ctx.needs_input_grad
-    a = ctx.attrs
-    opts = {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
-    gx = _conv2d(g, w, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
-    gw = _conv2d_weight_grad(g, x, kernel=tuple(w.shape[2:]), **opts) if need_w else None
-    gb = _sum(g, dim=(0, 2, 3)) if need_b else None
-    return gx, gw, gb
+    return _conv_grads(ctx, g, _conv2d, transposed=True)
 
 
 @defop("conv2d_weight_grad")
@@ -207,8 +212,7 @@ def _conv2d_weight_grad(xp, x, g, *, kernel, stride, padding, dilation, groups):
 def _(ctx, v):
     x, g = ctx.inputs
     need_x, need_g = ctx.needs_input_grad
-    a = ctx.attrs
-    opts = {k: a[k] for k in ("stride", "padding", "dilation", "groups")}
+    opts = _opts(ctx)
     gx = _conv_transpose2d(g, v, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
     gg = _conv2d(x, v, None, out_hw=tuple(g.shape[2:]), **opts) if need_g else None
     return gx, gg

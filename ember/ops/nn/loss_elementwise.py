@@ -205,6 +205,24 @@ _smooth_l1.defonnx(_regression_onnx(_smooth_l1_onnx))
 _huber.defonnx(_regression_onnx(_huber_onnx))
 
 
+def _pointwise_loss(
+    name: str,
+    op: Any,
+    input: Tensor,
+    target: Tensor,
+    size_average: Any,
+    reduce: Any,
+    reduction: str,
+    weight: Tensor | None,
+) -> Tensor:
+    """``mse_loss``/``l1_loss`` (the elementwise ``op``), optionally weighted, then reduced."""
+    red = _reduction(name, size_average, reduce, reduction)
+    a, b = _pair(name, input, target)
+    if weight is not None:
+        return _weighted(name, op(a, b, reduction="none"), weight, red, input)
+    return op(a, b, reduction=red)
+
+
 def mse_loss(
     input: Tensor,
     target: Tensor,
@@ -219,11 +237,7 @@ def mse_loss(
         >>> F.mse_loss(ember.tensor([1.0, 2.0]), ember.tensor([1.0, 0.0]), reduction="sum").item()
         4.0
     """
-    red = _reduction("mse_loss", size_average, reduce, reduction)
-    a, b = _pair("mse_loss", input, target)
-    if weight is not None:
-        return _weighted("mse_loss", _mse(a, b, reduction="none"), weight, red, input)
-    return _mse(a, b, reduction=red)
+    return _pointwise_loss("mse_loss", _mse, input, target, size_average, reduce, reduction, weight)
 
 
 def l1_loss(
@@ -240,11 +254,7 @@ def l1_loss(
         >>> F.l1_loss(ember.tensor([1.0, -2.0]), ember.tensor([0.0, 0.0])).item()
         1.5
     """
-    red = _reduction("l1_loss", size_average, reduce, reduction)
-    a, b = _pair("l1_loss", input, target)
-    if weight is not None:
-        return _weighted("l1_loss", _l1(a, b, reduction="none"), weight, red, input)
-    return _l1(a, b, reduction=red)
+    return _pointwise_loss("l1_loss", _l1, input, target, size_average, reduce, reduction, weight)
 
 
 def smooth_l1_loss(
