@@ -16,9 +16,12 @@ cffi (:func:`prepare` builds them all at once, in parallel, ahead of use).
 compiler ember says so once and runs its NumPy path. Threads follow ``ember.threads``.
 
 Seam functions: ``softmax_forward/backward`` (also log-softmax and the attention softmax),
-``layer_norm_forward/stats/backward``, ``gelu_*``, ``silu_*``, ``sigmoid_*``, ``tanh_*``,
+``layer_norm_forward/stats/backward``, ``norm_moments``, ``norm_standardize`` and
+``norm_standardize_backward`` (the primitives of layer, group, instance and batch norm),
+``dropout_mask``, ``gelu_*``, ``silu_*``, ``sigmoid_*``, ``tanh_*``,
 ``cross_entropy_forward/backward`` (fused loss + gradient), ``embedding_backward``,
-``im2col``/``col2im``, ``max_pool2d_forward/backward``, ``sgd_step``, ``adam_step``,
+``im2col``/``col2im``/``swap01``, ``max_pool2d_*``, ``avg_pool2d_*``,
+``relu_forward/backward``, ``sgd_step``, ``adam_step``,
 ``rmsprop_step``.
 
 Example:
@@ -33,16 +36,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from .conv import col2im, im2col, max_pool2d_backward, max_pool2d_forward
+from .conv import col2im, col2im_available, im2col, swap01
 from .nn import (
     cross_entropy_backward,
     cross_entropy_forward,
+    dropout_mask,
     embedding_backward,
     gelu_backward,
     gelu_forward,
-    layer_norm_backward,
-    layer_norm_forward,
-    layer_norm_stats,
     sigmoid_backward,
     sigmoid_forward,
     silu_backward,
@@ -52,7 +53,23 @@ from .nn import (
     tanh_backward,
     tanh_forward,
 )
+from .norm import (
+    layer_norm_backward,
+    layer_norm_forward,
+    layer_norm_stats,
+    norm_moments,
+    norm_standardize,
+    norm_standardize_backward,
+)
 from .optim import adam_step, rmsprop_step, sgd_step
+from .pool import (
+    avg_pool2d_backward,
+    avg_pool2d_forward,
+    max_pool2d_backward,
+    max_pool2d_forward,
+    relu_backward,
+    relu_forward,
+)
 from .runtime import KernelFallbackWarning, KernelUnavailableError, mode, prepare, set_mode
 
 __all__ = [
@@ -69,6 +86,9 @@ __all__ = [
     "layer_norm_forward",
     "layer_norm_stats",
     "layer_norm_backward",
+    "norm_moments",
+    "norm_standardize",
+    "norm_standardize_backward",
     "gelu_forward",
     "gelu_backward",
     "silu_forward",
@@ -80,10 +100,17 @@ __all__ = [
     "cross_entropy_forward",
     "cross_entropy_backward",
     "embedding_backward",
+    "dropout_mask",
     "im2col",
     "col2im",
     "max_pool2d_forward",
     "max_pool2d_backward",
+    "avg_pool2d_forward",
+    "avg_pool2d_backward",
+    "relu_forward",
+    "relu_backward",
+    "col2im_available",
+    "swap01",
     "sgd_step",
     "adam_step",
     "rmsprop_step",

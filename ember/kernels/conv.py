@@ -1,7 +1,8 @@
-"""The seam for convolution and pooling: ``im2col``/``col2im`` (the data movement around a
-convolution's GEMM) and ``max_pool2d`` forward/backward, on ``(N, C, H, W)`` arrays.
+"""The seam for convolution: ``im2col``/``col2im`` (the data movement around a convolution's
+GEMM, on ``(N, C, H, W)`` arrays) and ``swap01`` (the GEMM's ``(O, N, ...)`` result made
+NCHW, plus the bias, in one pass). Pooling is in :mod:`ember.kernels.pool`.
 
-Geometry arguments follow ``ember/ops/nn/conv.py`` and ``pool.py``: pairs ``(h, w)`` for
+Geometry arguments follow ``ember/ops/nn/conv.py``: pairs ``(h, w)`` for
 ``kernel_size``, ``stride``, ``dilation`` and ``out_hw``; ``padding`` either ``(ph, pw)``
 (symmetric) or ``((top, bottom), (left, right))`` (only top and left matter: the bottom and
 right follow from ``out_hw``). Every function returns None when the C kernels cannot serve
@@ -25,7 +26,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 
-__all__ = ["im2col", "col2im", "max_pool2d_forward", "max_pool2d_backward"]
+__all__ = ["im2col", "col2im", "col2im_available", "swap01"]
 
 Array = Any
 
@@ -134,80 +135,39 @@ def col2im(
     return x
 
 
-def max_pool2d_forward(
-    x: Array,
-    kernel_size: tuple,
-    stride: tuple,
-    padding: Any,
-    dilation: tuple,
-    out_hw: tuple,
-    return_indices: bool = False,
-) -> Array | tuple[Array, Array] | None:
-    """Max over each window of ``x`` (N, C, H, W) (the first max, or the first NaN); with
-    ``return_indices`` also each winner's flat ``h * W + w`` index in its plane (int64, -1
-    for a window entirely in the padding). None when unserved.
+def col2im_available(cols: Array) -> bool:
+    """True when :func:`col2im` would run in C for ``cols`` (a NumPy float32/float64
+    array and kernels in use): lets a caller pick the layout its GEMM should produce.
 
     Example:
-        >>> y = max_pool2d_forward(np.arange(16.0).reshape(1, 1, 4, 4), (2, 2), (2, 2), (0, 0),
-        ...                        (1, 1), (2, 2))
-        >>> y is None or y.tolist() == [[[[5.0, 7.0], [13.0, 15.0]]]]
-        True
+        >>> col2im_available(np.ones(3, np.int64))
+        False
     """
-    if not is_array(x) or x.ndim != 4 or x.shape[2] * x.shape[3] >= 2**31:
-        return None
-    f = kernel("pool", "max_pool2d_forward", x.dtype)
-    if f is None:
-        return None
-    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
-        kernel_size, stride, padding, dilation, out_hw
-    )
-    n, c, h, w = x.shape
-    y = np.empty((n, c, oh, ow), x.dtype)
-    idx = np.empty((n, c, oh, ow), np.int64) if return_indices else None
-    if y.size:
-        x = contiguous(x)
-        nt = min(kernel_threads(y.size * kh * kw), n * c * oh)
-        rc = f(_seam.ptr(x), _seam.ptr(y), _seam.NULL if idx is None else _seam.ptr(idx), n * c,
-               h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, nt)  # fmt: skip
-        if rc != 0:
-            raise MemoryError("max_pool2d_forward: out of memory for a row of indices")
-    return (y, idx) if return_indices else y
+    return is_array(cols) and kernel("im2col", "col2im", cols.dtype) is not None
 
 
-def max_pool2d_backward(
-    g: Array,
-    x: Array,
-    kernel_size: tuple,
-    stride: tuple,
-    padding: Any,
-    dilation: tuple,
-    out_hw: tuple,
-) -> Array | None:
-    """The input gradient of :func:`max_pool2d_forward`: each window's ``g`` added at its
-    winner in ``x`` (recomputed from ``x``: nothing else needs saving). None when unserved.
+def swap01(y: Array, bias: Array | None = None) -> Array | None:
+    """``y`` (A, B, ...) with its first two axes swapped, as a fresh C-contiguous (B, A, ...)
+    array, plus ``bias`` (A,) broadcast over the other axes when given. None when unserved.
 
     Example:
-        >>> x = np.arange(4.0).reshape(1, 1, 2, 2)
-        >>> dx = max_pool2d_backward(np.ones((1, 1, 1, 1)), x, (2, 2), (2, 2), (0, 0), (1, 1),
-        ...                          (1, 1))
-        >>> dx is None or dx.tolist() == [[[[0.0, 0.0], [0.0, 1.0]]]]
+        >>> out = swap01(np.arange(6.0).reshape(2, 3, 1), np.array([10.0, 20.0]))
+        >>> out is None or out[:, :, 0].tolist() == [[10.0, 23.0], [11.0, 24.0], [12.0, 25.0]]
         True
     """
-    if not is_array(g, x) or x.ndim != 4 or g.dtype != x.dtype or x.shape[2] * x.shape[3] >= 2**31:
+    if not is_array(y) or y.ndim < 2:
         return None
-    f = kernel("pool", "max_pool2d_backward", x.dtype)
+    if bias is not None and (
+        not is_array(bias) or bias.dtype != y.dtype or bias.size != y.shape[0]
+    ):
+        return None
+    f = kernel("im2col", "swap01", y.dtype)
     if f is None:
         return None
-    kh, kw, sh, sw, ph, pw, dh, dw, oh, ow = _geometry(
-        kernel_size, stride, padding, dilation, out_hw
-    )
-    n, c, h, w = x.shape
-    if g.shape != (n, c, oh, ow):
-        return None
-    g, x = contiguous(g), contiguous(x)
-    dx = np.zeros_like(x)
-    rc = f(_seam.ptr(g), _seam.ptr(x), _seam.ptr(dx), n * c, h, w, oh, ow, kh, kw, sh, sw, ph,
-           pw, dh, dw, min(kernel_threads(g.size * kh * kw), n * c))  # fmt: skip
-    if rc != 0:
-        raise MemoryError("max_pool2d_backward: out of memory for a row of indices")
-    return dx
+    a, b = y.shape[:2]
+    rest = y.size // (a * b)
+    y = contiguous(y)
+    out = np.empty((b, a) + y.shape[2:], y.dtype)
+    f(_seam.ptr(y), _seam.NULL if bias is None else _seam.ptr(contiguous(bias)), _seam.ptr(out),
+      a, b, rest, min(kernel_threads(y.size), a * b))  # fmt: skip
+    return out

@@ -16,7 +16,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -28,9 +27,6 @@ from ._seam import contiguous, is_array, kernel, split_axis
 __all__ = [
     "softmax_forward",
     "softmax_backward",
-    "layer_norm_forward",
-    "layer_norm_stats",
-    "layer_norm_backward",
     "gelu_forward",
     "gelu_backward",
     "silu_forward",
@@ -42,6 +38,7 @@ __all__ = [
     "cross_entropy_forward",
     "cross_entropy_backward",
     "embedding_backward",
+    "dropout_mask",
 ]
 
 Array = Any  # np.ndarray
@@ -97,139 +94,6 @@ def softmax_backward(g: Array, y: Array, axis: int, *, log: bool = False) -> Arr
     f(_seam.ptr(g), _seam.ptr(y), _seam.ptr(dx), a, k, b, _softmax_mode(log, False),
       kernel_threads(2 * y.size))  # fmt: skip
     return dx
-
-
-# -- layer norm --------------------------------------------------------------------------------
-def _affine(p: Array, d: int, dtype: Any) -> Array | None | bool:
-    """A weight/bias as a contiguous (d,) array; None when absent; False when unusable."""
-    if p is None:
-        return None
-    if type(p) is not np.ndarray or p.size != d or p.dtype != dtype:
-        return False
-    return contiguous(p).reshape(d)
-
-
-def layer_norm_forward(
-    x: Array,
-    normalized_ndim: int,
-    weight: Array | None = None,
-    bias: Array | None = None,
-    eps: float = 1e-5,
-) -> tuple[Array, Array, Array] | None:
-    """Layer norm over the last ``normalized_ndim`` axes: ``(y, mean, rstd)`` with
-    ``y = (x - mean) * rstd * weight + bias`` and ``rstd = 1 / sqrt(var + eps)`` (biased
-    variance); ``mean`` and ``rstd`` keep the normalized axes as size 1. None when unserved.
-
-    Example:
-        >>> out = layer_norm_forward(np.array([[1.0, 3.0]], np.float32), 1, eps=0.0)
-        >>> out is None or out[0].tolist() == [[-1.0, 1.0]]
-        True
-    """
-    if not is_array(x) or not 0 < normalized_ndim <= x.ndim:
-        return None
-    f = kernel("norm", "layer_norm_forward", x.dtype)
-    if f is None:
-        return None
-    d = math.prod(x.shape[x.ndim - normalized_ndim :])
-    w, b = _affine(weight, d, x.dtype), _affine(bias, d, x.dtype)
-    if w is False or b is False:
-        return None
-    x = contiguous(x)
-    n = x.size // d
-    y = np.empty_like(x)
-    stats = x.shape[: x.ndim - normalized_ndim] + (1,) * normalized_ndim
-    mean, rstd = np.empty(stats, x.dtype), np.empty(stats, x.dtype)
-    p, null = _seam.ptr, _seam.NULL
-    f(p(x), null if w is None else p(w), null if b is None else p(b), p(y), p(mean), p(rstd),
-      n, d, float(eps), kernel_threads(3 * x.size))  # fmt: skip
-    return y, mean, rstd
-
-
-def layer_norm_stats(x: Array, normalized_ndim: int, eps: float = 1e-5) -> tuple | None:
-    """``(mean, rstd)`` of layer norm over the last ``normalized_ndim`` axes (kept as size-1
-    axes), without computing the output: what a backward that saved only ``x`` needs. None
-    when unserved.
-
-    Example:
-        >>> st = layer_norm_stats(np.array([[1.0, 3.0]]), 1, eps=0.0)
-        >>> st is None or (st[0].tolist(), st[1].tolist()) == ([[2.0]], [[1.0]])
-        True
-    """
-    if not is_array(x) or not 0 < normalized_ndim <= x.ndim:
-        return None
-    f = kernel("norm", "layer_norm_forward", x.dtype)
-    if f is None:
-        return None
-    d = math.prod(x.shape[x.ndim - normalized_ndim :])
-    x = contiguous(x)
-    stats = x.shape[: x.ndim - normalized_ndim] + (1,) * normalized_ndim
-    mean, rstd = np.empty(stats, x.dtype), np.empty(stats, x.dtype)
-    p, null = _seam.ptr, _seam.NULL
-    f(p(x), null, null, null, p(mean), p(rstd), x.size // d, d, float(eps),
-      kernel_threads(2 * x.size))  # fmt: skip
-    return mean, rstd
-
-
-def layer_norm_backward(
-    g: Array,
-    x: Array,
-    mean: Array | None,
-    rstd: Array | None,
-    normalized_ndim: int,
-    weight: Array | None = None,
-    *,
-    weight_grad: bool = True,
-    bias_grad: bool = True,
-    xhat_given: bool = False,
-    eps: float = 1e-5,
-) -> tuple[Array, Array | None, Array | None] | None:
-    """Layer norm's gradients ``(dx, dweight, dbias)`` from the output gradient ``g``, the
-    input ``x`` and the forward's ``mean`` and ``rstd``: ``dx = rstd * (gw - mean(gw) -
-    xhat * mean(gw * xhat))`` with ``gw = g * weight``, ``dweight = sum(g * xhat)``,
-    ``dbias = sum(g)`` over the leading axes (shaped like the normalized axes; None when not
-    asked for). With ``xhat_given``, ``x`` is the normalized ``xhat`` and ``mean`` is unused
-    (``standardize``'s backward). With ``mean`` and ``rstd`` None they are recomputed from
-    ``x`` (and ``eps``) first, so a forward may save nothing but ``x``. None when unserved.
-
-    Example:
-        >>> x = np.array([[1.0, 3.0]], np.float32)
-        >>> out = layer_norm_forward(x, 1, eps=0.0)
-        >>> r = out and layer_norm_backward(np.ones_like(x), x, out[1], out[2], 1)
-        >>> r is None or r[0].tolist() == [[0.0, 0.0]]
-        True
-    """
-    if mean is None and rstd is None and not xhat_given:
-        stats = layer_norm_stats(x, normalized_ndim, eps)
-        if stats is None:
-            return None
-        mean, rstd = stats
-    if not is_array(g, x, rstd) or g.shape != x.shape or not 0 < normalized_ndim <= x.ndim:
-        return None
-    f = kernel("norm", "layer_norm_backward", x.dtype)
-    if f is None or g.dtype != x.dtype or rstd.dtype != x.dtype:
-        return None
-    norm_shape = x.shape[x.ndim - normalized_ndim :]
-    d = math.prod(norm_shape)
-    n = x.size // d
-    if rstd.size != n or (not xhat_given and (mean is None or mean.size != n)):
-        return None
-    if not xhat_given and (type(mean) is not np.ndarray or mean.dtype != x.dtype):
-        return None
-    w = _affine(weight, d, x.dtype)
-    if w is False:
-        return None
-    g, x, rstd = contiguous(g), contiguous(x), contiguous(rstd)
-    p, null = _seam.ptr, _seam.NULL
-    m = null if xhat_given else p(contiguous(mean))
-    dx = np.empty_like(x)
-    dw = np.empty(norm_shape, x.dtype) if weight_grad else None
-    db = np.empty(norm_shape, x.dtype) if bias_grad else None
-    rc = f(p(g), p(x), m, p(rstd), null if w is None else p(w), p(dx),
-           null if dw is None else p(dw), null if db is None else p(db), n, d,
-           int(xhat_given), kernel_threads(4 * x.size))  # fmt: skip
-    if rc != 0:
-        raise MemoryError("layer_norm_backward: out of memory for the weight-gradient partials")
-    return dx, dw, db
 
 
 # -- activations ---------------------------------------------------------------------------------
@@ -476,3 +340,27 @@ def embedding_backward(
     nt = min(kernel_threads(g.size), num_weights)
     bad = f(_seam.ptr(g), _seam.ptr(idx), _seam.ptr(out), idx.size, d, num_weights, pad, nt)
     return None if bad >= 0 else out
+
+
+# -- dropout ---------------------------------------------------------------------------------------
+def dropout_mask(u: Array, p: float, scale: float, dtype: Any) -> Array | None:
+    """The scaled keep-mask of dropout from float32 uniform draws ``u``: ``scale`` where
+    ``u >= p`` (kept), else 0, of ``dtype`` (float32 masks are written over ``u``, which must
+    then be writable). The same bits as NumPy's ``(u >= float32(p)).astype(dtype) * scale``.
+    None when unserved.
+
+    Example:
+        >>> m = dropout_mask(np.array([0.1, 0.7], np.float32), 0.5, 2.0, np.dtype(np.float32))
+        >>> m is None or m.tolist() == [0.0, 2.0]
+        True
+    """
+    if not is_array(u) or u.dtype != np.float32:
+        return None
+    f = kernel("dropout", "dropout_mask", np.dtype(dtype))
+    if f is None:
+        return None
+    u = contiguous(u)
+    inplace = u.dtype == dtype and u.flags.writeable
+    mask = u if inplace else np.empty(u.shape, dtype)
+    f(_seam.ptr(u), _seam.ptr(mask), u.size, float(p), float(scale), kernel_threads(u.size))
+    return mask

@@ -38,6 +38,8 @@ __all__ = [
     "set_mode",
     "library",
     "prepare",
+    "pending",
+    "warn_fallback",
     "function",
     "failures",
     "loaded",
@@ -127,7 +129,15 @@ def _fallback_message(err: Any) -> str:
     ).replace("  ", " ")
 
 
-def _warn_once(err: Any) -> None:
+def warn_fallback(err: Any) -> None:
+    """Say once per process that the C kernels are unavailable (``err``: a
+    :class:`~ember.kernels.build.KernelBuildError`) and that ember runs its NumPy path; the
+    warning points at the user's line. Used by every caller that falls back.
+
+    Example:
+        >>> callable(warn_fallback)
+        True
+    """
     global _warned
     if _warned:
         return
@@ -183,7 +193,7 @@ def library(unit: str) -> Any:
             f"EMBER_KERNELS=c but the C kernels are unavailable: {err.reason}"
             + (f" (compiler output: {err.log})" if err.log else ""),
         )
-    _warn_once(err)
+    warn_fallback(err)
     return None
 
 
@@ -204,7 +214,7 @@ def prepare(workers: int | None = None) -> dict[str, str]:
 
     if mode() == "numpy":
         return {name: "EMBER_KERNELS=numpy" for name in UNITS}
-    todo = [n for n in UNITS if n not in _libs and n not in _failed]
+    todo = pending()
 
     def one(name: str) -> None:
         try:
@@ -220,6 +230,19 @@ def prepare(workers: int | None = None) -> dict[str, str]:
     for name in UNITS:  # the usual failure handling (warning or error), once
         library(name)
     return {name: "ok" if name in _libs else _failed[name].reason for name in UNITS}
+
+
+def pending() -> list[str]:
+    """The kernel units neither loaded nor failed in this process (what :func:`prepare`
+    would build or load).
+
+    Example:
+        >>> isinstance(pending(), list)
+        True
+    """
+    from .source import UNITS
+
+    return [n for n in UNITS if n not in _libs and n not in _failed]
 
 
 def function(unit: str, name: str, sfx: str) -> Any:

@@ -31,6 +31,7 @@ from .activation_grad import (
     gelu_backward,
     gelu_xp,
     kernel,
+    relu_backward,
     sigmoid_backward,
     sigmoid_xp,
     silu_backward,
@@ -79,13 +80,15 @@ def _run(input: Tensor, inplace: bool, fn, *args: Any) -> Tensor:
 
 # -- relu, hardtanh --------------------------------------------------------------------------
 @defop("relu", saves_inputs=False, saves_output=True, onnx="Relu")
+@kernel
 def _relu(xp, x):
-    return xp.maximum(x, 0)
+    y = kernels.relu_forward(x)
+    return y if y is not None else xp.maximum(x, 0)
 
 
 @_relu.defgrad
 def _(ctx, g):
-    return (where(gt(ctx.output, 0), g, 0.0),)
+    return (relu_backward(g, ctx.output),)
 
 
 def relu(input: Tensor, inplace: bool = False) -> Tensor:

@@ -24,7 +24,7 @@ from . import _special
 from .elementwise import add, exp, mul, neg, sub
 from .registry import defop
 
-__all__ = ["sigmoid_backward", "tanh_backward", "silu_backward", "gelu_backward"]
+__all__ = ["relu_backward", "sigmoid_backward", "tanh_backward", "silu_backward", "gelu_backward"]
 
 SQRT1_2 = math.sqrt(0.5)
 INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -92,6 +92,38 @@ def gelu_xp(xp, x, approximate):
     out *= x
     out *= 0.5
     return out
+
+
+# -- relu: the gradient passes where the output is positive -------------------------------------
+@defop("relu_backward", saves_inputs=(1,))
+@kernel
+def _relu_backward(xp, g, y):
+    dx = kernels.relu_backward(g, y)
+    if dx is not None:
+        return dx
+    return xp.where(y <= 0, xp.zeros((), dtype=g.dtype), g)
+
+
+@_relu_backward.defgrad
+def _(ctx, gg):  # linear in g; the mask is piecewise constant in y
+    _, y = ctx.inputs
+    return (relu_backward(gg, y) if ctx.needs_input_grad[0] else None), None
+
+
+@_relu_backward.defonnx
+def _(g, dy, y):
+    return g.op("Where", g.op("LessOrEqual", y, g.scalar(0.0, y)), g.scalar(0.0, dy), dy)
+
+
+def relu_backward(grad_output: Tensor, output: Tensor) -> Tensor:
+    """``grad_output`` where ``output > 0`` (or NaN), else 0: the gradient of ``relu`` from
+    its output, in one pass (PyTorch's ``threshold_backward(grad, output, 0)``).
+
+    Example:
+        >>> relu_backward(ember.ones(2), ember.tensor([0.0, 3.0])).tolist()
+        [0.0, 1.0]
+    """
+    return _relu_backward(grad_output, output)
 
 
 # -- sigmoid and tanh: the derivative is a function of the output ----------------------------

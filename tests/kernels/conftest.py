@@ -3,6 +3,7 @@
 * ``c_kernels``: the C kernels in ``auto`` mode (whatever ``EMBER_KERNELS`` says for the
   rest of the suite); the test is skipped when no C compiler can build them here.
 * ``threaded``: kernels split even tiny inputs over 2 threads, so the parallel paths run.
+* ``served``: counts of the seam calls the C kernels served, by seam name.
 * :func:`numpy_path`: a context in which the op registry's forwards run their NumPy path
   (they are the reference, even once the ops call the kernels).
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -71,3 +73,25 @@ def assert_close(actual, expected, dtype=None) -> None:
     assert actual.shape == expected.shape
     tol = tolerance(np.dtype(dtype or actual.dtype))
     np.testing.assert_allclose(actual, expected, equal_nan=True, **tol)
+
+
+NOT_SEAMS = {"available", "prepare", "info", "describe", "mode", "set_mode", "col2im_available"}
+SEAMS = [n for n in kernels.__all__ if n not in NOT_SEAMS and n[0].islower()]
+
+
+@pytest.fixture
+def served(monkeypatch):
+    """Counts, by name, of the seam calls (every array-level function of ``ember.kernels``)
+    that the C kernels served: those that returned neither None nor False."""
+    calls: Counter = Counter()
+    for name in SEAMS:
+        f = getattr(kernels, name)
+
+        def counted(*args, _f=f, _name=name, **kw):
+            out = _f(*args, **kw)
+            if out is not None and out is not False:
+                calls[_name] += 1
+            return out
+
+        monkeypatch.setattr(kernels, name, counted)
+    return calls

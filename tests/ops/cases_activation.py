@@ -62,6 +62,13 @@ CASES = cases(
     ),
     Case("relu_size0", lambda m, a: m.relu(a), [F(0, 4)], ref=lambda a: np.maximum(a, 0)),
     Case(
+        "relu_grad2_4d_noncontig",  # backward through relu_backward, and its own backward
+        lambda m, a: nnf(m).relu(a) * a,
+        [F(2, 3, 4, 5, noncontig=True)],
+        ref=lambda a: np.maximum(a, 0) * a,
+        grad2=True,
+    ),
+    Case(
         "relu6",
         lambda m, a: nnf(m).relu6(a),
         [F(3, 4, low=-3, high=9)],

@@ -105,6 +105,13 @@ CASES = cases(
         grad2=True,
     ),
     Case(
+        "conv2d_bias_pad_noncontig_grad2",  # W2's layer shape in small: 3x3, padding 1, bias
+        _conv2d_b(padding=1),
+        [F(3, 2, 5, 6, noncontig=True), F(4, 2, 3, 3), F(4)],
+        ref=lambda x, w, b: ref_conv2d(x, w, b, padding=1),
+        grad2=True,
+    ),
+    Case(
         "conv2d_stride_pad",
         _conv2d(stride=2, padding=1),
         [F(2, 2, 5, 5), F(3, 2, 3, 3)],

@@ -255,6 +255,20 @@ CASES = cases(
         ref=lambda x, w, b: ref_batch_norm_train(x, w, b, eps=1e-3),
     ),
     Case(
+        "batch_norm_train_3d_noncontig",
+        lambda m, x, w, b: m.nn.functional.batch_norm(x, None, None, w, b, training=True),
+        [F(4, 3, 5, noncontig=True), F(3), F(3)],
+        ref=ref_batch_norm_train,
+        grad2=True,
+    ),
+    Case(
+        "group_norm_4d_odd",
+        lambda m, x, w, b: m.nn.functional.group_norm(x, 3, w, b),
+        [F(2, 6, 3, 1), F(6), F(6)],
+        ref=lambda x, w, b: ref_group_norm(x, 3, w, b),
+        grad2=True,
+    ),
+    Case(
         "batch_norm_eval",
         lambda m, x, rm, rv, w, b: m.nn.functional.batch_norm(x, rm, rv, w, b, training=False),
         [F(4, 3, 2), C(3), C(3, low=0.5, high=2.0), F(3), F(3)],

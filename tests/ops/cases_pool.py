@@ -88,6 +88,13 @@ CASES = cases(
         grad2=True,
     ),  # fmt: skip
     Case(
+        "max_pool2d_k2_tiling_noncontig",
+        _f("max_pool2d", kernel_size=2),
+        [F(2, 3, 6, 8, noncontig=True)],
+        ref=_ref("max", kernel_size=2),
+        grad2=True,
+    ),
+    Case(
         "max_pool2d_k3_s2_p1",
         _f("max_pool2d", kernel_size=3, stride=2, padding=1),
         [F(2, 2, 5, 5)],
@@ -174,6 +181,13 @@ CASES = cases(
         _f("avg_pool2d", kernel_size=3, stride=2, padding=1, count_include_pad=False),
         [F(2, 2, 5, 6)],
         ref=_ref("avg", kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    ),
+    Case(
+        "avg_pool2d_exclude_pad_noncontig_grad2",
+        _f("avg_pool2d", kernel_size=(3, 2), stride=(1, 2), padding=1, count_include_pad=False),
+        [F(2, 3, 5, 7, noncontig=True)],
+        ref=_ref("avg", kernel_size=(3, 2), stride=(1, 2), padding=1, count_include_pad=False),
+        grad2=True,
     ),
     Case(
         "avg_pool2d_ceil",

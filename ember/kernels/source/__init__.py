@@ -105,9 +105,9 @@ def render(unit: Unit) -> str:
 
 
 def _units() -> dict[str, Unit]:
-    from . import activation, embedding, im2col, loss, norm, optim, pool, softmax
+    from . import activation, dropout, embedding, im2col, loss, norm, optim, pool, softmax
 
-    mods = (softmax, norm, activation, loss, optim, embedding, pool, im2col)
+    mods = (softmax, norm, activation, loss, optim, embedding, pool, im2col, dropout)
     return {m.UNIT.name: m.UNIT for m in mods}
 
 

@@ -1,17 +1,28 @@
-"""C kernels of ``layer_norm``: forward (with the optional affine, returning each row's mean
-and ``rstd = 1 / sqrt(var + eps)`` for backward) and backward (input, weight and bias
-gradients in one pass over the rows).
+"""C kernels of the normalization ops. ``layer_norm`` forward (with the optional affine,
+returning each row's mean and ``rstd = 1 / sqrt(var + eps)`` for backward) and backward
+(input, weight and bias gradients in one pass over the rows).
 
 The statistics are computed in two passes over a row that stays in the L1 cache (mean, then
 the biased variance of ``x - mean``), as NumPy's path does; backward computes
 ``dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))`` with ``gw = g * weight`` and
 accumulates ``dweight = sum(g * xhat)``, ``dbias = sum(g)`` in one partial sum per block of
 32 rows, added up in block order at the end: the result is the same whatever the number of
-threads.
-``xhat_given`` says that ``x`` already holds ``xhat`` (the saved output of
+threads. ``xhat_given`` says that ``x`` already holds ``xhat`` (the saved output of
 ``standardize``), so the mean is not needed. ``weight``, ``bias``, ``dweight`` and ``dbias``
-may be NULL, and so may the forward's ``y`` (statistics only). The unit is compiled without fused multiply-add, so that the rounding
-matches NumPy's (``g * w - mean(g * w)`` is exactly 0 when a row has one element). Backward returns 0, or -1 when its scratch memory cannot be allocated.
+may be NULL, and so may the forward's ``y`` (statistics only). The unit is compiled without
+fused multiply-add, so that the rounding matches NumPy's (``g * w - mean(g * w)`` is exactly
+0 when a row has one element). Backward returns 0, or -1 when its scratch memory cannot be
+allocated.
+
+The ops' own primitives (``norm_moments``, ``standardize``, ``standardize_backward`` in
+:mod:`ember.ops.nn.norm`, shared by layer, group, instance and batch norm) have kernels over
+``x`` seen as ``(A, C, B)`` with one set of statistics per ``c`` (over ``a`` and ``b``): rows
+of layer/group/instance norm are ``A = 1``, batch norm is ``(N, C, H*W)``. Each ``(a, c)``
+segment of ``B`` contiguous values is summed with SIMD lanes, the segment sums are added in
+double (an accuracy close to NumPy's pairwise sums even for batch norm's long channels);
+the variance is the biased one, from a second pass over ``x - mean``. ``rstd`` is computed
+as NumPy's path does (``1 / sqrt(var + eps)`` in the element type), so ``standardize``'s
+output has the same bits as NumPy's.
 
 Example:
     >>> from ember.kernels.source.norm import UNIT
@@ -135,6 +146,83 @@ EMBER_API int FN(layer_norm_backward)(const scalar *g, const scalar *x, const sc
     free(acc);
     return 0;
 }
+/* x as (A, C, B): mean and biased variance of each c over a and b */
+EMBER_API void FN(norm_moments)(const scalar *x, scalar *mean, scalar *var, i64 A, i64 C, i64 B,
+                                int nt) {
+    double count = (double)A * (double)B;
+    PARALLEL_FOR(nt)
+    for (i64 c = 0; c < C; c++) {
+        double tot = 0;
+        for (i64 a = 0; a < A; a++) {
+            const scalar *restrict xr = x + (a * C + c) * B;
+            scalar s = 0;
+            SIMD_SUM(s)
+            for (i64 b = 0; b < B; b++) s += xr[b];
+            tot += (double)s;
+        }
+        scalar mu = (scalar)(tot / count);
+        double vt = 0;
+        for (i64 a = 0; a < A; a++) {
+            const scalar *restrict xr = x + (a * C + c) * B;
+            scalar v = 0;
+            SIMD_SUM(v)
+            for (i64 b = 0; b < B; b++) {
+                scalar d = xr[b] - mu;
+                v += d * d;
+            }
+            vt += (double)v;
+        }
+        mean[c] = mu;
+        var[c] = (scalar)(vt / count);
+    }
+}
+
+/* y = (x - mean[c]) * rstd[c], rstd = 1 / sqrt(var + eps), x as (A, C, B) */
+EMBER_API void FN(norm_standardize)(const scalar *x, const scalar *mean, const scalar *var,
+                                    scalar *y, i64 A, i64 C, i64 B, double eps, int nt) {
+    PARALLEL_FOR(nt)
+    for (i64 ac = 0; ac < A * C; ac++) {
+        i64 c = ac % C;
+        scalar mu = mean[c], r = LIT(1.0) / SQRT(var[c] + (scalar)eps);
+        const scalar *restrict xr = x + ac * B;
+        scalar *restrict yr = y + ac * B;
+        SIMD
+        for (i64 b = 0; b < B; b++) yr[b] = (xr[b] - mu) * r;
+    }
+}
+
+/* standardize's full derivative from its output xhat:
+   dx = rstd * (g - mean(g) - xhat * mean(g * xhat)), means over a and b of each c */
+EMBER_API void FN(norm_standardize_backward)(const scalar *g, const scalar *xh,
+                                             const scalar *var, scalar *dx, i64 A, i64 C, i64 B,
+                                             double eps, int nt) {
+    double count = (double)A * (double)B;
+    PARALLEL_FOR(nt)
+    for (i64 c = 0; c < C; c++) {
+        double t1 = 0, t2 = 0;
+        for (i64 a = 0; a < A; a++) {
+            const scalar *restrict gr = g + (a * C + c) * B;
+            const scalar *restrict xr = xh + (a * C + c) * B;
+            scalar s1 = 0, s2 = 0;
+            SIMD_SUM(s1, s2)
+            for (i64 b = 0; b < B; b++) {
+                s1 += gr[b];
+                s2 += gr[b] * xr[b];
+            }
+            t1 += (double)s1;
+            t2 += (double)s2;
+        }
+        scalar c1 = (scalar)(t1 / count), c2 = (scalar)(t2 / count);
+        scalar r = LIT(1.0) / SQRT(var[c] + (scalar)eps);
+        for (i64 a = 0; a < A; a++) {
+            const scalar *restrict gr = g + (a * C + c) * B;
+            const scalar *restrict xr = xh + (a * C + c) * B;
+            scalar *restrict dr = dx + (a * C + c) * B;
+            SIMD
+            for (i64 b = 0; b < B; b++) dr[b] = (gr[b] - c1 - xr[b] * c2) * r;
+        }
+    }
+}
 """
 
 UNIT = Unit(
@@ -145,6 +233,12 @@ UNIT = Unit(
         "int layer_norm_backward(const scalar *g, const scalar *x, const scalar *mean,"
         " const scalar *rstd, const scalar *w, scalar *dx, scalar *dw, scalar *db, i64 N, i64 D,"
         " int xhat_given, int nt)",
+        "void norm_moments(const scalar *x, scalar *mean, scalar *var, i64 A, i64 C, i64 B,"
+        " int nt)",
+        "void norm_standardize(const scalar *x, const scalar *mean, const scalar *var, scalar *y,"
+        " i64 A, i64 C, i64 B, double eps, int nt)",
+        "void norm_standardize_backward(const scalar *g, const scalar *xh, const scalar *var,"
+        " scalar *dx, i64 A, i64 C, i64 B, double eps, int nt)",
     ),
     body=BODY,
     shared=SHARED,

@@ -1,17 +1,29 @@
-"""C kernels of ``max_pool2d``: forward (optionally with PyTorch's flat ``h * W + w`` argmax
-indices) and backward, over ``(N * C, H, W)`` planes with any kernel, stride, symmetric
-padding, dilation and output size (``ceil_mode`` is in the output size: window positions
-past the input are skipped, as padding is).
+"""C kernels of pooling and of ReLU's gradient, over ``(N * C, H, W)`` planes.
 
-Each window's winner is its first maximum, or its first NaN (NaN propagates, as in NumPy's
-``maximum`` and PyTorch); a window with no element inside the input gives ``-inf`` and
-index -1. The common 2x2 / stride 2 pooling that tiles the plane has its own two-pass path
-(neighbour pairs, then row pairs). Otherwise an output row is computed tap by tap (each tap one vectorized pass over the
-columns whose windows lie inside the input; border columns one by one). Backward recomputes
-the winners from ``x`` (so nothing but the input is saved) and adds ``g`` at each winner;
+``max_pool2d``: forward (optionally with PyTorch's flat ``h * W + w`` argmax indices) and
+backward, with any kernel, stride, symmetric padding, dilation and output size
+(``ceil_mode`` is in the output size: window positions past the input are skipped, as
+padding is). Each window's winner is its first maximum, or its first NaN (NaN propagates, as
+in NumPy's ``maximum`` and PyTorch); a window with no element inside the input gives
+``-inf`` and index -1. The common 2x2 / stride 2 pooling that tiles the plane has its own
+two-pass path (neighbour pairs over the whole plane, then row pairs: long vectorized loops
+even for narrow planes); its backward zeroes each plane just before scattering into it (in
+cache, no separate pass). Otherwise an output row is computed tap by tap (each tap one vectorized
+pass over the columns whose windows lie inside the input; border columns one by one).
+Backward recomputes the winners from ``x`` (so nothing but the input is saved: reading the
+input costs about what reading saved int64 indices would) and adds ``g`` at each winner;
 planes are independent, so threads never write the same element. Plane indices are 32-bit
-inside the kernel (planes up to 2^31 elements). Both return 0, or -1 when scratch memory
-cannot be allocated.
+inside the general path (planes up to 2^31 elements). Both return 0, or -1 when scratch
+memory cannot be allocated.
+
+``avg_pool2d``: forward and backward with PyTorch's divisor rules (``count_include_pad``,
+``divisor_override``; a window with nothing inside the input gives 0).
+
+``relu_forward``: ``maximum(x, 0)`` as NumPy computes it (NaN kept, ``-0.0`` becomes ``+0.0``),
+threaded.
+``relu_backward``: ``dx = y <= 0 ? 0 : g`` from ReLU's output ``y`` in one pass (PyTorch's
+``threshold_backward``: a NaN output passes the gradient, a dead unit gives 0 even for a NaN
+gradient).
 
 Example:
     >>> from ember.kernels.source.pool import UNIT
@@ -27,6 +39,7 @@ SHARED = r"""
 typedef struct {
     i64 H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw;
 } pool_geom;
+
 """
 
 BODY = r"""
@@ -189,7 +202,7 @@ EMBER_API int FN(max_pool2d_forward)(const scalar *x, scalar *y, i64 *idx, i64 N
     return 0;
 }
 
-/* dx must be zero on entry */
+/* dx need not be zero on entry: every element is written */
 EMBER_API int FN(max_pool2d_backward)(const scalar *g, const scalar *x, scalar *dx, i64 NC,
                                       i64 H, i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh,
                                       i64 sw, i64 ph, i64 pw, i64 dh, i64 dw, int nt) {
@@ -208,20 +221,23 @@ EMBER_API int FN(max_pool2d_backward)(const scalar *g, const scalar *x, scalar *
             FN(pool2x2_plane)(x + p * H * W, yv, ir, OH, OW, hv, hb);
             const scalar *gp = g + p * OH * OW;
             scalar *dp = dx + p * H * W;
-            for (i64 o = 0; o < OH * OW; o++) dp[ir[o]] += gp[o];
+            memset(dp, 0, (size_t)(H * W) * sizeof(scalar)); /* in cache for the scatter */
+            for (i64 o = 0; o < OH * OW; o++) dp[ir[o]] = gp[o];
         }
         free(buf);
         return 0;
     }
-    char *scratch = (char *)malloc((size_t)parts * (size_t)OW * (sizeof(int32_t) + sizeof(scalar)));
+    size_t per = (size_t)OW * (sizeof(int32_t) + sizeof(scalar));
+    char *scratch = (char *)malloc((size_t)parts * per);
     if (!scratch) return -1;
     PARALLEL_FOR(nt)
     for (i64 p = 0; p < NC; p++) {
-        char *mine = scratch + (size_t)THREAD_ID() * (size_t)OW * (sizeof(int32_t) + sizeof(scalar));
+        char *mine = scratch + (size_t)THREAD_ID() * per;
         scalar *yr = (scalar *)mine;
         int32_t *ir = (int32_t *)(mine + (size_t)OW * sizeof(scalar));
         const scalar *gp = g + p * OH * OW;
         scalar *dp = dx + p * H * W;
+        memset(dp, 0, (size_t)(H * W) * sizeof(scalar));
         for (i64 oh = 0; oh < OH; oh++) {
             FN(pool_row)(x + p * H * W, &q, oh, yr, ir);
             for (i64 ow = 0; ow < OW; ow++)
@@ -230,6 +246,79 @@ EMBER_API int FN(max_pool2d_backward)(const scalar *g, const scalar *x, scalar *
     }
     free(scratch);
     return 0;
+}
+
+/* PyTorch's average-pooling window of output index o along one dimension: the elements
+   [*a, *b) inside the input, and the divisor's share (the window clipped to the padded
+   input when include_pad, else to the input) */
+static inline i64 FN(avg_span)(i64 o, i64 s, i64 p, i64 k, i64 size, int include_pad, i64 *a,
+                               i64 *b) {
+    i64 start = o * s - p, end = start + k < size + p ? start + k : size + p;
+    i64 span = end - start;
+    *a = start > 0 ? start : 0;
+    *b = end < size ? end : size;
+    if (*b < *a) *b = *a;
+    return include_pad ? span : *b - *a;
+}
+
+/* Mean over each window of (NC, H, W) planes; divisor > 0 overrides the window size. An
+   output whose window has no element inside the input is 0. */
+EMBER_API void FN(avg_pool2d_forward)(const scalar *x, scalar *y, i64 NC, i64 H, i64 W, i64 OH,
+                                      i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw,
+                                      int include_pad, i64 divisor, int nt) {
+    PARALLEL_FOR(nt)
+    for (i64 item = 0; item < NC * OH; item++) {
+        i64 p = item / OH, oh = item % OH, h0, h1;
+        i64 nh = FN(avg_span)(oh, sh, ph, kh, H, include_pad, &h0, &h1);
+        const scalar *plane = x + p * H * W;
+        scalar *yr = y + item * OW;
+        for (i64 ow = 0; ow < OW; ow++) {
+            i64 w0, w1;
+            i64 nw = FN(avg_span)(ow, sw, pw, kw, W, include_pad, &w0, &w1);
+            scalar acc = 0;
+            for (i64 h = h0; h < h1; h++)
+                for (i64 w = w0; w < w1; w++) acc += plane[h * W + w];
+            i64 div = divisor > 0 ? divisor : nh * nw;
+            yr[ow] = (h0 >= h1 || w0 >= w1) ? 0 : acc / (scalar)(div > 0 ? div : 1);
+        }
+    }
+}
+
+/* The input gradient of avg_pool2d_forward: each window's g / divisor added over its
+   elements inside the input; planes are independent (threads never share an element). */
+EMBER_API void FN(avg_pool2d_backward)(const scalar *g, scalar *dx, i64 NC, i64 H, i64 W, i64 OH,
+                                       i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw,
+                                       int include_pad, i64 divisor, int nt) {
+    PARALLEL_FOR(nt)
+    for (i64 p = 0; p < NC; p++) {
+        scalar *dp = dx + p * H * W;
+        const scalar *gp = g + p * OH * OW;
+        memset(dp, 0, (size_t)(H * W) * sizeof(scalar));
+        for (i64 oh = 0; oh < OH; oh++) {
+            i64 h0, h1;
+            i64 nh = FN(avg_span)(oh, sh, ph, kh, H, include_pad, &h0, &h1);
+            for (i64 ow = 0; ow < OW; ow++) {
+                i64 w0, w1;
+                i64 nw = FN(avg_span)(ow, sw, pw, kw, W, include_pad, &w0, &w1);
+                i64 div = divisor > 0 ? divisor : nh * nw;
+                scalar v = gp[oh * OW + ow] / (scalar)(div > 0 ? div : 1);
+                for (i64 h = h0; h < h1; h++)
+                    for (i64 w = w0; w < w1; w++) dp[h * W + w] += v;
+            }
+        }
+    }
+}
+
+/* ReLU: x where x > 0 or x is NaN, else +0 (NumPy's maximum(x, 0): -0.0 gives +0.0) */
+EMBER_API void FN(relu_forward)(const scalar *restrict x, scalar *restrict y, i64 n, int nt) {
+    ELEMENTWISE(n, nt, i, { scalar v = x[i]; y[i] = (v > 0) | (v != v) ? v : (scalar)0; });
+}
+
+/* ReLU's gradient from its output y: g where y > 0 or y is NaN, else 0 (PyTorch's
+   threshold_backward: a NaN gradient at a dead unit still gives 0) */
+EMBER_API void FN(relu_backward)(const scalar *restrict g, const scalar *restrict y,
+                                 scalar *restrict dx, i64 n, int nt) {
+    ELEMENTWISE(n, nt, i, { dx[i] = y[i] <= 0 ? (scalar)0 : g[i]; });
 }
 """
 
@@ -241,6 +330,14 @@ UNIT = Unit(
         "int max_pool2d_backward(const scalar *g, const scalar *x, scalar *dx, i64 NC, i64 H,"
         " i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, i64 dh, i64 dw,"
         " int nt)",
+        "void avg_pool2d_forward(const scalar *x, scalar *y, i64 NC, i64 H, i64 W, i64 OH,"
+        " i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, int include_pad, i64 divisor,"
+        " int nt)",
+        "void avg_pool2d_backward(const scalar *g, scalar *dx, i64 NC, i64 H, i64 W, i64 OH,"
+        " i64 OW, i64 kh, i64 kw, i64 sh, i64 sw, i64 ph, i64 pw, int include_pad, i64 divisor,"
+        " int nt)",
+        "void relu_forward(const scalar *x, scalar *y, i64 n, int nt)",
+        "void relu_backward(const scalar *g, const scalar *y, scalar *dx, i64 n, int nt)",
     ),
     body=BODY,
     shared=SHARED,

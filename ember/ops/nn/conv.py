@@ -2,18 +2,22 @@
 
 Three primitives carry every convolution and all of their derivatives, to any order:
 
-* ``conv2d(x, w, b)``: cross-correlation; im2col (one strided view, one copy) and one GEMM
-  per group;
+* ``conv2d(x, w, b)``: cross-correlation; im2col and one GEMM per group, whose
+  ``(O, N, OH * OW)`` result is made NCHW with the bias added in one pass;
 * ``conv_transpose2d(x, w, b)``: its adjoint in ``x`` (the input gradient); one GEMM then
-  col2im, a loop over the ``kh * kw`` kernel positions of strided slice adds;
+  col2im (the C kernel writes NCHW directly, at any stride; the NumPy path is a loop over
+  the ``kh * kw`` kernel positions of strided slice adds);
 * ``conv2d_weight_grad(x, g)``: its adjoint in ``w``; im2col and one GEMM.
 
 Each is bilinear, and the derivatives of each are the other two, so backward rules are
 ember ops and second-order gradients come for free. 1-D convolutions are 2-D ones with a
 height of 1 (two free reshapes).
 
-Internally the padded input is laid out channels-first, ``(C, N, H, W)``, so that the column
-matrix is ``(C * kh * kw, N * OH * OW)`` and each group is a single large GEMM.
+Internally the column matrix is ``(C * kh * kw, N * OH * OW)`` (channels first), so that
+each group is a single large GEMM: one call that BLAS threads well, rather than one small
+GEMM per image (about 1.2-2x slower in total here, and much worse when BLAS threads wait on
+a busy machine). The C kernels (``ember.kernels``: im2col, col2im, swap01) read and write
+NCHW arrays directly; the transposes that layout needs cost one pass each, done in C.
 
 Example:
     >>> import ember
@@ -114,8 +118,18 @@ def _chunks(n: int, per_sample: int):
     return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
 
 
+def _channels_first(a):
+    """``a`` (N, C, H, W) as (C, N, H, W): a contiguous copy made in C when the kernels
+    serve it, else a view (the caller's reshape copies it)."""
+    out = kernels.swap01(a)
+    return a.transpose(1, 0, 2, 3) if out is None else out
+
+
 def _finish(xp, y, bias, shape):
     """``y`` in (C, N, H, W) layout -> a contiguous (N, C, H, W) array, plus bias."""
+    out = kernels.swap01(y, bias)
+    if out is not None:
+        return out
     out = xp.empty(shape, dtype=y.dtype)
     yt = y.transpose(1, 0, 2, 3)
     if bias is None:
@@ -173,15 +187,19 @@ def _conv_transpose2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw)
     _, og, kh, kw = w.shape
     c = og * groups
     wt = w.reshape(groups, i // groups, og * kh * kw).transpose(0, 2, 1)
-    out = xp.empty((n, c) + tuple(out_hw), dtype=xp.result_type(x, w))
+    # with the C col2im any stride is one GEMM plus one col2im pass straight into NCHW; the
+    # NumPy path prefers long contiguous slice adds for stride 1
+    unit_stride = stride == (1, 1) and not kernels.col2im_available(x)
+    parts = []
     for a, e in _chunks(n, c * kh * kw * ih * iw):
         shape = (e - a, c) + tuple(out_hw)
-        if stride == (1, 1):
-            out[a:e] = _transpose_unit_stride(xp, x[a:e], wt, shape, (kh, kw), padding, dilation)
+        if unit_stride:
+            parts.append(_transpose_unit_stride(xp, x[a:e], wt, shape, (kh, kw), padding, dilation))
             continue
-        xm = x[a:e].transpose(1, 0, 2, 3).reshape(groups, i // groups, (e - a) * ih * iw)
+        xm = _channels_first(x[a:e]).reshape(groups, i // groups, (e - a) * ih * iw)
         cols = xp.matmul(wt, xm)  # (groups, og * kh * kw, n * ih * iw)
-        out[a:e] = _col2im(xp, cols, shape, (kh, kw), stride, padding, dilation, (ih, iw))
+        parts.append(_col2im(xp, cols, shape, (kh, kw), stride, padding, dilation, (ih, iw)))
+    out = xp.ascontiguousarray(parts[0]) if len(parts) == 1 else xp.concatenate(parts, axis=0)
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
@@ -202,7 +220,7 @@ def _conv2d_weight_grad(xp, x, g, *, kernel, stride, padding, dilation, groups):
     gw = None
     for a, e in _chunks(n, c * kh * kw * oh * ow):
         cols = _im2col(xp, x[a:e], kernel, stride, padding, dilation, (oh, ow), groups)
-        gm = g[a:e].transpose(1, 0, 2, 3).reshape(groups, o // groups, (e - a) * oh * ow)
+        gm = _channels_first(g[a:e]).reshape(groups, o // groups, (e - a) * oh * ow)
         part = xp.matmul(gm, cols.transpose(0, 2, 1))
         gw = part if gw is None else gw + part
     return gw.reshape(o, c // groups, kh, kw)

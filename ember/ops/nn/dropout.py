@@ -4,7 +4,9 @@ The random part is one impure op, ``dropout_mask``, that draws from ember's glob
 (``ember.manual_seed`` makes it reproducible) on the input's device and returns the scaled
 keep-mask (``1 / (1 - p)`` where kept, 0 where dropped). Being marked ``pure=False``, the
 compiler keeps it and draws anew on every call. The output is ``input * mask``, an ordinary
-``mul``, whose backward is ``grad * mask``.
+``mul``, whose backward is ``grad * mask``. The uniform draws always come from ember's
+generator (float32, NumPy's on the CPU); the C kernel (:func:`ember.kernels.dropout_mask`) only turns them into
+the mask in one pass, so ``EMBER_KERNELS=c`` and ``=numpy`` give the same masks.
 
 Example:
     >>> import ember
@@ -22,6 +24,7 @@ import warnings
 
 import numpy as np
 
+from ... import kernels
 from ...device import device_of
 from ...errors import ShapeError
 from ...random import default_generator
@@ -46,8 +49,11 @@ _SELU_ALPHA = 1.7580993408473766  # SELU's scale * alpha: the value dropped unit
 def _dropout_mask(xp, x, p, shape, scale):
     """``scale`` where a uniform draw is ``>= p`` (kept), else 0; dtype of ``x``."""
     rng = default_generator.for_device(device_of(x))
-    keep = rng.random(shape, dtype=np.float32) >= np.float32(p)
-    mask = keep.astype(x.dtype)
+    u = rng.random(shape, dtype=np.float32)
+    mask = kernels.dropout_mask(u, p, scale, x.dtype)  # the same bits, one pass
+    if mask is not None:
+        return mask
+    mask = (u >= np.float32(p)).astype(x.dtype)
     mask *= x.dtype.type(scale)
     return mask
 

@@ -10,6 +10,11 @@ The first four share two primitives:
   (``standardize_backward``) that reads the saved statistics and output, so nothing is
   recomputed; that op is itself differentiable, so second derivatives work.
 
+The three primitives' forwards run the C kernels (:mod:`ember.kernels.norm`) when they can
+serve the call, else their NumPy path (the reference): layer, group and instance norm reduce
+trailing dims (``standardize_backward`` then uses layer norm's backward kernel), batch norm
+dims 0 and 2, 3, ... (the per-channel kernels).
+
 The per-channel scale and shift are ordinary ``mul``/``add``. ``batch_norm`` updates the
 running statistics in place (``running_average``, through ``apply_inplace`` so the compiler
 sees the write), with the unbiased variance, exactly as PyTorch.
@@ -55,6 +60,9 @@ def _work(x: Any) -> Any:
 
 @defop("norm_moments", onnx=None)
 def _moments(xp, x, axes):
+    out = kernels.norm_moments(x, axes)
+    if out is not None:
+        return out
     xw = _work(x)
     with np.errstate(invalid="ignore", divide="ignore"):  # empty groups give NaN
         mean = xw.mean(axis=axes, keepdims=True)
@@ -66,6 +74,9 @@ def _moments(xp, x, axes):
 
 @defop("standardize", saves_output=True, onnx=None)
 def _standardize(xp, x, moments, axes, eps):
+    out = kernels.norm_standardize(x, moments, axes, eps)
+    if out is not None:
+        return out
     rstd = 1 / xp.sqrt(moments[1] + eps)
     out = _work(x) - moments[0]
     out *= rstd
@@ -89,6 +100,10 @@ def _standardize_backward(xp, x, xhat, moments, g, axes, eps):
         )
         if out is not None:
             return out[0]
+    else:  # batch norm: statistics per channel, over the batch and spatial dims
+        out = kernels.norm_standardize_backward(g, xhat, moments, axes, eps)
+        if out is not None:
+            return out
     gw, xw = _work(g), _work(xhat)
     tmp = gw * xw
     c = tmp.mean(axis=axes, keepdims=True)

@@ -6,6 +6,10 @@ vectorized call. Without padding the input itself is sliced (the common ``kernel
 stride`` case copies nothing; NumPy's ``reshape(..., k, ..., k).max(axis=(3, 5))`` is
 several times slower than the four strided ``maximum`` calls).
 
+Float32/float64 NumPy arrays go to the C kernels (``ember.kernels``: max and average
+pooling, forward and backward); the NumPy code here is the reference path they are tested
+against, and serves every other case.
+
 Max pooling sends each window's gradient to its first maximum (PyTorch's choice); its
 backward is an op whose own derivative selects the incoming gradient at those same
 positions, so the chain stays differentiable. 1-D pools are 2-D pools of height 1.
@@ -277,6 +281,13 @@ def _maxpool_indices(g, x, attrs):
     return g.op("Reshape", idx, g.ints([-1]), dtype=np.int64)
 
 
+def _avg_kernel_args(geom, attrs):
+    """The C kernels' arguments after the array: kernel, stride, padding, out_hw, the
+    divisor rules."""
+    kernel, stride, padding, _, out_hw = geom
+    return kernel, stride, padding, out_hw, attrs["count_include_pad"], attrs["divisor_override"]
+
+
 def _scale(xp, a, inv):
     if isinstance(inv, float):
         return a * inv if a.dtype.kind == "f" else (a * inv).astype(a.dtype)
@@ -288,6 +299,9 @@ def _scale(xp, a, inv):
 def _avg_pool2d(xp, x, **attrs):
     """Mean over each window of ``x`` (N, C, H, W) (PyTorch's divisor rules)."""
     geom = _geom(attrs)
+    y = kernels.avg_pool2d_forward(x, *_avg_kernel_args(geom, attrs))
+    if y is not None:
+        return y
     taps = _taps(_source(xp, x, geom, 0), geom)
     out = taps[0].copy()
     for v in taps[1:]:
@@ -324,6 +338,9 @@ def _(g, x, **attrs):
 def _avg_pool2d_backward(xp, g, *, in_hw, **attrs):
     """Gradient of ``avg_pool2d``: ``g`` spread evenly over each window."""
     geom = _geom(attrs)
+    dx = kernels.avg_pool2d_backward(g, in_hw, *_avg_kernel_args(geom, attrs))
+    if dx is not None:
+        return dx
     gd = _scale(xp, g, _avg_divisor(in_hw, attrs))
     hw = _source_shape(in_hw, *geom)
     gsrc = _grad_buffer(xp, g.shape[:2] + (hw or tuple(in_hw)), g.dtype, geom)
