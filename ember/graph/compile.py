@@ -220,6 +220,7 @@ class CompiledFunction:
         for (path, t), _ in zip(leaves, tensors):
             tracer.add_input(t, _pretty(path, names))
         self._traces += 1
+        _prepare_kernels()
         with tracer:
             result = self.fn(*args, **kwargs)
         if tracer.broken is not None:
@@ -279,8 +280,11 @@ class CompiledFunction:
                 if not self._cache[old.key]:
                     del self._cache[old.key]
                 break
-        entry.graph = optimize(entry.raw.copy())
+        entry.graph = optimize(entry.raw.copy(), c_regions=None)
         entry.program = Program(entry.graph)
+        if entry.program.c_failed:  # no C kernels after all: the NumPy pipeline (fuse, plan)
+            entry.graph = optimize(entry.raw.copy(), c_regions=False)
+            entry.program = Program(entry.graph)
         self._last = entry
 
     def _note_retrace(self, key: tuple) -> None:
@@ -333,13 +337,29 @@ class CompiledFunction:
             return None
         return self._last.program.code
 
+    @property
+    def c_code(self) -> str | None:
+        """The generated C source (one function per fused region) of the last traced or run
+        graph; None when it has no C regions (NumPy mode, no compiler, GPU, nothing to fuse).
+
+        Example:
+            >>> import ember
+            >>> f = compile(lambda x: (x * 2).exp())
+            >>> _ = f(ember.ones(3)); f.c_code is None or "region 0" in f.c_code
+            True
+        """
+        if self._last is None or self._last.program is None:
+            return None
+        return self._last.program.c_code
+
     def __repr__(self) -> str:
         return f"<compiled {self.name}: {self.cache_info()}>"
 
 
-def optimize(graph: Graph) -> Graph:
+def optimize(graph: Graph, c_regions: bool | None = False) -> Graph:
     """Run the configured passes (``config.passes``, else ``ember.graph.passes``'s default
     pipeline when it provides one), validating after each when ``config.validate_graphs``.
+    ``c_regions`` is handed to the default pipeline (None: C regions where available).
 
     Example:
         >>> optimize(Graph("empty")).nodes
@@ -347,7 +367,7 @@ def optimize(graph: Graph) -> Graph:
     """
     passes = config.passes
     if passes is None:
-        passes = _default_passes()
+        passes = _default_passes(c_regions)
     for p in passes:
         result = p(graph)
         graph = result[0] if isinstance(result, tuple) else result
@@ -356,7 +376,7 @@ def optimize(graph: Graph) -> Graph:
     return graph
 
 
-def _default_passes() -> list:
+def _default_passes(c_regions: bool | None = False) -> list:
     try:
         from . import passes as P
     except ImportError:  # pragma: no cover
@@ -365,7 +385,7 @@ def _default_passes() -> list:
     if found is not None:
         return list(found)
     opt = getattr(P, "optimize", None)
-    return [opt] if callable(opt) else []
+    return [functools.partial(opt, c_regions=c_regions)] if callable(opt) else []
 
 
 def _requires_grad(tree: Any) -> bool:
@@ -551,3 +571,14 @@ def compile(
     if isinstance(fn, CompiledFunction):
         return fn
     return CompiledFunction(fn, fullgraph=fullgraph, dynamic=dynamic)
+
+
+def _prepare_kernels() -> None:
+    """Build the eager C kernel units a traced step will call, all at once and in parallel,
+    before tracing (op by op, the first step would run the compiler once per unit, one after
+    another). A no-op once they are loaded, in ``EMBER_KERNELS=numpy`` mode, or after a
+    failed build (which :mod:`ember.kernels.runtime` has already reported)."""
+    from ..kernels import runtime
+
+    if runtime.mode() != "numpy" and runtime.pending():
+        runtime.prepare()

@@ -10,6 +10,13 @@ source; it is compiled under the file name ``<ember.compile:NAME>`` and register
 ``linecache``, and an exception inside it is re-raised as :class:`GraphRuntimeError` naming
 the failing node and the user's source line that created it.
 
+C regions (:mod:`ember.graph.passes.regions`): when the graph has them and runs on the CPU,
+all regions become one generated C file (``Program.c_code``; :mod:`ember.graph.codegen_c`),
+built once and cached on disk, and each region is one line ``_r0(_p(_c(x)), ..., nt)`` where
+its last member stood (its outputs allocated just before). When the kernels cannot be built
+(or ``EMBER_KERNELS=numpy``) ``Program.c_failed`` is set and the members run one by one;
+``ember.compile`` then re-optimizes the graph for the NumPy path (in-place fusion, buffers).
+
 Example:
     >>> import ember
     >>> import numpy as np
@@ -124,7 +131,13 @@ class Program:
         for v in g.constants:
             ns[names[v]] = v.data
         slots: dict[int, Value] = {}
+        active = self._c_regions(ns)
         for n in g.nodes:
+            fn = active.get(n.meta.get("region"))
+            if fn is not None:
+                if n is fn.region.nodes[-1]:
+                    body += [(line, n) for line in self._c_call(fn, names)]
+                continue
             ns.setdefault(forward_name(n.op), _forward(n.op))
             args = [names[x] if isinstance(x, Value) else self._literal(x) for x in n.inputs]
             attrs = {k: self._literal(a) for k, a in n.attrs.items()}
@@ -171,6 +184,48 @@ class Program:
             if node is not None:
                 self.lines[len(lines)] = node
         return "\n".join(lines) + "\n"
+
+    def _c_regions(self, ns: dict) -> dict:
+        """Build the graph's C kernels (one C file, see :mod:`.codegen_c`) when the graph has
+        regions and runs on the CPU; returns region id -> its :class:`CFunction`, or {} (the
+        members then run one by one)."""
+        self.c_code: str | None = None
+        self.c_failed = False
+        self.c_library: Any = None
+        if self.device is not CPU or not any("region" in n.meta for n in self.graph.nodes):
+            return {}
+        from ..threads import kernel_threads
+        from .codegen_c import generate, load
+        from .passes.regions import region_groups
+
+        src = generate(self.graph, region_groups(self.graph))
+        self.c_code = src.text
+        lib = load(src)
+        self.c_library = lib
+        if lib is None:
+            self.c_failed = True
+            return {}
+        ns.update(_p=lib.ffi.from_buffer, _c=self.xp.ascontiguousarray, _kt=kernel_threads)
+        active = {}
+        for fn in src.functions:
+            ns[f"_{fn.name}"] = getattr(lib.lib, src.symbol(fn))
+            active[fn.region.id] = fn
+        return active
+
+    def _c_call(self, fn: Any, names: dict[Value, str]) -> list[str]:
+        """The lines running one region: allocate its outputs, call its C function."""
+        from ..threads import MIN_WORK_PER_THREAD
+
+        ops = " ".join(n.op for n in fn.region.nodes)
+        lines = [f"# C region {fn.region.id}: {ops}"]
+        for v in fn.outputs:
+            lines.append(f"{names[v]} = xp.empty({tuple(v.shape)!r}, {v.dtype.name!r})")
+        args = [f"_p(_c({names[x]}))" for x in fn.inputs]
+        args += [f"float({names[x]})" for x in fn.scalars]
+        args += [f"_p({names[v]})" for v in fn.outputs]
+        args.append(f"_kt({fn.work})" if fn.work >= 2 * MIN_WORK_PER_THREAD else "1")
+        lines.append(f"_{fn.name}({', '.join(args)})")
+        return lines
 
     def _target(self, v: Value, names: dict[Value, str]) -> str:
         return names[v]

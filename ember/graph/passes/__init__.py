@@ -6,12 +6,16 @@ Every pass is a function ``pass_(graph) -> (graph, changed)`` that edits ``graph
 
 * rewrites: :func:`simplify` (algebraic identities, permute/reshape chains), :func:`fold`
   (constant folding), :func:`cse` (common subexpressions), :func:`dce` (dead code);
-* annotations: :func:`fuse` (elementwise chains computed in place) and :func:`plan_memory`
-  (reused ``out=`` buffers). A rewrite that changes the graph drops these annotations; the
-  pipeline adds them last.
+* annotations: :func:`regions` (elementwise/row-reduction regions run as generated C
+  kernels, :mod:`ember.graph.codegen_c`), :func:`fuse` (elementwise chains computed in place)
+  and :func:`plan_memory` (reused ``out=`` buffers). A rewrite that changes the graph drops
+  these annotations; the pipeline adds them last. Where C kernels are available (see
+  :func:`ember.graph.codegen_c.available`) regions come first and win: fuse and plan leave
+  region members alone; in NumPy mode (``EMBER_KERNELS=numpy``, no compiler, a GPU graph)
+  there are no regions and fuse/plan is the whole story.
 
 :func:`optimize` repeats the rewrites until a whole round changes nothing (a fixed point),
-then fuses and plans. With ``validate=True``, or the environment variable
+then marks C regions, fuses and plans. With ``validate=True``, or the environment variable
 ``EMBER_GRAPH_DEBUG`` set (to anything but ``0``), or ``ember.config.validate_graphs``, the
 graph is validated after every pass and an invalid graph raises
 :class:`~ember.graph.ir.IRError` naming the pass.
@@ -39,6 +43,10 @@ receives them (arrays, Python scalars, None):
    or update reads it, and it has exactly the node's output shape and dtype. Only ops in
    :data:`KERNELS` are marked. Ignoring the mark (computing a fresh array) is also correct.
 3. else: the op's forward, ``REGISTRY[node.op].forward(xp, *args, **node.attrs)``.
+
+Region members (``node.meta["region"]``, see :mod:`.regions`) carry no ``out_slot`` or
+``inplace`` mark; an executor with C kernels runs each region as one call where its last
+member stands (the members are adjacent), one without runs them by rule 3.
 
 Fused groups (``node.meta["fused"]`` = group id, ``node.meta["fused_index"]`` = position;
 :func:`fusion_groups` and :func:`fused_steps` read them back) add nothing to these rules:
@@ -80,6 +88,7 @@ from .fold import FOLD_LIMIT, fold
 from .fuse import FusedGroup, fuse, fused_steps, fusion_groups
 from .kernels import ELEMENTWISE, KERNELS, OutKernel, call_out, out_code, out_kernel
 from .memory import check_plan, has_out, plan_memory
+from .regions import Region, region_groups, regions
 from .simplify import simplify
 
 __all__ = [
@@ -91,6 +100,9 @@ __all__ = [
     "fold",
     "simplify",
     "fuse",
+    "regions",
+    "region_groups",
+    "Region",
     "plan_memory",
     "check_plan",
     "has_out",
@@ -155,11 +167,13 @@ def optimize(
     rewrites: Sequence[Pass] = REWRITES,
     fuse_chains: bool = True,
     plan: bool = True,
+    c_regions: bool | None = False,
     validate: bool | None = None,
     max_rounds: int = 20,
 ) -> Graph:
-    """Run ``rewrites`` to a fixed point, then :func:`fuse` and :func:`plan_memory` (in
-    place); returns the graph. ``validate`` defaults to :func:`debug_enabled`.
+    """Run ``rewrites`` to a fixed point, then :func:`regions` (when ``c_regions``; None: when
+    C kernels are available for this graph, what ``ember.compile`` asks for), :func:`fuse` and :func:`plan_memory` (in place);
+    returns the graph. ``validate`` defaults to :func:`debug_enabled`.
 
     Example:
         >>> import numpy as np
@@ -180,6 +194,12 @@ def optimize(
             any_change |= changed
         if not any_change:
             break
+    if c_regions is None:
+        from ..codegen_c import available
+
+        c_regions = available(graph)
+    if c_regions:
+        graph, _ = run_pass(regions, graph, validate=check)
     if fuse_chains:
         graph, _ = run_pass(fuse, graph, validate=check)
     if plan:

@@ -277,7 +277,7 @@ def freeze(x: Any) -> Any:
     return ("obj", type(x).__module__, type(x).__qualname__, x)
 
 
-ANNOTATION_KEYS = ("fused", "fused_index", "inplace")
+ANNOTATION_KEYS = ("fused", "fused_index", "inplace", "region", "region_index", "region_layout")
 
 
 def clear_annotations(graph: Graph) -> bool:

@@ -97,7 +97,7 @@ def fused_steps(group: FusedGroup) -> list[tuple[str, bool]]:
 
 
 def _member(n: Node) -> bool:
-    return n.op in ELEMENTWISE and fresh_array_node(n)
+    return n.op in ELEMENTWISE and fresh_array_node(n) and "region" not in n.meta
 
 
 def _accumulator(n: Node, tails: dict[Node, list], counts: dict, storage: Storage) -> int | None:

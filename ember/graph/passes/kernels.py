@@ -111,7 +111,7 @@ KERNELS: dict[str, OutKernel] = {
 _FRESH_ONLY = (
     "where sigmoid gelu silu mish softplus logsigmoid hardsigmoid hardswish leaky_relu elu "
     "selu celu erf erfc erfinv rsqrt round nan_to_num isclose isposinf isneginf "
-    "sigmoid_backward tanh_backward silu_backward gelu_backward"
+    "relu_backward sigmoid_backward tanh_backward silu_backward gelu_backward"
 ).split()
 
 ELEMENTWISE = frozenset(KERNELS) | frozenset(_FRESH_ONLY)

@@ -89,7 +89,8 @@ def _effect_inputs(graph: Graph, storage: Storage) -> set[Value]:
 def _candidate(n: Node, storage: Storage, effect_inputs: set[Value]) -> bool:
     out = n.output
     return (
-        storage.root(out) not in effect_inputs
+        "region" not in n.meta  # a C region writes its own outputs
+        and storage.root(out) not in effect_inputs
         and has_out(n)
         and fresh_array_node(n)
         and not storage.escapes(out)
