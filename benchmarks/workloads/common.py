@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import time
@@ -139,12 +140,16 @@ class NumpyAdam:
             p -= step_size * (m / denom)
 
 
-def classifier_step(m, model, x, y, optimizer, flatten_logits: bool = False) -> Callable[[], float]:
+def classifier_step(
+    m, model, x, y, optimizer, flatten_logits: bool = False, compiled: bool = False
+) -> Callable[[], float]:
     """One training step (forward, cross-entropy, backward, update) in framework ``m``
-    (``torch`` or ``ember``: the same source runs in both)."""
+    (``torch`` or ``ember``: the same source runs in both). With ``compiled`` the step runs
+    under ``m.compile`` (ember's graph mode): it returns the loss tensor and ``.item()`` is
+    read outside the compiled function (reading it inside would be a graph break)."""
     f = m.nn.functional
 
-    def step() -> float:
+    def step(x, y):
         optimizer.zero_grad()
         logits = model(x)
         if flatten_logits:
@@ -153,17 +158,40 @@ def classifier_step(m, model, x, y, optimizer, flatten_logits: bool = False) -> 
             loss = f.cross_entropy(logits, y)
         loss.backward()
         optimizer.step()
-        return loss.item()
+        return loss
 
-    return step
+    fn = m.compile(step) if compiled else step
+
+    def run() -> float:
+        return fn(x, y).item()
+
+    return run
 
 
-def inference_call(m, model, x) -> Callable[[], object]:
-    """A no-grad forward returning a host NumPy array (the W4 protocol)."""
+def inference_call(m, model, x, compiled: bool = False) -> Callable[[], object]:
+    """A no-grad forward returning a host NumPy array (the W4 protocol); with ``compiled``
+    the model runs under ``m.compile``."""
     model.eval()
+    fn = m.compile(model) if compiled else model
 
     def call():
         with m.no_grad():
-            return model(x).numpy()
+            return fn(x).numpy()
 
     return call
+
+
+def print_goals(rows: list[dict]) -> None:
+    """Print goal rows ``{"goal", "ratio", "limit"[, "unit": "s"]}``: the measured value and
+    met / MISSED (a value at or under its limit is met)."""
+    for g in rows:
+        got = f"{g['ratio']:.3f} s" if g.get("unit") else f"{g['ratio']:.2f}x"
+        verdict = "met" if g["ratio"] <= g["limit"] else "MISSED"
+        print(f"  {g['goal']:50s} measured {got:>9s}  {verdict}")
+
+
+def save_json(path: str | None, obj: object) -> None:
+    """Write ``obj`` as indented JSON to ``path`` (nothing when ``path`` is None)."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(obj, f, indent=1)

@@ -94,11 +94,12 @@ def make_model(m):
     return nn.Sequential(*layers)
 
 
-def framework_step(m):
+def framework_step(m, compiled: bool = False):
     model = make_model(m)
     x, y = (m.tensor(a) for a in make_batch())
-    return classifier_step(m, model, x, y, m.optim.Adam(model.parameters(), lr=1e-3))
+    opt = m.optim.Adam(model.parameters(), lr=1e-3)
+    return classifier_step(m, model, x, y, opt, compiled=compiled)
 
 
-def framework_infer(m):
-    return inference_call(m, make_model(m), m.tensor(make_batch(1)[0]))
+def framework_infer(m, compiled: bool = False):
+    return inference_call(m, make_model(m), m.tensor(make_batch(1)[0]), compiled)

@@ -146,7 +146,8 @@ def make_model(m):
     return model
 
 
-def framework_step(m):
+def framework_step(m, compiled: bool = False):
     model = make_model(m)
     x, y = (m.tensor(a) for a in make_batch())
-    return classifier_step(m, model, x, y, m.optim.Adam(model.parameters(), lr=1e-3))
+    opt = m.optim.Adam(model.parameters(), lr=1e-3)
+    return classifier_step(m, model, x, y, opt, compiled=compiled)

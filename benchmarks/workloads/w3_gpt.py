@@ -209,14 +209,15 @@ def make_gpt(m):
     return model
 
 
-def framework_step(m):
-    """A W3 training step in framework ``m`` (torch or ember)."""
+def framework_step(m, compiled: bool = False):
+    """A W3 training step in framework ``m`` (torch or ember; ``compiled``: under
+    ``m.compile``)."""
     model = make_gpt(m)
     x, y = (m.tensor(a) for a in make_batch())
     opt = m.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
-    return classifier_step(m, model, x, y, opt, flatten_logits=True)
+    return classifier_step(m, model, x, y, opt, flatten_logits=True, compiled=compiled)
 
 
-def framework_infer(m):
+def framework_infer(m, compiled: bool = False):
     """W4 GPT: forward at batch 1 x 64 without grad, returning a host array."""
-    return inference_call(m, make_gpt(m), m.tensor(make_batch(1)[0]))
+    return inference_call(m, make_gpt(m), m.tensor(make_batch(1)[0]), compiled)

@@ -4,9 +4,11 @@ dependency gate."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -164,7 +166,9 @@ def test_old_model_loads_without_its_source_in_a_fresh_process(tmp_path):
         np.save({str(tmp_path / "y.npy")!r}, y.detach().numpy())
         """
     )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(tmp_path))
+    root = str(Path(__file__).resolve().parents[2])  # this checkout, installed or not
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=str(tmp_path), env=env)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), want, rtol=1e-5, atol=1e-6)
 
 
