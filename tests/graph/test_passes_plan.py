@@ -104,6 +104,7 @@ _FRESH_ARGS = {
     "round": lambda x, y: ([x], {"decimals": 0}),
     "nan_to_num": lambda x, y: ([x], {"nan": 0.0, "posinf": 1.0, "neginf": -1.0}),
     "isclose": lambda x, y: ([x, y], {"rtol": 1e-5, "atol": 1e-8, "equal_nan": False}),
+    "relu_backward": lambda x, y: ([x, y], {}),
     "sigmoid_backward": lambda x, y: ([x, y], {}),
     "tanh_backward": lambda x, y: ([x, y], {}),
     "silu_backward": lambda x, y: ([x, y], {}),
