@@ -15,3 +15,5 @@ def test_readme_python_blocks_run(tmp_path, monkeypatch):
         exec(block.replace("range(5)", "range(1)").replace("epochs=10", "epochs=1"), namespace)
     assert namespace["w"].grad.shape == (2, 3) and namespace["gg"].shape == (2, 2)
     assert set(namespace["history"].history) >= {"loss", "accuracy"}
+    assert namespace["train_step"].cache_info().hits > 0  # later calls ran the compiled graph
+    assert (tmp_path / "digits.onnx").stat().st_size > 0
