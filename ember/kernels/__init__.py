@@ -21,7 +21,7 @@ Seam functions: ``softmax_forward/backward`` (also log-softmax and the attention
 ``dropout_mask``, ``gelu_*``, ``silu_*``, ``sigmoid_*``, ``tanh_*``,
 ``cross_entropy_forward/backward`` (fused loss + gradient), ``embedding_backward``,
 ``im2col``/``col2im``/``swap01``, ``max_pool2d_*``, ``avg_pool2d_*``,
-``relu_forward/backward``, ``sgd_step``, ``adam_step``,
+``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
 ``rmsprop_step``.
 
 Example:
@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .attention import sdpa_backward, sdpa_forward
 from .conv import col2im, col2im_available, im2col, swap01
 from .nn import (
     cross_entropy_backward,
@@ -114,6 +115,8 @@ __all__ = [
     "sgd_step",
     "adam_step",
     "rmsprop_step",
+    "sdpa_forward",
+    "sdpa_backward",
 ]
 
 

@@ -19,6 +19,7 @@ MODULES = [
     "ember.kernels.conv",
     "ember.kernels.pool",
     "ember.kernels.optim",
+    "ember.kernels.attention",
     "ember.kernels.source",
     "ember.kernels.source.common",
     "ember.kernels.source.softmax",
@@ -30,6 +31,7 @@ MODULES = [
     "ember.kernels.source.embedding",
     "ember.kernels.source.pool",
     "ember.kernels.source.im2col",
+    "ember.kernels.source.attention",
     "ember.threads",
 ]
 

@@ -428,6 +428,22 @@ CASES = cases(
         grad2=True,
     ),
     Case(
+        "sdpa_causal_noncontig_grad2",
+        lambda m, q, k, v: m.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True),
+        [F(3, 5, 2, noncontig=True), F(3, 5, 2, noncontig=True), F(3, 5, 2, noncontig=True)],
+        ref=lambda q, k, v: ref_attention(q, k, v, causal=True),
+        grad2=True,
+    ),
+    Case(
+        "sdpa_constant_float_mask_grad2",
+        lambda m, q, k, v, mask: m.nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask
+        ),
+        [F(2, 3, 2), F(2, 4, 2), F(2, 4, 3), C(1, 3, 4)],
+        ref=lambda q, k, v, mask: ref_attention(q, k, v, mask),
+        grad2=True,
+    ),
+    Case(
         "sdpa_gqa",
         lambda m, q, k, v: m.nn.functional.scaled_dot_product_attention(q, k, v, enable_gqa=True),
         [F(1, 4, 2, 3), F(1, 2, 3, 3), F(1, 2, 3, 2)],

@@ -106,9 +106,10 @@ def render(unit: Unit) -> str:
 
 def _units() -> dict[str, Unit]:
     from . import activation, dropout, embedding, im2col, loss, norm, optim, pool, softmax
+    from .attention import UNIT as ATTENTION
 
     mods = (softmax, norm, activation, loss, optim, embedding, pool, im2col, dropout)
-    return {m.UNIT.name: m.UNIT for m in mods}
+    return {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
 
 
 UNITS: dict[str, Unit] = _units()

@@ -1,6 +1,9 @@
 """``scaled_dot_product_attention`` with PyTorch's signature and masking rules.
 
-A composite of ember primitives: ``softmax((q * scale) @ k.T + mask) @ v``. Boolean masks
+A composite of ember primitives: ``softmax((q * scale) @ k.T + mask) @ v``; float32/float64
+CPU self-attention (equal batch dims, no dropout, no mask gradient) runs as the fused op
+``sdpa`` instead (C kernels per (batch, head) pair, :mod:`ember.kernels.attention`), whose
+NumPy path and ONNX lowering are that same composite math. Boolean masks
 mean "True takes part" and become an additive 0 / -inf mask; float masks are added (and
 are differentiable); ``is_causal`` adds the upper-triangular -inf mask (top-left aligned,
 as PyTorch). When any mask is present the softmax is ``safe_softmax``: a fully masked row
@@ -17,17 +20,21 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
+from ... import kernels
+from ...autograd.mode import state
 from ...errors import DTypeError, EmberError, ShapeError
 from ...tensor import Tensor
 from ..creation import zeros
 from ..elementwise import add, mul, where
 from ..linalg import matmul
-from ..shape import broadcast_to, reshape, transpose, unsqueeze
+from ..registry import defop
+from ..shape import broadcast_to, narrow, reshape, transpose, unsqueeze
 from .dropout import dropout
-from .softmax import _safe_softmax, _softmax
+from .softmax import _safe_softmax, _softmax, _softmax_backward, softmax_xp
 
 __all__ = ["scaled_dot_product_attention"]
 
@@ -57,6 +64,137 @@ def _repeat_heads(t: Tensor, groups: int) -> Tensor:
     shape = tuple(t.shape)
     big = broadcast_to(unsqueeze(t, -3), shape[:-2] + (groups,) + shape[-2:])
     return reshape(big, shape[:-3] + (shape[-3] * groups,) + shape[-2:])
+
+
+# -- the fused op ----------------------------------------------------------------------------
+def _mask_xp(xp: Any, mask: Any, dtype: Any, L: int, S: int, causal: bool) -> Any:
+    """The additive mask of the composite (None without one)."""
+    if causal:
+        return xp.triu(xp.full((L, S), -np.inf, dtype=dtype), 1)
+    if mask is None:
+        return None
+    if mask.dtype == np.bool_:
+        return xp.where(mask, dtype.type(0), dtype.type(-np.inf))
+    return mask.astype(dtype, copy=False)
+
+
+def _weights_xp(xp: Any, q: Any, k: Any, mask: Any, scale: float, causal: bool) -> Any:
+    scores = xp.matmul(q * scale, xp.swapaxes(k, -1, -2))
+    add_mask = _mask_xp(xp, mask, scores.dtype, q.shape[-2], k.shape[-2], causal)
+    if add_mask is not None:
+        scores = scores + add_mask
+    return softmax_xp(xp, scores, scores.ndim - 1, safe=add_mask is not None)
+
+
+@defop("sdpa")
+def _sdpa(xp, q, k, v, mask=None, *, scale, causal):
+    """``softmax(scale q k^T + mask) v``: the fused kernel, else the composite's math."""
+    out = kernels.sdpa_forward(q, k, v, mask, scale, causal)
+    if out is not None:
+        return out
+    return xp.matmul(_weights_xp(xp, q, k, mask, scale, causal), v)
+
+
+@defop("sdpa_backward")
+def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal):
+    """``[dq, dk, dv]`` of ``sdpa``, raveled into one flat array. Not differentiable itself:
+    ``sdpa``'s backward calls it only when no graph is being built (``create_graph`` takes
+    the composite's differentiable ops instead)."""
+    out = kernels.sdpa_backward(g, q, k, v, mask, scale, causal)
+    if out is not None:
+        return out
+    w = _weights_xp(xp, q, k, mask, scale, causal)
+    dv = xp.matmul(xp.swapaxes(w, -1, -2), g)
+    ds = _softmax_backward.forward(xp, xp.matmul(g, xp.swapaxes(v, -1, -2)), w, dim=w.ndim - 1)
+    dq = xp.matmul(ds, k) * scale
+    dk = xp.matmul(xp.swapaxes(ds, -1, -2), q * scale)
+    return xp.concatenate([dq.ravel(), dk.ravel(), dv.ravel()])
+
+
+def _composite_grads(q, k, v, mask, g, scale, causal):
+    """``sdpa``'s gradients in differentiable ember ops (for ``create_graph``)."""
+    scores = matmul(mul(q, scale), transpose(k, -2, -1))
+    if causal:
+        mask = _causal_mask(scores, q.shape[-2], k.shape[-2])
+    elif mask is not None:
+        mask = _additive(mask, scores)
+    dim = scores.ndim - 1
+    w = _safe_softmax(add(scores, mask), dim=dim) if mask is not None else _softmax(scores, dim=dim)
+    ds = _softmax_backward(matmul(g, transpose(v, -2, -1)), w, dim=dim)
+    dq = mul(matmul(ds, k), scale)
+    dk = matmul(transpose(ds, -2, -1), mul(q, scale))
+    return dq, dk, matmul(transpose(w, -2, -1), g)
+
+
+@_sdpa.defgrad
+def _(ctx, g):
+    q, k, v, *rest = ctx.inputs
+    mask = rest[0] if rest else None
+    scale, causal = ctx.attrs["scale"], ctx.attrs["causal"]
+    if state.grad_enabled:  # create_graph: gradients that are themselves differentiable
+        grads = _composite_grads(q, k, v, mask, g, scale, causal)
+    else:
+        extra = () if mask is None else (mask,)
+        flat = _sdpa_backward(g, q, k, v, *extra, scale=scale, causal=causal)
+        grads, start = [], 0
+        for t in (q, k, v):
+            n = math.prod(t.shape)
+            grads.append(reshape(narrow(flat, 0, start, n), tuple(t.shape)))
+            start += n
+    need = ctx.needs_input_grad
+    return tuple(d if n else None for d, n in zip(grads, need)) + (None,) * len(rest)
+
+
+@_sdpa.defonnx
+def _(g, q, k, v, mask=None, *, scale, causal):  # the composite's nodes
+    nd = len(q.shape)
+    L, S = q.shape[-2], k.shape[-2]
+    perm = list(range(nd - 2)) + [nd - 1, nd - 2]
+    kt = g.op("Transpose", k, perm=perm, shape=tuple(k.shape[:-2]) + (k.shape[-1], S))
+    shape = tuple(q.shape[:-1]) + (S,)
+    scores = g.op("MatMul", g.op("Mul", q, float(scale), shape=q.shape), kt, shape=shape)
+    if causal:
+        mask = g.const(np.triu(np.full((L, S), -np.inf, dtype=q.dtype), 1))
+    elif mask is not None and mask.dtype == np.bool_:
+        mask = g.where(mask, 0.0, -math.inf, like=q.dtype)
+    elif mask is not None and mask.dtype != q.dtype:
+        mask = g.cast(mask, q.dtype)
+    if mask is None:
+        w = _softmax.onnx(g, scores, nd - 1)
+    else:
+        w = _safe_softmax.onnx(g, g.op("Add", scores, mask, shape=shape), nd - 1)
+    return g.op("MatMul", w, v, shape=tuple(q.shape[:-1]) + (v.shape[-1],))
+
+
+def _fused(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> bool:
+    """True when the fused op serves the call: float32/float64 NumPy arrays of one dtype,
+    equal batch dims, and a mask (bool, or float without a gradient) that broadcasts to the
+    scores without widening them."""
+    dt = query._data.dtype
+    if dt not in _FUSED_DTYPES or key._data.dtype != dt or value._data.dtype != dt:
+        return False
+    if not query.ndim == key.ndim == value.ndim:
+        return False
+    batch = tuple(query.shape[:-2])
+    if tuple(key.shape[:-2]) != batch or tuple(value.shape[:-2]) != batch:
+        return False
+    for t in (query, key, value) if mask is None else (query, key, value, mask):
+        if type(t._data) is not np.ndarray:
+            return False
+    if mask is not None:
+        if mask.requires_grad or mask.ndim > query.ndim:
+            return False
+        if mask._data.dtype != np.bool_ and mask._data.dtype.kind != "f":
+            return False
+        scores = batch + (query.shape[-2], key.shape[-2])
+        try:
+            return np.broadcast_shapes(tuple(mask.shape), scores) == scores
+        except ValueError:
+            return False
+    return True
+
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def scaled_dot_product_attention(
@@ -108,6 +246,13 @@ def scaled_dot_product_attention(
     L, S = qs[-2], ks[-2]
     if scale is None:
         scale = 1.0 / math.sqrt(qs[-1]) if qs[-1] else 1.0
+    if dropout_p == 0.0 and _fused(query, key, value, attn_mask):
+        if attn_mask is not None and not is_causal:
+            m = attn_mask
+            if m._data.dtype != np.bool_ and m._data.dtype != query._data.dtype:
+                m = m.to(query.dtype)
+            return _sdpa(query, key, value, m, scale=float(scale), causal=False)
+        return _sdpa(query, key, value, scale=float(scale), causal=bool(is_causal))
     scores = matmul(mul(query, float(scale)), transpose(key, -2, -1))
     mask = None
     if is_causal:

@@ -1,0 +1,148 @@
+"""The seam of the fused attention kernels (``scaled_dot_product_attention``).
+
+:func:`sdpa_forward` and :func:`sdpa_backward` take NumPy arrays ``q (..., L, E)``,
+``k (..., S, E)``, ``v (..., S, Ev)`` with equal batch dims (none, one or two of them), an
+optional mask broadcastable to ``(..., L, S)`` (bool: True attends; float, of q's dtype:
+added), and read them in place through their strides (no copies of the strided views a
+model makes with ``transpose(1, 2)``). They return None when the kernels cannot serve the
+call (``EMBER_KERNELS=numpy``, no compiler, another dtype, an empty array, batch dims that
+differ or more than two of them); the caller then runs its NumPy path, the reference.
+
+Example:
+    >>> import numpy as np
+    >>> from ember import kernels
+    >>> q = np.zeros((1, 2, 3), np.float32)
+    >>> o = kernels.sdpa_forward(q, q, np.ones((1, 2, 3), np.float32), None, 1.0, False)
+    >>> o is None or o.tolist() == [[[1.0] * 3] * 2]
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..threads import kernel_threads
+from . import _seam
+from ._seam import is_array, kernel
+
+__all__ = ["sdpa_forward", "sdpa_backward"]
+
+Array = Any  # np.ndarray
+
+
+def _aligned(a: Array) -> Array:
+    """``a`` itself when its address and strides are whole elements, else a contiguous copy."""
+    size = a.itemsize
+    if a.__array_interface__["data"][0] % size or any(s % size for s in a.strides):
+        return np.ascontiguousarray(a)
+    return a
+
+
+def _addr(a: Array) -> Any:
+    return _seam.FFI.cast("void *", a.__array_interface__["data"][0])
+
+
+def _strides4(a: Array) -> list[int]:
+    """Element strides of ``a`` seen as 4-D (missing leading dims have stride 0)."""
+    st = [s // a.itemsize for s in a.strides]
+    return [0] * (4 - len(st)) + st
+
+
+def _prepare(q: Array, k: Array, v: Array, mask: Array, name: str) -> Any:
+    """(kernel, arrays, mask, mask kind, dims, strides) or None when the kernel cannot serve."""
+    if not is_array(q, k, v) or not q.ndim == k.ndim == v.ndim or not 2 <= q.ndim <= 4:
+        return None
+    dt = q.dtype
+    if k.dtype != dt or v.dtype != dt:
+        return None
+    batch, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+    if k.shape != batch + (S, E) or v.shape[:-2] != batch:
+        return None
+    kind = 0
+    if mask is not None:
+        if type(mask) is not np.ndarray or mask.ndim > q.ndim:
+            return None
+        if mask.dtype == np.bool_:
+            kind = 2
+        elif mask.dtype == dt:
+            kind = 1
+        else:
+            return None
+        try:
+            mask = np.broadcast_to(mask, batch + (L, S))
+        except ValueError:
+            return None
+    f = kernel("attention", name, dt)
+    if f is None:
+        return None
+    q, k, v = _aligned(q), _aligned(k), _aligned(v)
+    st = _strides4(q) + _strides4(k) + _strides4(v)
+    if mask is not None:
+        mask = _aligned(mask)
+        st += _strides4(mask)
+    else:
+        st += [0, 0, 0, 0]
+    B, H = ((1, 1) + batch)[-2:]
+    return f, q, k, v, mask, kind, (B, H, L, S, E, Ev), np.array(st, dtype=np.int64)
+
+
+def _threads(dims: tuple) -> int:
+    B, H, L, S, E, Ev = dims
+    return kernel_threads(B * H * L * S * (E + Ev) // 8)
+
+
+def sdpa_forward(
+    q: Array, k: Array, v: Array, mask: Array, scale: float, causal: bool
+) -> Array | None:
+    """``softmax(scale q k^T + mask) v`` (a fully masked row gives zeros when a mask or
+    ``causal`` is given), as a fresh C-contiguous array, or None.
+
+    Example:
+        >>> q = np.zeros((2, 1), np.float64)
+        >>> o = sdpa_forward(q, q, np.array([[1.0], [3.0]]), None, 1.0, True)
+        >>> o is None or o.tolist() == [[1.0], [2.0]]
+        True
+    """
+    got = _prepare(q, k, v, mask, "sdpa_forward")
+    if got is None:
+        return None
+    f, q, k, v, mask, kind, dims, st = got
+    B, H, L, S, E, Ev = dims
+    out = np.empty(q.shape[:-1] + (Ev,), dtype=q.dtype)
+    f(_addr(q), _addr(k), _addr(v), _addr(mask) if mask is not None else _seam.NULL,
+      _seam.ptr(out), B, H, L, S, E, Ev, _seam.ptr(st), kind, int(causal), float(scale),
+      _threads(dims))  # fmt: skip
+    return out
+
+
+def sdpa_backward(
+    g: Array, q: Array, k: Array, v: Array, mask: Array, scale: float, causal: bool
+) -> Array | None:
+    """The gradients of :func:`sdpa_forward` with respect to ``q``, ``k`` and ``v`` for the
+    output gradient ``g``, as one flat array ``[dq.ravel(), dk.ravel(), dv.ravel()]``
+    (C order, shapes of q, k, v), or None. The mask gets no gradient.
+
+    Example:
+        >>> q = np.zeros((2, 1), np.float64)
+        >>> d = sdpa_backward(np.ones((2, 1)), q, q, q, None, 1.0, False)
+        >>> d is None or d.tolist() == [0.0, 0.0, 0.0, 0.0, 1.0, 1.0]
+        True
+    """
+    got = _prepare(q, k, v, mask, "sdpa_backward")
+    if got is None or type(g) is not np.ndarray or g.dtype != q.dtype:
+        return None
+    f, q, k, v, mask, kind, dims, st = got
+    B, H, L, S, E, Ev = dims
+    if g.shape != q.shape[:-1] + (Ev,):
+        return None
+    g = np.ascontiguousarray(g)
+    nq, nk = q.size, k.size
+    out = np.empty(nq + nk + v.size, dtype=q.dtype)
+    dq, dk, dv = out[:nq], out[nq : nq + nk], out[nq + nk :]
+    f(_seam.ptr(g), _addr(q), _addr(k), _addr(v),
+      _addr(mask) if mask is not None else _seam.NULL, _seam.ptr(dq), _seam.ptr(dk),
+      _seam.ptr(dv), B, H, L, S, E, Ev, _seam.ptr(st), kind, int(causal), float(scale),
+      _threads(dims))  # fmt: skip
+    return out

@@ -1,0 +1,212 @@
+"""The fused attention kernels (``sdpa``) against ember's NumPy composite, PyTorch and finite
+differences.
+
+The kernels run in float32 and float64, on 1 and 2 threads, over edge shapes (T = 1, odd
+lengths and head dims such as 7 and 33, L != S, Ev != E, 2-D to 4-D operands), every mask
+kind (none, causal, bool with fully masked rows, float with -inf, broadcast masks), the
+strided views a GPT block makes with ``transpose(1, 2)``, and inputs holding inf and NaN,
+which must land exactly where the composite puts them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import ember
+import ember.nn.functional as F
+from ember import kernels
+from ember.ops.registry import REGISTRY
+
+from .conftest import assert_close, numpy_path
+
+DTYPES = [np.float32, np.float64]
+# (batch dims, L, S, E, Ev)
+SHAPES = [
+    ((2, 3), 5, 5, 4, 4),
+    ((1, 1), 1, 1, 1, 1),
+    ((2, 2), 7, 7, 33, 33),
+    ((1, 2), 3, 6, 7, 5),
+    ((3,), 9, 4, 2, 3),
+    ((), 4, 4, 8, 8),
+]
+MASKS = ["none", "causal", "bool", "float", "bool_broadcast"]
+
+
+def _ref(op: str, *arrays, **attrs):
+    with numpy_path():
+        return REGISTRY[op].forward(np, *arrays, **attrs)
+
+
+def _operands(batch, L, S, E, Ev, dtype, seed):
+    rng = np.random.default_rng(seed)
+    q = rng.standard_normal(batch + (L, E)).astype(dtype)
+    k = rng.standard_normal(batch + (S, E)).astype(dtype)
+    v = rng.standard_normal(batch + (S, Ev)).astype(dtype)
+    g = rng.standard_normal(batch + (L, Ev)).astype(dtype)
+    return rng, q, k, v, g
+
+
+def _mask(kind, rng, batch, L, S, dtype):
+    if kind in ("none", "causal"):
+        return None
+    if kind == "bool_broadcast":
+        m = rng.random((L, S)) < 0.6
+        m[0] = False  # a fully masked row
+        return m
+    m = rng.random(batch + (L, S)) < 0.6
+    m[..., L // 2, :] = False
+    if kind == "bool":
+        return m
+    f = rng.standard_normal(batch + (L, S)).astype(dtype)
+    return np.where(m, f, dtype(-np.inf)).astype(dtype)
+
+
+def _check(q, k, v, g, mask, scale, causal):
+    out = kernels.sdpa_forward(q, k, v, mask, scale, causal)
+    extra = () if mask is None else (mask,)
+    assert_close(out, _ref("sdpa", q, k, v, *extra, scale=scale, causal=causal))
+    grads = kernels.sdpa_backward(g, q, k, v, mask, scale, causal)
+    assert_close(grads, _ref("sdpa_backward", g, q, k, v, *extra, scale=scale, causal=causal))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("kind", MASKS)
+def test_kernels_match_the_composite(c_kernels, threaded, shape, dtype, kind):
+    batch, L, S, E, Ev = shape
+    rng, q, k, v, g = _operands(batch, L, S, E, Ev, dtype, 3)
+    mask = _mask(kind, rng, batch, L, S, dtype)
+    _check(q, k, v, g, mask, 1.0 / np.sqrt(E), kind == "causal")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_strided_views_of_a_gpt_block_are_read_in_place(c_kernels, threaded, dtype):
+    B, T, H, HD = 3, 10, 4, 6
+    rng = np.random.default_rng(5)
+    qkv = rng.standard_normal((B, T, 3 * H * HD)).astype(dtype)
+    q, k, v = (a.reshape(B, T, H, HD).transpose(0, 2, 1, 3) for a in np.split(qkv, 3, -1))
+    assert not q.flags.c_contiguous
+    g = rng.standard_normal((B, H, T, HD)).astype(dtype).transpose(0, 1, 3, 2).copy()
+    g = g.transpose(0, 1, 3, 2)  # a non-contiguous output gradient too
+    for causal in (False, True):
+        _check(q, k, v, g, None, 0.4, causal)
+    # reversed and broadcast operands
+    _check(q[:, ::-1], k[:, ::-1], v[:, ::-1], g, None, 0.4, True)
+    kb = np.broadcast_to(k[:1], k.shape)
+    _check(q, kb, v, g, None, 0.4, False)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", MASKS)
+@pytest.mark.parametrize("where", ["q", "k", "v", "g"])
+def test_inf_and_nan_spread_like_the_composite(c_kernels, dtype, kind, where):
+    batch, L, S, E, Ev = (2, 2), 5, 5, 3, 3
+    rng, q, k, v, g = _operands(batch, L, S, E, Ev, dtype, 11)
+    arrays = {"q": q, "k": k, "v": v, "g": g}
+    a = arrays[where]
+    a[0, 0, 1, 2] = np.nan
+    a[1, 1, 3, 0] = np.inf
+    a[1, 0, 4, 1] = -np.inf
+    mask = _mask(kind, rng, batch, L, S, dtype)
+    _check(q, k, v, g, mask, 0.5, kind == "causal")
+
+
+def test_fully_masked_rows_give_zeros_and_unmasked_nan_rows_stay_nan(c_kernels):
+    q = k = v = np.ones((1, 2, 2), np.float32)
+    mask = np.array([[True, True], [False, False]])
+    out = kernels.sdpa_forward(q, k, v, mask, 1.0, False)
+    assert out is not None
+    assert out[0, 1].tolist() == [0.0, 0.0] and out[0, 0].tolist() == [1.0, 1.0]
+    grads = kernels.sdpa_backward(np.ones_like(q), q, k, v, mask, 1.0, False)
+    assert grads[:4].reshape(2, 2)[1].tolist() == [0.0, 0.0]  # dq of the masked row
+    qn = q.copy()
+    qn[0, 0, 0] = np.nan
+    out = kernels.sdpa_forward(qn, k, v, None, 1.0, False)
+    assert np.isnan(out[0, 0]).all() and not np.isnan(out[0, 1]).any()
+
+
+def test_declines_what_it_does_not_serve(c_kernels):
+    q = np.ones((2, 3, 4), np.float32)
+    assert kernels.sdpa_forward(q.astype(np.float16), q, q, None, 1.0, False) is None
+    assert kernels.sdpa_forward(q, q.astype(np.float64), q, None, 1.0, False) is None
+    assert kernels.sdpa_forward(q, q[:1], q[:1], None, 1.0, False) is None  # batch broadcast
+    assert (
+        kernels.sdpa_forward(q[None, None], q[None, None], q[None, None], None, 1.0, False) is None
+    )
+    assert kernels.sdpa_forward(q, q, q, np.ones((3, 3), np.int64), 1.0, False) is None
+    assert kernels.sdpa_forward(q[:, :0], q[:, :0], q[:, :0], None, 1.0, False) is None
+
+
+# -- through the public function -------------------------------------------------------------
+def _tensors(arrays, grad=True):
+    return [ember.tensor(a, requires_grad=grad) for a in arrays]
+
+
+def _run(q, k, v, g, **kw):
+    qt, kt, vt = _tensors((q, k, v))
+    out = F.scaled_dot_product_attention(qt, kt, vt, **kw)
+    out.backward(ember.tensor(g))
+    return out, [t.grad.numpy() for t in (qt, kt, vt)]
+
+
+@pytest.mark.parametrize("kind", MASKS)
+def test_gradients_match_torch_in_float64(c_kernels, threaded, kind):
+    torch = pytest.importorskip("torch")
+    batch, L, S, E, Ev = (2, 3), 6, 7, 5, 4
+    rng, q, k, v, g = _operands(batch, L, S, E, Ev, np.float64, 7)
+    if kind == "causal":
+        L = S
+        rng, q, k, v, g = _operands(batch, L, S, E, Ev, np.float64, 7)
+    mask = _mask(kind, rng, batch, L, S, np.float64)
+    kw = {"is_causal": True} if kind == "causal" else {}
+    out, grads = _run(q, k, v, g, attn_mask=None if mask is None else ember.tensor(mask), **kw)
+    assert out.grad_fn.name == "sdpa"
+    tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q, k, v))
+    tm = None if mask is None else torch.tensor(mask)
+    to = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, attn_mask=tm, **kw)
+    to.backward(torch.tensor(g))
+    np.testing.assert_allclose(out.detach().numpy(), to.detach().numpy(), rtol=1e-10, atol=1e-12)
+    for a, t in zip(grads, (tq, tk, tv)):
+        np.testing.assert_allclose(a, t.grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_first_and_second_order_finite_differences(c_kernels, causal):
+    rng = np.random.default_rng(2)
+    q, k, v = (ember.tensor(rng.standard_normal((2, 4, 3)), requires_grad=True) for _ in range(3))
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, is_causal=causal, scale=0.7)
+
+    assert fn(q, k, v).grad_fn.name == "sdpa"
+    assert ember.autograd.gradcheck(fn, (q, k, v))
+    assert ember.autograd.gradgradcheck(fn, (q, k, v))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", MASKS)
+def test_numpy_mode_gives_the_same_results(c_kernels, dtype, kind):
+    batch, L, S, E, Ev = (2, 2), 7, 7, 33, 33
+    rng, q, k, v, g = _operands(batch, L, S, E, Ev, dtype, 9)
+    mask = _mask(kind, rng, batch, L, S, dtype)
+    kw = {"is_causal": kind == "causal"}
+    if mask is not None:
+        kw["attn_mask"] = ember.tensor(mask)
+    out, grads = _run(q, k, v, g, **kw)
+    with numpy_path():
+        ref, ref_grads = _run(q, k, v, g, **kw)
+    assert out.grad_fn.name == ref.grad_fn.name == "sdpa"
+    assert_close(out.detach().numpy(), ref.detach().numpy())
+    for a, b in zip(grads, ref_grads):
+        assert_close(a, b)
+
+
+def test_the_composite_serves_the_rest():
+    q = ember.randn(2, 3, 4, requires_grad=True)
+    mask = ember.randn(3, 3, requires_grad=True)
+    assert F.scaled_dot_product_attention(q, q, q, attn_mask=mask).grad_fn.name != "sdpa"
+    assert F.scaled_dot_product_attention(q, q, q, dropout_p=0.5).grad_fn.name != "sdpa"
+    k = ember.randn(1, 3, 4)
+    assert F.scaled_dot_product_attention(q, k, k).grad_fn.name != "sdpa"
+    assert F.scaled_dot_product_attention(q, q, q).grad_fn.name == "sdpa"
