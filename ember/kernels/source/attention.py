@@ -5,18 +5,24 @@ The operands are seen as ``q (B, H, L, E)``, ``k (B, H, S, E)``, ``v (B, H, S, E
 optional mask ``(B, H, L, S)``, each read in place through its own element strides (``st``:
 16 strides, four per operand in the order q, k, v, mask; a broadcast dim has stride 0), so
 the strided views a model makes with ``transpose(1, 2)`` are never copied by the caller.
-One OpenMP item is one pair: its ``K^T``, ``V`` (and for the backward ``K`` and ``V^T``)
-are packed into contiguous scratch, then every query row is done at once: the scores
-``(scale q_i) . k_j``, the mask (``mask_kind`` 1: added float mask, 2: bool mask, nonzero =
-attend; ``causal``: ``j > i`` masked, top-left aligned), a row softmax, and ``o_i = p V``.
-With a mask (``safe``) a fully masked row gives zeros, as ember's ``safe_softmax``.
+One OpenMP item is one pair (each thread allocates its scratch once, and asks for the next
+pair's rows while it works on this one): the scaled ``q``, ``K^T`` and ``V`` (for the backward
+also ``K``, ``V^T`` and ``g``) are packed into contiguous, zero-padded, 64-byte aligned scratch,
+then every product is a small matrix product done by one register-blocked kernel
+(``sdpa_mm``: 4 rows by 2 vectors of columns accumulated in registers over the inner dim,
+with GCC/Clang vector extensions, so no partial sum goes through memory). The forward works
+on 4 query rows at a time: their scores ``(scale q_i) . k_j``, the mask (``mask_kind`` 1:
+added float mask, 2: bool mask, nonzero = attend; ``causal``: ``j > i`` masked, top-left
+aligned), a row softmax (over whole vectors: the padding is ``-inf``, whose exp is an exact
+0), and ``o = p V``. With a mask (``safe``) a fully masked row gives zeros, as ember's
+``safe_softmax``.
 
-The backward recomputes ``p`` row by row (flash-attention style: ``T`` is small) and gives
-``dq = scale (ds K)``, ``dk = ds^T (scale q)``, ``dv = p^T g`` with ``ds = (dp - sum(dp p))
-p``, ``dp = g V^T``: the composite's formulas, in its order of operations. The causal
-columns ``j > i`` are skipped only when every operand is finite (their weight is an exact 0,
-so skipping changes nothing); otherwise they are computed so that NaN and inf spread exactly
-as through the composite's matmuls.
+The backward recomputes ``p`` (flash-attention style: ``T`` is small), 64 query rows at a
+time, and gives ``dq = scale (ds K)``, ``dk = ds^T (scale q)``, ``dv = p^T g`` with
+``ds = (dp - sum(dp p)) p``, ``dp = g V^T``: the composite's formulas (sums in another
+order). The causal columns ``j > i`` are skipped only when every operand is finite (their
+weight is an exact 0, so skipping changes nothing); otherwise they are computed so that NaN
+and inf spread exactly as through the composite's matmuls.
 
 Example:
     >>> from ember.kernels.source.attention import UNIT
@@ -28,7 +34,111 @@ from __future__ import annotations
 
 from . import Unit
 
+SHARED = r"""
+/* a parallel region over nt threads (each allocates its scratch once) and its static loop */
+#ifdef _OPENMP
+#define SDPA_PARALLEL(nt) EMBER_PRAGMA(omp parallel num_threads(nt) if(nt > 1))
+#define SDPA_FOR EMBER_PRAGMA(omp for schedule(static))
+#else
+#define SDPA_PARALLEL(nt)
+#define SDPA_FOR
+#endif
+#define SDPA_VB 32 /* bytes of one vector: 8 floats or 4 doubles (GCC/Clang vector extension) */
+#define SDPA_R 4   /* rows of a register block */
+static i64 sdpa_up(i64 n, i64 m) { return (n + m - 1) / m * m; }
+/* n scratch bytes on a 64-byte boundary: each part of the scratch is a whole number of
+   register blocks (64 bytes), so every packed row starts aligned */
+static void *sdpa_alloc(size_t n) { return aligned_alloc(64, (n + 63) / 64 * 64); }
+/* keep a loaded vector in a register: GCC otherwise reloads it as the memory operand of
+   every FMA, and the loads, not the FMAs, bound the register block */
+#if defined(__GNUC__) && defined(__AVX__)
+#define SDPA_IN_REG(v) __asm__("" : "+x"(v))
+#else
+#define SDPA_IN_REG(v) (void)0
+#endif
+"""
+
 BODY = r"""
+typedef scalar FN(vec) __attribute__((vector_size(SDPA_VB)));
+#define VL ((i64)(SDPA_VB / sizeof(scalar))) /* lanes of a vector */
+#define NC (2 * VL)                           /* columns of a register block */
+
+EMBER_INLINE FN(vec) FN(vld)(const scalar *p) { FN(vec) v; memcpy(&v, p, sizeof v); return v; }
+EMBER_INLINE void FN(vst)(scalar *p, FN(vec) v) { memcpy(p, &v, sizeof v); }
+
+/* C[r, n0..n0+w) (+)= alpha (c0, c1) for one row of a register block */
+EMBER_INLINE void FN(sdpa_put)(scalar *c, FN(vec) c0, FN(vec) c1, i64 w, scalar alpha, int acc) {
+    if (w == NC) {
+        c0 = alpha * c0;
+        c1 = alpha * c1;
+        if (acc) {
+            c0 = FN(vld)(c) + c0;
+            c1 = FN(vld)(c + VL) + c1;
+        }
+        FN(vst)(c, c0);
+        FN(vst)(c + VL, c1);
+        return;
+    }
+    scalar t[2 * SDPA_VB / sizeof(scalar)];
+    FN(vst)(t, c0);
+    FN(vst)(t + VL, c1);
+    for (i64 x = 0; x < w; x++) c[x] = acc ? c[x] + alpha * t[x] : alpha * t[x];
+}
+
+/* C[m, n] (+)= alpha sum_{k0 <= k < k1} A[m sam + k sak] B[k ldb + n] for m < rows <= SDPA_R,
+   n < N: register blocks of SDPA_R rows by NC columns (accumulated in registers over k); B
+   must be readable up to N rounded up to NC columns */
+static void FN(sdpa_mm)(const scalar *restrict A, i64 sam, i64 sak, const scalar *restrict B,
+                        i64 ldb, scalar *restrict C, i64 ldc, i64 rows, i64 N, i64 k0, i64 k1,
+                        scalar alpha, int acc) {
+    for (i64 n0 = 0; n0 < N; n0 += NC) {
+        i64 w = N - n0 < NC ? N - n0 : NC;
+        const scalar *b = B + n0;
+        if (rows == SDPA_R) {
+            FN(vec) c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0};
+            FN(vec) c20 = {0}, c21 = {0}, c30 = {0}, c31 = {0};
+            for (i64 k = k0; k < k1; k++) {
+                FN(vec) b0 = FN(vld)(b + k * ldb), b1 = FN(vld)(b + k * ldb + VL);
+                SDPA_IN_REG(b0);
+                SDPA_IN_REG(b1);
+                const scalar *a = A + k * sak;
+                scalar a0 = a[0], a1 = a[sam], a2 = a[2 * sam], a3 = a[3 * sam];
+                c00 += a0 * b0;
+                c01 += a0 * b1;
+                c10 += a1 * b0;
+                c11 += a1 * b1;
+                c20 += a2 * b0;
+                c21 += a2 * b1;
+                c30 += a3 * b0;
+                c31 += a3 * b1;
+            }
+            FN(sdpa_put)(C + n0, c00, c01, w, alpha, acc);
+            FN(sdpa_put)(C + ldc + n0, c10, c11, w, alpha, acc);
+            FN(sdpa_put)(C + 2 * ldc + n0, c20, c21, w, alpha, acc);
+            FN(sdpa_put)(C + 3 * ldc + n0, c30, c31, w, alpha, acc);
+        } else {
+            for (i64 r = 0; r < rows; r++) {
+                FN(vec) c0 = {0}, c1 = {0}, d0 = {0}, d1 = {0};
+                const scalar *a = A + r * sam;
+                i64 k = k0;
+                for (; k + 1 < k1; k += 2) { /* two chains per column half */
+                    c0 += a[k * sak] * FN(vld)(b + k * ldb);
+                    c1 += a[k * sak] * FN(vld)(b + k * ldb + VL);
+                    d0 += a[(k + 1) * sak] * FN(vld)(b + (k + 1) * ldb);
+                    d1 += a[(k + 1) * sak] * FN(vld)(b + (k + 1) * ldb + VL);
+                }
+                c0 += d0;
+                c1 += d1;
+                if (k < k1) {
+                    c0 += a[k * sak] * FN(vld)(b + k * ldb);
+                    c1 += a[k * sak] * FN(vld)(b + k * ldb + VL);
+                }
+                FN(sdpa_put)(C + r * ldc + n0, c0, c1, w, alpha, acc);
+            }
+        }
+    }
+}
+
 /* sum of x - x over n strided entries: 0 when all are finite, NaN otherwise */
 static scalar FN(sdpa_nonfinite)(const scalar *x, i64 n0, i64 n1, i64 s0, i64 s1) {
     scalar acc = 0;
@@ -40,31 +150,27 @@ static scalar FN(sdpa_nonfinite)(const scalar *x, i64 n0, i64 n1, i64 s0, i64 s1
     return acc;
 }
 
-/* scores of row i into p[0..S) (n of them when skipping the causal columns), masked, then
-   softmaxed in place; qi is the scaled query row, Kt the packed (E, S) keys */
-static void FN(sdpa_probs)(const scalar *restrict qi, const scalar *restrict Kt, scalar *restrict p,
-                           i64 i, i64 S, i64 E, i64 n, const scalar *mf, const unsigned char *mb,
-                           i64 ms, int causal, int safe) {
-    for (i64 j = 0; j < n; j++) p[j] = 0;
-    for (i64 e = 0; e < E; e++) {
-        scalar qe = qi[e];
-        const scalar *kr = Kt + e * S;
-        SIMD
-        for (i64 j = 0; j < n; j++) p[j] += qe * kr[j];
-    }
+/* row i's scores p[0..n) (n = S, or i + 1 when skipping the causal columns): masked, then
+   softmaxed in place; p[n..z) is zeroed. p[n..) is padding up to a whole vector (-inf while
+   softmaxing: its exp is an exact 0), so the loops run over whole vectors only */
+static void FN(sdpa_softmax)(scalar *restrict p, i64 i, i64 n, i64 z, const scalar *mf,
+                             const unsigned char *mb, i64 ms, int causal, int safe) {
+    p = __builtin_assume_aligned(p, SDPA_VB);
     if (causal)
         for (i64 j = i + 1; j < n; j++) p[j] += -INFINITY;
     if (mf)
         for (i64 j = 0; j < n; j++) p[j] += mf[j * ms];
     if (mb)
         for (i64 j = 0; j < n; j++) p[j] += mb[j * ms] ? LIT(0.0) : -INFINITY;
+    i64 nv = sdpa_up(n, VL);
+    for (i64 j = n; j < nv; j++) p[j] = -INFINITY;
     scalar m = -INFINITY;
     SIMD_MAX(m)
-    for (i64 j = 0; j < n; j++) m = p[j] > m ? p[j] : m;
+    for (i64 j = 0; j < nv; j++) m = p[j] > m ? p[j] : m;
     if (safe && m == -INFINITY) m = 0;
     scalar s = 0;
     SIMD_SUM(s)
-    for (i64 j = 0; j < n; j++) {
+    for (i64 j = 0; j < nv; j++) {
         scalar e = EXP(p[j] - m);
         p[j] = e;
         s += e;
@@ -72,23 +178,40 @@ static void FN(sdpa_probs)(const scalar *restrict qi, const scalar *restrict Kt,
     if (safe && s == 0) s = 1;
     scalar r = LIT(1.0) / s;
     SIMD
-    for (i64 j = 0; j < n; j++) p[j] *= r;
+    for (i64 j = 0; j < nv; j++) p[j] *= r;
+    for (i64 j = nv; j < z; j++) p[j] = 0;
 }
 
-/* pack the pair's keys as Kt (E, S) and, when wanted, K (S, E); values as V (S, Ev) or
-   Vt (Ev, S) */
-static void FN(sdpa_pack)(const scalar *k, const scalar *v, const i64 *st, i64 S, i64 E, i64 Ev,
-                          scalar *Kt, scalar *K, scalar *V, scalar *Vt) {
-    for (i64 j = 0; j < S; j++) {
-        const scalar *kr = k + j * st[6];
-        const scalar *vr = v + j * st[10];
-        for (i64 e = 0; e < E; e++) Kt[e * S + j] = kr[e * st[7]];
-        if (K)
-            for (i64 e = 0; e < E; e++) K[j * E + e] = kr[e * st[7]];
-        if (V)
-            for (i64 e = 0; e < Ev; e++) V[j * Ev + e] = vr[e * st[11]];
-        if (Vt)
-            for (i64 e = 0; e < Ev; e++) Vt[e * S + j] = vr[e * st[11]];
+/* x (rows, cols) read through strides (s0, s1), times alpha, into y (rows, ld) (transposed:
+   y (cols, ld) when t); the columns (rows when t) cols..ld of y are zeroed */
+static void FN(sdpa_pack)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols, scalar alpha,
+                          int t, scalar *y, i64 ld) {
+    if (t) {
+        i64 r = 0;
+        for (; r + VL <= rows; r += VL) /* a vector of y at a time */
+            for (i64 c = 0; c < cols; c++) {
+                SIMD
+                for (i64 u = 0; u < VL; u++) y[c * ld + r + u] = x[(r + u) * s0 + c * s1] * alpha;
+            }
+        for (; r < rows; r++)
+            for (i64 c = 0; c < cols; c++) y[c * ld + r] = x[r * s0 + c * s1] * alpha;
+        for (i64 c = 0; c < cols; c++)
+            for (i64 r = rows; r < ld; r++) y[c * ld + r] = 0;
+        return;
+    }
+    for (i64 r = 0; r < rows; r++) {
+        for (i64 c = 0; c < cols; c++) y[r * ld + c] = x[r * s0 + c * s1] * alpha;
+        for (i64 c = cols; c < ld; c++) y[r * ld + c] = 0;
+    }
+}
+
+/* ask for the rows (n of them, w entries each, stride s) of the next pair early: the strided
+   reads of q, k, v would otherwise wait on memory at every pair's start */
+static void FN(sdpa_prefetch)(const scalar *x, i64 n, i64 s0, i64 w) {
+    i64 line = 64 / (i64)sizeof(scalar);
+    for (i64 r = 0; r < n; r++) {
+        for (i64 c = 0; c < w; c += line) __builtin_prefetch(x + r * s0 + c, 0, 2);
+        __builtin_prefetch(x + r * s0 + w - 1, 0, 2); /* a row may end on one more line */
     }
 }
 
@@ -97,40 +220,54 @@ EMBER_API void FN(sdpa_forward)(const scalar *q, const scalar *k, const scalar *
                                 i64 Ev, const i64 *st, int mask_kind, int causal, scalar scale,
                                 int nt) {
     int safe = causal || mask_kind != 0;
-    PARALLEL_FOR(nt)
-    for (i64 pair = 0; pair < B * H; pair++) {
-        i64 b = pair / H, h = pair % H;
-        const scalar *qp = q + b * st[0] + h * st[1];
-        const scalar *kp = k + b * st[4] + h * st[5];
-        const scalar *vp = v + b * st[8] + h * st[9];
-        i64 mo = b * st[12] + h * st[13];
-        const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
-        const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
-        scalar *work = (scalar *)malloc(sizeof(scalar) * (E * S + S * Ev + S + E));
-        if (!work) continue;
-        scalar *Kt = work, *Vt = Kt + E * S, *p = Vt + S * Ev, *qi = p + S;
-        FN(sdpa_pack)(kp, vp, st, S, E, Ev, Kt, NULL, NULL, Vt);
-        int skip = causal && FN(sdpa_nonfinite)(qp, L, E, st[2], st[3]) == 0 &&
-                   FN(sdpa_nonfinite)(kp, S, E, st[6], st[7]) == 0 &&
-                   FN(sdpa_nonfinite)(vp, S, Ev, st[10], st[11]) == 0;
-        scalar *op = o + pair * L * Ev;
-        for (i64 i = 0; i < L; i++) {
-            const scalar *qr = qp + i * st[2];
-            for (i64 e = 0; e < E; e++) qi[e] = qr[e * st[3]] * scale;
-            i64 n = skip && i + 1 < S ? i + 1 : S;
-            FN(sdpa_probs)(qi, Kt, p, i, S, E, n, mf ? mf + i * st[14] : NULL,
-                           mb ? mb + i * st[14] : NULL, st[15], causal, safe);
-            for (i64 e = 0; e < Ev; e++) { /* dot products: no store-to-load chain */
-                const scalar *vr = Vt + e * S;
-                scalar acc = 0;
-                SIMD_SUM(acc)
-                for (i64 j = 0; j < n; j++) acc += p[j] * vr[j];
-                op[i * Ev + e] = acc;
+    i64 Sp = sdpa_up(S, NC), Ep = sdpa_up(E, NC), Evp = sdpa_up(Ev, NC);
+    /* prefetch the next pair's rows when they are short rows that fit in cache */
+    int pf = st[3] == 1 && st[7] == 1 && st[11] == 1 && L * E + S * (E + Ev) <= 32768;
+    SDPA_PARALLEL(nt) {
+        i64 nw = E * Sp + S * Evp + L * Ep + SDPA_R * Sp;
+        scalar *work = (scalar *)sdpa_alloc(sizeof(scalar) * nw);
+        SDPA_FOR
+        for (i64 pair = 0; pair < B * H; pair++) {
+            if (!work) continue;
+            i64 b = pair / H, h = pair % H;
+            const scalar *qp = q + b * st[0] + h * st[1];
+            const scalar *kp = k + b * st[4] + h * st[5];
+            const scalar *vp = v + b * st[8] + h * st[9];
+            i64 mo = b * st[12] + h * st[13];
+            const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
+            const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
+            scalar *Kt = work, *V = Kt + E * Sp, *Q = V + S * Evp, *P = Q + L * Ep;
+            if (pair + 1 < B * H && pf) {
+                i64 b1 = (pair + 1) / H, h1 = (pair + 1) % H;
+                FN(sdpa_prefetch)(q + b1 * st[0] + h1 * st[1], L, st[2], E);
+                FN(sdpa_prefetch)(k + b1 * st[4] + h1 * st[5], S, st[6], E);
+                FN(sdpa_prefetch)(v + b1 * st[8] + h1 * st[9], S, st[10], Ev);
+            }
+            FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 1, Kt, Sp);
+            FN(sdpa_pack)(vp, st[10], st[11], S, Ev, 1, 0, V, Evp);
+            FN(sdpa_pack)(qp, st[2], st[3], L, E, scale, 0, Q, Ep);
+            int skip = causal && FN(sdpa_nonfinite)(Q, L, E, Ep, 1) == 0 &&
+                       FN(sdpa_nonfinite)(Kt, E, S, Sp, 1) == 0 &&
+                       FN(sdpa_nonfinite)(V, S, Ev, Evp, 1) == 0;
+            scalar *op = o + pair * L * Ev;
+            for (i64 i0 = 0; i0 < L; i0 += SDPA_R) {
+                i64 rows = L - i0 < SDPA_R ? L - i0 : SDPA_R;
+                i64 nmax = skip && i0 + rows < S ? i0 + rows : S;
+                FN(sdpa_mm)(Q + i0 * Ep, Ep, 1, Kt, Sp, P, Sp, rows, sdpa_up(nmax, NC), 0, E, 1,
+                            0);
+                for (i64 r = 0; r < rows; r++) {
+                    i64 i = i0 + r, n = skip && i + 1 < S ? i + 1 : S;
+                    FN(sdpa_softmax)(P + r * Sp, i, n, nmax, mf ? mf + i * st[14] : NULL,
+                                     mb ? mb + i * st[14] : NULL, st[15], causal, safe);
+                }
+                FN(sdpa_mm)(P, Sp, 1, V, Evp, op + i0 * Ev, Ev, rows, Ev, 0, nmax, 1, 0);
             }
         }
         free(work);
     }
 }
+
+#define SDPA_LB 64 /* query rows whose probabilities the backward keeps at once */
 
 /* g: the output gradient, C-contiguous (B, H, L, Ev); dq, dk, dv: C-contiguous outputs */
 EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar *k,
@@ -138,65 +275,95 @@ EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar 
                                  scalar *dv, i64 B, i64 H, i64 L, i64 S, i64 E, i64 Ev,
                                  const i64 *st, int mask_kind, int causal, scalar scale, int nt) {
     int safe = causal || mask_kind != 0;
-    PARALLEL_FOR(nt)
-    for (i64 pair = 0; pair < B * H; pair++) {
-        i64 b = pair / H, h = pair % H;
-        const scalar *qp = q + b * st[0] + h * st[1];
-        const scalar *kp = k + b * st[4] + h * st[5];
-        const scalar *vp = v + b * st[8] + h * st[9];
-        const scalar *gp = g + pair * L * Ev;
-        i64 mo = b * st[12] + h * st[13];
-        const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
-        const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
-        scalar *work = (scalar *)malloc(sizeof(scalar) * (E * S + Ev * S + 2 * S + E));
-        if (!work) continue;
-        scalar *Kt = work, *Vt = Kt + E * S, *p = Vt + Ev * S, *dp = p + S, *qi = dp + S;
-        FN(sdpa_pack)(kp, vp, st, S, E, Ev, Kt, NULL, NULL, Vt);
-        int skip = causal && FN(sdpa_nonfinite)(qp, L, E, st[2], st[3]) == 0 &&
-                   FN(sdpa_nonfinite)(kp, S, E, st[6], st[7]) == 0 &&
-                   FN(sdpa_nonfinite)(vp, S, Ev, st[10], st[11]) == 0 &&
-                   FN(sdpa_nonfinite)(gp, L, Ev, Ev, 1) == 0;
-        scalar *dqp = dq + pair * L * E, *dkp = dk + pair * S * E, *dvp = dv + pair * S * Ev;
-        memset(dkp, 0, sizeof(scalar) * S * E);
-        memset(dvp, 0, sizeof(scalar) * S * Ev);
-        for (i64 i = 0; i < L; i++) {
-            const scalar *qr = qp + i * st[2];
-            const scalar *gi = gp + i * Ev;
-            for (i64 e = 0; e < E; e++) qi[e] = qr[e * st[3]] * scale;
-            i64 n = skip && i + 1 < S ? i + 1 : S;
-            FN(sdpa_probs)(qi, Kt, p, i, S, E, n, mf ? mf + i * st[14] : NULL,
-                           mb ? mb + i * st[14] : NULL, st[15], causal, safe);
-            for (i64 j = 0; j < n; j++) dp[j] = 0;
-            for (i64 e = 0; e < Ev; e++) {
-                scalar ge = gi[e];
-                const scalar *vr = Vt + e * S;
-                SIMD
-                for (i64 j = 0; j < n; j++) dp[j] += ge * vr[j];
+    i64 Sp = sdpa_up(S, NC), Ep = sdpa_up(E, NC), Evp = sdpa_up(Ev, NC);
+    i64 LB = L < SDPA_LB ? L : SDPA_LB;
+    /* prefetch the next pair's rows when they are short rows that fit in cache */
+    int pf = st[3] == 1 && st[7] == 1 && st[11] == 1 && L * E + S * (E + Ev) <= 32768;
+    SDPA_PARALLEL(nt) {
+        scalar *work = (scalar *)sdpa_alloc(sizeof(scalar) * (E * Sp + Ev * Sp + S * Ep + L * Ep +
+                                                          L * Evp + 2 * LB * Sp));
+        SDPA_FOR
+        for (i64 pair = 0; pair < B * H; pair++) {
+            if (!work) continue;
+            i64 b = pair / H, h = pair % H;
+            const scalar *qp = q + b * st[0] + h * st[1];
+            const scalar *kp = k + b * st[4] + h * st[5];
+            const scalar *vp = v + b * st[8] + h * st[9];
+            const scalar *gp = g + pair * L * Ev;
+            i64 mo = b * st[12] + h * st[13];
+            const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
+            const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
+            scalar *Kt = work, *Vt = Kt + E * Sp, *K = Vt + Ev * Sp, *Q = K + S * Ep;
+            scalar *G = Q + L * Ep, *P = G + L * Evp, *D = P + LB * Sp;
+            if (pair + 1 < B * H && pf) {
+                i64 b1 = (pair + 1) / H, h1 = (pair + 1) % H;
+                FN(sdpa_prefetch)(q + b1 * st[0] + h1 * st[1], L, st[2], E);
+                FN(sdpa_prefetch)(k + b1 * st[4] + h1 * st[5], S, st[6], E);
+                FN(sdpa_prefetch)(v + b1 * st[8] + h1 * st[9], S, st[10], Ev);
+                FN(sdpa_prefetch)(gp + L * Ev, 1, 0, L * Ev);
             }
-            scalar d = 0;
-            SIMD_SUM(d)
-            for (i64 j = 0; j < n; j++) d += dp[j] * p[j];
-            SIMD
-            for (i64 j = 0; j < n; j++) dp[j] = (dp[j] - d) * p[j];
-            for (i64 j = 0; j < n; j++) {
-                scalar sj = dp[j], pj = p[j];
-                scalar *restrict dkr = dkp + j * E, *restrict dvr = dvp + j * Ev;
-                SIMD
-                for (i64 e = 0; e < E; e++) dkr[e] += sj * qi[e];
-                SIMD
-                for (i64 e = 0; e < Ev; e++) dvr[e] += pj * gi[e];
-            }
-            for (i64 e = 0; e < E; e++) {
-                const scalar *kr = Kt + e * S;
-                scalar acc = 0;
-                SIMD_SUM(acc)
-                for (i64 j = 0; j < n; j++) acc += dp[j] * kr[j];
-                dqp[i * E + e] = acc * scale;
+            FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 1, Kt, Sp);
+            FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 0, K, Ep);
+            FN(sdpa_pack)(vp, st[10], st[11], S, Ev, 1, 1, Vt, Sp);
+            FN(sdpa_pack)(qp, st[2], st[3], L, E, scale, 0, Q, Ep);
+            FN(sdpa_pack)(gp, Ev, 1, L, Ev, 1, 0, G, Evp);
+            int skip = causal && FN(sdpa_nonfinite)(Q, L, E, Ep, 1) == 0 &&
+                       FN(sdpa_nonfinite)(K, S, E, Ep, 1) == 0 &&
+                       FN(sdpa_nonfinite)(Vt, Ev, S, Sp, 1) == 0 &&
+                       FN(sdpa_nonfinite)(G, L, Ev, Evp, 1) == 0;
+            scalar *dqp = dq + pair * L * E, *dkp = dk + pair * S * E, *dvp = dv + pair * S * Ev;
+            memset(dkp, 0, sizeof(scalar) * S * E);
+            memset(dvp, 0, sizeof(scalar) * S * Ev);
+            for (i64 c0 = 0; c0 < L; c0 += LB) {
+                i64 cn = L - c0 < LB ? L - c0 : LB;
+                /* p and ds = (dp - sum(dp p)) p of the chunk's rows, and their dq */
+                for (i64 r0 = 0; r0 < cn; r0 += SDPA_R) {
+                    i64 i0 = c0 + r0, rows = cn - r0 < SDPA_R ? cn - r0 : SDPA_R;
+                    i64 nmax = skip && i0 + rows < S ? i0 + rows : S;
+                    scalar *Pr = P + r0 * Sp, *Dr = D + r0 * Sp;
+                    i64 nb = sdpa_up(nmax, NC);
+                    FN(sdpa_mm)(Q + i0 * Ep, Ep, 1, Kt, Sp, Pr, Sp, rows, nb, 0, E, 1, 0);
+                    FN(sdpa_mm)(gp + i0 * Ev, Ev, 1, Vt, Sp, Dr, Sp, rows, nb, 0, Ev, 1, 0);
+                    for (i64 r = 0; r < rows; r++) {
+                        i64 i = i0 + r, n = skip && i + 1 < S ? i + 1 : S;
+                        scalar *p = __builtin_assume_aligned(Pr + r * Sp, SDPA_VB);
+                        scalar *dp = __builtin_assume_aligned(Dr + r * Sp, SDPA_VB);
+                        FN(sdpa_softmax)(p, i, n, Sp, mf ? mf + i * st[14] : NULL,
+                                         mb ? mb + i * st[14] : NULL, st[15], causal, safe);
+                        i64 nv = sdpa_up(n, VL);
+                        for (i64 j = n; j < nv; j++) dp[j] = 0; /* p there is 0 */
+                        scalar dv_[SDPA_VB / sizeof(scalar)] = {0}, d = 0;
+                        for (i64 j = 0; j < nv; j += VL) {
+                            SIMD
+                            for (i64 x = 0; x < VL; x++) dv_[x] += dp[j + x] * p[j + x];
+                        }
+                        for (i64 x = 0; x < VL; x++) d += dv_[x];
+                        for (i64 j = 0; j < nv; j += VL) {
+                            SIMD
+                            for (i64 x = 0; x < VL; x++) dp[j + x] = (dp[j + x] - d) * p[j + x];
+                        }
+                        for (i64 j = nv; j < Sp; j++) dp[j] = 0;
+                    }
+                    FN(sdpa_mm)(Dr, Sp, 1, K, Ep, dqp + i0 * E, E, rows, E, 0, nmax, scale, 0);
+                }
+                /* dv += p^T g and dk += ds^T (scale q) over the chunk's rows (those below the
+                   diagonal only, when skipping) */
+                for (i64 j0 = 0; j0 < S; j0 += SDPA_R) {
+                    i64 rows = S - j0 < SDPA_R ? S - j0 : SDPA_R;
+                    i64 k0 = skip && j0 > c0 ? j0 - c0 : 0;
+                    if (k0 >= cn) break;
+                    FN(sdpa_mm)(P + j0, 1, Sp, G + c0 * Evp, Evp, dvp + j0 * Ev, Ev, rows, Ev, k0,
+                                cn, 1, 1);
+                    FN(sdpa_mm)(D + j0, 1, Sp, Q + c0 * Ep, Ep, dkp + j0 * E, E, rows, E, k0,
+                                cn, 1, 1);
+                }
             }
         }
         free(work);
     }
 }
+#undef VL
+#undef NC
 """
 
 UNIT = Unit(
@@ -210,4 +377,5 @@ UNIT = Unit(
         " i64 E, i64 Ev, const i64 *st, int mask_kind, int causal, scalar scale, int nt)",
     ),
     body=BODY,
+    shared=SHARED,
 )
