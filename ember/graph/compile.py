@@ -51,6 +51,7 @@ from typing import Any, NamedTuple
 from .. import config
 from ..autograd.mode import state
 from ..tensor import Tensor
+from .cache import Entry, FastPath, rebuilder, requires_grad
 from .executor import Program
 from .guards import batch_positions, describe_change, dynamic_key, merge_dynamic, signature
 from .ir import Graph
@@ -82,30 +83,6 @@ class CacheInfo(NamedTuple):
     size: int
     eager_calls: int
     graph_breaks: int
-
-
-class _Entry:
-    """One cached graph: its program, guards, and the objects its key refers to by id."""
-
-    __slots__ = ("key", "graph", "raw", "program", "guards", "objects", "tensors", "eager", "dyn")
-
-    def __init__(self, key: tuple, raw: Graph, guards: list, objects: list, tensors: list):
-        self.key, self.raw, self.guards, self.objects = key, raw, guards, objects
-        self.tensors = [tuple(t.shape) for t in tensors]
-        self.graph: Graph | None = None
-        self.program: Program | None = None
-        self.eager = False
-        self.dyn: tuple[int, ...] | None = None
-
-    def check(self) -> str | None:
-        for fn, desc in self.guards:
-            try:
-                ok = fn()
-            except Exception:
-                ok = False
-            if not ok:
-                return desc
-        return None
 
 
 class CompiledFunction:
@@ -148,31 +125,42 @@ class CompiledFunction:
 
     def reset(self) -> None:
         """Forget every cached graph and counter (the next call traces again)."""
-        self._cache: dict[tuple, list[_Entry]] = {}
-        self._dynamic: list[_Entry] = []
-        self._last: _Entry | None = None
+        self._cache: dict[tuple, list[Entry]] = {}
+        self._dynamic: list[Entry] = []
+        self._last: Entry | None = None
         self._broken: GraphBreak | None = None
         self._warned_retrace = False
         self._history: list[tuple] = []
         self._failed_guard: str | None = None
         self._hits = self._misses = self._traces = self._eager = self._breaks = 0
+        self._fast: FastPath | None = None
 
     # -- calling --------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self._broken is not None or state.tracer is not None or config.eager_forced():
             self._eager += 1
             return self.fn(*args, **kwargs)
+        fast = self._fast
+        if fast is not None and not kwargs:
+            entry = fast.match(args)
+            if entry is not None:
+                self._failed_guard = None
+                self._hits += 1
+                self._last = entry
+                return entry.rebuild(entry.program.run([a._data for a in args], args), args)
         key, tensors = signature(args, kwargs)
         key += (("grad mode", (bool, state.grad_enabled)),)
         entry = self._lookup(key, tensors)
         if entry is None:
             self._misses += 1
+            self._fast = None
             return self._trace(args, kwargs, key, tensors)
         if entry.eager:
             self._eager += 1
             return self.fn(*args, **kwargs)
         self._hits += 1
         self._last = entry
+        self._fast = FastPath.build(entry, key, args, kwargs, tensors, self._cache, self._dynamic)
         return self._run(entry, tensors)
 
     def __get__(self, obj: Any, objtype: Any = None) -> Any:
@@ -186,7 +174,7 @@ class CompiledFunction:
             return getattr(module, name)
         raise AttributeError(f"{type(self).__name__!s} object has no attribute {name!r}")
 
-    def _lookup(self, key: tuple, tensors: list) -> _Entry | None:
+    def _lookup(self, key: tuple, tensors: list) -> Entry | None:
         self._failed_guard = None
         for entry in self._cache.get(key, ()):
             failed = entry.check()
@@ -201,11 +189,11 @@ class CompiledFunction:
                 self._failed_guard = failed
         return None
 
-    def _run(self, entry: _Entry, tensors: list) -> Any:
-        prog = entry.program
-        outs = prog.run([t._data for t in tensors], tensors)
-        g = prog.graph
-        return _rebuild(g.output_tree, outs, g, tensors, prog.device)
+    def _run(self, entry: Entry, tensors: list) -> Any:
+        if entry.picks is not None:  # arguments sharing an array are one graph input
+            tensors = [tensors[i] for i in entry.picks]
+        outs = entry.program.run([t._data for t in tensors], tensors)
+        return entry.rebuild(outs, tensors)
 
     # -- tracing --------------------------------------------------------------------------------
     def _trace(self, args: tuple, kwargs: dict, key: tuple, tensors: list) -> Any:
@@ -237,8 +225,8 @@ class CompiledFunction:
         graph = tracer.finish(result)
         reach.relabel(graph)
         guards = list(tracer.guards) + reach.guards(graph)
-        entry = _Entry(key, graph, guards, _objects(args, kwargs), tensors)
-        if _requires_grad(graph.output_tree) and not tracer.did_backward:
+        entry = Entry(key, graph, guards, _objects(args, kwargs), tensors)
+        if requires_grad(graph.output_tree) and not tracer.did_backward:
             entry.eager = True
             warnings.warn(
                 f"ember.compile({self.name}): the outputs require grad, but compiled graphs "
@@ -257,7 +245,7 @@ class CompiledFunction:
         self._note_retrace(key)
         return result
 
-    def _install(self, entry: _Entry, tensors: list) -> None:
+    def _install(self, entry: Entry, tensors: list) -> None:
         """Make ``entry`` runnable; merge it with an earlier trace into a dynamic graph when
         only the batch size changed."""
         if self.dynamic is not False:
@@ -268,8 +256,11 @@ class CompiledFunction:
                 if pos is None or dynamic_key(old.key, pos) != dynamic_key(entry.key, pos):
                     continue
                 b1, b2 = old.tensors[pos[0]][0], tuple(tensors[pos[0]].shape)[0]
+                src = pos[0]  # as a graph input (arguments sharing an array are one input)
+                if entry.picks is not None:
+                    src = next(k for k, i in enumerate(entry.picks) if i in pos)
                 try:
-                    merged = merge_dynamic(old.raw, entry.raw, b1, b2, (pos[0], 0))
+                    merged = merge_dynamic(old.raw, entry.raw, b1, b2, (src, 0))
                 except ValueError:
                     continue
                 entry.raw = merged
@@ -285,6 +276,7 @@ class CompiledFunction:
         if entry.program.c_failed:  # no C kernels after all: the NumPy pipeline (fuse, plan)
             entry.graph = optimize(entry.raw.copy(), c_regions=False)
             entry.program = Program(entry.graph)
+        entry.rebuild = rebuilder(entry.program)
         self._last = entry
 
     def _note_retrace(self, key: tuple) -> None:
@@ -388,39 +380,6 @@ def _default_passes(c_regions: bool | None = False) -> list:
     return [functools.partial(opt, c_regions=c_regions)] if callable(opt) else []
 
 
-def _requires_grad(tree: Any) -> bool:
-    kind = tree[0]
-    if kind == "tensor":
-        return tree[2]
-    if kind in ("tuple", "list"):
-        return any(_requires_grad(t) for t in tree[1])
-    if kind == "namedtuple":
-        return any(_requires_grad(t) for t in tree[2])
-    if kind == "dict":
-        return any(_requires_grad(t) for _, t in tree[1])
-    return False
-
-
-def _rebuild(tree: Any, outs: list, g: Graph, tensors: list, device: Any) -> Any:
-    kind = tree[0]
-    if kind == "tensor":
-        v = g.outputs[tree[1]]
-        if v.kind == "captured" and isinstance(v.ref, Tensor):
-            return v.ref
-        if v.kind == "input":
-            return tensors[g.inputs.index(v)]
-        return Tensor._make(outs[tree[1]], device)
-    if kind == "tuple":
-        return tuple(_rebuild(t, outs, g, tensors, device) for t in tree[1])
-    if kind == "list":
-        return [_rebuild(t, outs, g, tensors, device) for t in tree[1]]
-    if kind == "namedtuple":
-        return tree[1](*(_rebuild(t, outs, g, tensors, device) for t in tree[2]))
-    if kind == "dict":
-        return {k: _rebuild(t, outs, g, tensors, device) for k, t in tree[1]}
-    return tree[1]
-
-
 def _pretty(path: str, names: list[str]) -> str:
     """``args[0]`` -> the parameter's name (``x``), ``kwargs['y']`` -> ``y``."""
     if path.startswith("args["):
@@ -521,12 +480,26 @@ class _Reachable:
     def guards(self, graph: Graph) -> list:
         """Training flags of every reachable module; identity of captured parameters."""
         out = []
-        flags = self.flags
+        flags = tuple(self.flags)
         if flags:
-            out.append((lambda: all(m.training is f for m, f in flags), "module training flags"))
-        slots = [self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots]
+
+            def training_flags() -> bool:
+                for m, f in flags:
+                    if m.training is not f:
+                        return False
+                return True
+
+            out.append((training_flags, "module training flags"))
+        slots = tuple(self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots)
         if slots:
-            out.append((lambda: all(d.get(k) is p for d, k, p in slots), "module parameters"))
+
+            def parameters() -> bool:
+                for d, k, p in slots:
+                    if d.get(k) is not p:
+                        return False
+                return True
+
+            out.append((parameters, "module parameters"))
         return out
 
 
@@ -576,9 +549,12 @@ def compile(
 def _prepare_kernels() -> None:
     """Build the eager C kernel units a traced step will call, all at once and in parallel,
     before tracing (op by op, the first step would run the compiler once per unit, one after
-    another). A no-op once they are loaded, in ``EMBER_KERNELS=numpy`` mode, or after a
-    failed build (which :mod:`ember.kernels.runtime` has already reported)."""
+    another). A no-op once they are loaded, in ``EMBER_KERNELS=numpy`` mode, after a failed
+    build (which :mod:`ember.kernels.runtime` has already reported), and when every pending
+    unit is already compiled in the disk cache: loading is cheap but not free (cffi parses
+    each unit's declarations), so the ops then load only the units they use, when they use
+    them."""
     from ..kernels import runtime
 
-    if runtime.mode() != "numpy" and runtime.pending():
+    if runtime.mode() != "numpy" and runtime.unbuilt(runtime.pending()):
         runtime.prepare()

@@ -96,6 +96,8 @@ class Program:
         ns = self._namespace
         exec(compile(self.code, self.filename, "exec"), ns)  # noqa: S102 - our own source
         self._fn = ns["_graph"]
+        self._refs = [v.ref for v in graph.captured]  # fixed once traced: read per call
+        self._getters = _getters(graph)
         src_lines = self.code.splitlines(keepends=True)
         linecache.cache[self.filename] = (len(self.code), None, src_lines, self.filename)
 
@@ -279,17 +281,19 @@ class Program:
 
     def run(self, inputs: list, input_tensors: list) -> list:
         """Run the graph on input arrays; returns the output arrays."""
-        g = self.graph
-        bufs = ()
+        bufs: Any = ()
         if self._slots:
             bval = None
             if self.sym_source is not None:
                 i, d = self.sym_source
                 bval = inputs[i].shape[d]
-            bufs = self.buffers(bval)
+            bufs = self._buffers.get(bval)
+            if bufs is None:
+                bufs = self.buffers(bval)
         try:
-            return self._fn(inputs, input_tensors, [v.ref for v in g.captured], _getters(g), bufs)
+            return self._fn(inputs, input_tensors, self._refs, self._getters, bufs)
         except Exception as exc:
+            g = self.graph
             node = self._failing_node(exc)
             if node is None:
                 raise

@@ -28,6 +28,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from .ir import Node, Value
 
@@ -76,6 +77,8 @@ def supports_out(node: Node) -> bool:
         return False
     if node.op == "matmul":
         return _matmul_2d(node)
+    if node.op == "linear":
+        return _linear_out_ok(node)
     return True
 
 
@@ -148,3 +151,45 @@ def _reshape(node: Node, args: list[str], attrs: dict[str, str], out: str | None
 @lowering("permute")
 def _permute(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
     return None if out is not None else f"xp.transpose({args[0]}, {attrs['dims']})"
+
+
+def _linear_out_ok(node: Node) -> bool:
+    """``linear`` writes into a buffer when x (1-d or more), W (2-d) and the bias (1-d or
+    None) all have the output's dtype (then ``matmul(x, W.T, out=)`` + ``add(out=)`` is
+    exactly the forward's fresh product with the bias added in place)."""
+    if len(node.inputs) != 3 or node.output is None:
+        return False
+    x, w, b = node.inputs
+    dt = node.output.dtype
+    if not (isinstance(x, Value) and isinstance(w, Value) and x.ndim >= 1 and w.ndim == 2):
+        return False
+    if x.dtype != dt or w.dtype != dt or dt.kind != "f":
+        return False
+    if b is None:
+        return True
+    return isinstance(b, Value) and b.ndim == 1 and b.dtype == dt
+
+
+def _linear_into(xp: Any, x: Any, w: Any, b: Any, out: Any) -> Any:
+    """``linear``'s forward computed into ``out`` (same BLAS product, bias added in place)."""
+    if x.ndim > 2:
+        xp.matmul(x.reshape(-1, x.shape[-1]), w.T, out=out.reshape(-1, w.shape[0]))
+    else:
+        xp.matmul(x, w.T, out=out)
+    if b is not None:
+        xp.add(out, b, out=out)
+    return out
+
+
+HELPERS["_linear_into"] = _linear_into
+
+
+@lowering("linear", out=True)
+def _linear(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
+    if out is None or not _linear_out_ok(node):
+        return None  # a fresh result: the op's own forward
+    x, w, b = args
+    if node.inputs[0].ndim > 2:  # the batch dims fold into one GEMM, as in the forward
+        return f"_linear_into(xp, {x}, {w}, {b}, {out})"
+    product = f"xp.matmul({x}, {w}.T, out={out})"
+    return product if node.inputs[2] is None else f"xp.add({product}, {b}, out={out})"

@@ -59,6 +59,7 @@ __all__ = [
     "isa_flags",
     "flag_ladder",
     "unit_key",
+    "library_path",
     "load_unit",
 ]
 
@@ -350,6 +351,22 @@ def _open(unit: Unit, path: Path) -> tuple[Any, Any]:
     return ffi, lib
 
 
+def library_path(unit: Unit) -> Path:
+    """Where the compiled library of ``unit`` lives (or will live) in the disk cache, for
+    this compiler and CPU. Raises :class:`KernelBuildError` without a compiler and
+    ``OSError`` without a writable cache directory.
+
+    Example:
+        >>> from ember.kernels.source import UNITS
+        >>> try:
+        ...     library_path(UNITS["softmax"]).suffix
+        ... except KernelBuildError:
+        ...     '.so'
+        '.so'
+    """
+    return _writable_cache_dir() / f"{unit.name}-{unit_key(unit, toolchain())}.so"
+
+
 def load_unit(unit: Unit) -> Library:
     """The loaded library of ``unit``: from the cache, else compiled now (and cached).
     Raises :class:`KernelBuildError` when that is impossible. Safe to call from several
@@ -369,11 +386,11 @@ def load_unit(unit: Unit) -> Library:
         import cffi  # noqa: F401
     except ImportError:
         raise KernelBuildError("the cffi package is not installed") from None
-    tc = toolchain()
     try:
-        target = _writable_cache_dir() / f"{unit.name}-{unit_key(unit, tc)}.so"
+        target = library_path(unit)
     except OSError as e:
         raise KernelBuildError(f"no writable cache directory ({e})") from None
+    tc = toolchain()
     configure_openmp_env()
     built = False
     for attempt in range(2):

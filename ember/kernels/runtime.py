@@ -39,6 +39,7 @@ __all__ = [
     "library",
     "prepare",
     "pending",
+    "unbuilt",
     "warn_fallback",
     "function",
     "failures",
@@ -243,6 +244,25 @@ def pending() -> list[str]:
     from .source import UNITS
 
     return [n for n in UNITS if n not in _libs and n not in _failed]
+
+
+def unbuilt(names: list[str] | None = None) -> list[str]:
+    """Those of the kernel units ``names`` (default: all) that have no compiled library in
+    the disk cache yet, i.e. whose first use would run the compiler; all of them when that
+    cannot be told (no compiler, no cache directory: :func:`prepare` then reports why).
+
+    Example:
+        >>> isinstance(unbuilt(["softmax"]), list)
+        True
+    """
+    from .build import KernelBuildError, library_path
+    from .source import UNITS
+
+    names = list(UNITS) if names is None else names
+    try:
+        return [n for n in names if not library_path(UNITS[n]).exists()]
+    except (KernelBuildError, OSError):
+        return names
 
 
 def function(unit: str, name: str, sfx: str) -> Any:

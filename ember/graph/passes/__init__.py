@@ -187,12 +187,17 @@ def optimize(
     check = debug_enabled() if validate is None else validate
     if check:
         graph.validate()
+    # Rounds of ``rewrites`` until a fixed point: stop as soon as every rewrite has run once
+    # since the last change without changing anything (the rest of that round would see the
+    # same graph again and, passes being deterministic, change nothing either).
+    quiet, limit = 0, len(rewrites)
     for _ in range(max_rounds):
-        any_change = False
         for pass_ in rewrites:
             graph, changed = run_pass(pass_, graph, validate=check)
-            any_change |= changed
-        if not any_change:
+            quiet = 0 if changed else quiet + 1
+            if quiet >= limit:
+                break
+        if quiet >= limit:
             break
     if c_regions is None:
         from ..codegen_c import available
