@@ -145,12 +145,11 @@ def _(ctx, g):
     return tuple(d if n else None for d, n in zip(grads, need)) + (None,) * len(rest)
 
 
-@_sdpa.defonnx
-def _(g, q, k, v, mask=None, *, scale, causal):  # the composite's nodes
+def _weights_onnx(g, q, k, mask, scale, causal):
+    """The attention weights ``softmax(scale q k^T + mask)`` as ONNX nodes (the composite's)."""
     nd = len(q.shape)
     L, S = q.shape[-2], k.shape[-2]
-    perm = list(range(nd - 2)) + [nd - 1, nd - 2]
-    kt = g.op("Transpose", k, perm=perm, shape=tuple(k.shape[:-2]) + (k.shape[-1], S))
+    kt = _transpose_onnx(g, k, tuple(k.shape))
     shape = tuple(q.shape[:-1]) + (S,)
     scores = g.op("MatMul", g.op("Mul", q, float(scale), shape=q.shape), kt, shape=shape)
     if causal:
@@ -160,10 +159,37 @@ def _(g, q, k, v, mask=None, *, scale, causal):  # the composite's nodes
     elif mask is not None and mask.dtype != q.dtype:
         mask = g.cast(mask, q.dtype)
     if mask is None:
-        w = _softmax.onnx(g, scores, nd - 1)
-    else:
-        w = _safe_softmax.onnx(g, g.op("Add", scores, mask, shape=shape), nd - 1)
+        return _softmax.onnx(g, scores, nd - 1)
+    return _safe_softmax.onnx(g, g.op("Add", scores, mask, shape=shape), nd - 1)
+
+
+def _transpose_onnx(g, x, shape):
+    """``x`` (of ``shape``) with its last two dims swapped."""
+    nd = len(shape)
+    perm = list(range(nd - 2)) + [nd - 1, nd - 2]
+    return g.op("Transpose", x, perm=perm, shape=tuple(shape[:-2]) + tuple(shape[:-3:-1]))
+
+
+@_sdpa.defonnx
+def _(g, q, k, v, mask=None, *, scale, causal):  # the composite's nodes
+    w = _weights_onnx(g, q, k, mask, scale, causal)
     return g.op("MatMul", w, v, shape=tuple(q.shape[:-1]) + (v.shape[-1],))
+
+
+@_sdpa_backward.defonnx
+def _(g, dy, q, k, v, mask=None, *, scale, causal):  # the NumPy path's math, as ONNX nodes
+    w = _weights_onnx(g, q, k, mask, scale, causal)
+    ws = tuple(q.shape[:-1]) + (k.shape[-2],)
+    dv = g.op("MatMul", _transpose_onnx(g, w, ws), dy, shape=tuple(v.shape))
+    dp = g.op("MatMul", dy, _transpose_onnx(g, v, tuple(v.shape)), shape=ws)
+    rows = g.reduce("ReduceSum", g.op("Mul", dp, w, shape=ws), (len(ws) - 1,), True)
+    ds = g.op("Mul", g.op("Sub", dp, rows, shape=ws), w, shape=ws)  # softmax backward
+    dq = g.op("MatMul", ds, k, shape=tuple(q.shape))
+    dq = g.op("Mul", dq, float(scale), shape=tuple(q.shape))
+    qs = g.op("Mul", q, float(scale), shape=tuple(q.shape))
+    dk = g.op("MatMul", _transpose_onnx(g, ds, ws), qs, shape=tuple(k.shape))
+    flat = [g.reshape(t, (-1,)) for t in (dq, dk, dv)]
+    return g.op("Concat", *flat, axis=0)
 
 
 def _fused(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None) -> bool:
