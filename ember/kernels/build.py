@@ -13,7 +13,8 @@
   its machine code depends on: the C source, the flag ladder, the compiler's identity, the
   CPU's instruction-set flags (``/proc/cpuinfo``), the OS and machine. A ``-march=native``
   build made on one CPU is therefore never loaded on a CPU lacking its instructions, even
-  from a shared home directory.
+  from a shared home directory. Every build prunes the cache to the :data:`MAX_LIBRARIES`
+  most recently used libraries (:func:`prune`; each compiled graph adds one).
 * **Atomic writes**: each build happens in a private temporary directory inside the cache;
   the finished library is flushed to disk and moved into place with ``os.replace`` (its
   ``.c`` source and ``.json`` record first). Processes building the same unit at once each
@@ -61,6 +62,8 @@ __all__ = [
     "unit_key",
     "library_path",
     "load_unit",
+    "prune",
+    "MAX_LIBRARIES",
 ]
 
 _COMPILERS = ("cc", "gcc", "clang")
@@ -351,6 +354,49 @@ def _open(unit: Unit, path: Path) -> tuple[Any, Any]:
     return ffi, lib
 
 
+MAX_LIBRARIES = 256  # compiled libraries kept in the cache; the least recently used go first
+
+
+def prune(directory: Path | None = None, keep: int = MAX_LIBRARIES) -> list[Path]:
+    """Delete all but the ``keep`` most recently used libraries in the kernel cache (with their
+    ``.c``/``.json``/``.log`` files), and build directories abandoned over a day ago; returns
+    the libraries removed. Each compiled graph leaves a library of its own, so without this
+    the cache would only grow. A library's modification time is its last use (loading one
+    touches it). Safe beside running processes: a library another process has loaded stays
+    mapped, and one deleted between a check and a load is rebuilt.
+
+    Example:
+        >>> import tempfile
+        >>> prune(Path(tempfile.mkdtemp()))
+        []
+    """
+    root = cache_dir() if directory is None else Path(directory)
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return []
+    libs, stale = [], time.time() - 86400
+    for p in entries:
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if p.suffix == ".so":
+            libs.append((st.st_mtime, p))
+        elif p.name.startswith(".build-") and st.st_mtime < stale:
+            shutil.rmtree(p, ignore_errors=True)
+    libs.sort(reverse=True)
+    removed = []
+    for _, lib in libs[keep:]:
+        for q in (lib, lib.with_suffix(".c"), lib.with_suffix(".json"), lib.with_suffix(".log")):
+            try:
+                q.unlink()
+            except OSError:
+                pass
+        removed.append(lib)
+    return removed
+
+
 def library_path(unit: Unit) -> Path:
     """Where the compiled library of ``unit`` lives (or will live) in the disk cache, for
     this compiler and CPU. Raises :class:`KernelBuildError` without a compiler and
@@ -407,6 +453,13 @@ def load_unit(unit: Unit) -> Library:
                 target.unlink()
             except OSError:
                 pass
+    if built:
+        prune(target.parent)
+    else:
+        try:
+            os.utime(target)  # mark as recently used (for prune)
+        except OSError:
+            pass
     try:
         flags = json.loads(target.with_suffix(".json").read_text())["flags"]
     except (OSError, ValueError, KeyError):

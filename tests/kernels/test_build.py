@@ -206,3 +206,32 @@ def test_portable_build_without_openmp_or_native_arch(tmp_path):
     r = subprocess.run([sys.executable, "-c", PORTABLE], env=env, cwd=REPO, capture_output=True,
                        text=True, timeout=300)  # fmt: skip
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_prune_keeps_the_most_recently_used_libraries(tmp_path):
+    for i in range(5):
+        for ext in (".so", ".c", ".json"):
+            p = tmp_path / f"graph-{i}{ext}"
+            p.write_text("x")
+            os.utime(p, (1000 + i, 1000 + i))  # graph-4 is the most recently used
+    old_build = tmp_path / ".build-abandoned"
+    old_build.mkdir()
+    os.utime(old_build, (1000, 1000))
+    fresh_build = tmp_path / ".build-running"
+    fresh_build.mkdir()
+    removed = build.prune(tmp_path, keep=2)
+    assert sorted(p.name for p in removed) == ["graph-0.so", "graph-1.so", "graph-2.so"]
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == [".build-running"] + [
+        f"graph-{i}{e}" for i in (3, 4) for e in (".c", ".json", ".so")
+    ]
+
+
+def test_loading_marks_a_library_as_used(c_kernels, tmp_path, monkeypatch):
+    from ember.kernels.source import UNITS
+
+    monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
+    lib = build.load_unit(UNITS["dropout"])
+    os.utime(lib.path, (1000, 1000))
+    again = build.load_unit(UNITS["dropout"])
+    assert not again.built and lib.path.stat().st_mtime > 1000
