@@ -556,5 +556,10 @@ def _prepare_kernels() -> None:
     them."""
     from ..kernels import runtime
 
-    if runtime.mode() != "numpy" and runtime.unbuilt(runtime.pending()):
-        runtime.prepare()
+    if runtime.mode() == "numpy":
+        return
+    from ..dtypes import get_default_dtype
+
+    sfx = ("f64" if get_default_dtype().name == "float64" else "f32",)
+    if runtime.unbuilt(runtime.pending(sfx), sfx):
+        runtime.prepare(dtypes=sfx)

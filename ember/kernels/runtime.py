@@ -50,8 +50,8 @@ __all__ = [
 MODES = ("auto", "c", "numpy")
 
 _mode: str | None = None
-_libs: dict[str, Any] = {}  # unit name -> build.Library
-_failed: dict[str, Any] = {}  # unit name -> build.KernelBuildError
+_libs: dict[str, Any] = {}  # "unit.f32" -> build.Library
+_failed: dict[str, Any] = {}  # "unit.f32" -> build.KernelBuildError
 _warned = False
 _lock = threading.RLock()
 FUNCS: dict[tuple[str, str], Any] = {}  # (kernel, dtype suffix) -> cffi function or None
@@ -157,36 +157,49 @@ def warn_fallback(err: Any) -> None:
     )
 
 
-def library(unit: str) -> Any:
-    """The loaded library of kernel unit ``unit``, building it on first use; None in
-    ``'numpy'`` mode or when it cannot be built (``'auto'``: one warning per process);
-    raises :class:`KernelUnavailableError` in ``'c'`` mode.
+def _key(unit: str, sfx: str) -> str:
+    return f"{unit}.{sfx}"
+
+
+def _load(unit: str, sfx: str) -> Any:
+    """Build or load the ``sfx`` library of ``unit`` (raises ``KernelBuildError``)."""
+    from .build import load_unit
+    from .source import UNITS, variant
+
+    return load_unit(variant(UNITS[unit], sfx))
+
+
+def library(unit: str, sfx: str = "f32") -> Any:
+    """The loaded library of kernel unit ``unit`` for element type ``sfx`` (``'f32'`` or
+    ``'f64'``: each is its own library, built on first use); None in ``'numpy'`` mode or when
+    it cannot be built (``'auto'``: one warning per process); raises
+    :class:`KernelUnavailableError` in ``'c'`` mode.
 
     Example:
         >>> library("softmax") is None or library("softmax").path.exists()
         True
     """
-    lib = _libs.get(unit)
+    key = _key(unit, sfx)
+    lib = _libs.get(key)
     if lib is not None:
         return None if mode() == "numpy" else lib
     m = mode()
     if m == "numpy":
         return None
     with _lock:
-        lib = _libs.get(unit)
+        lib = _libs.get(key)
         if lib is not None:
             return lib
-        err = _failed.get(unit)
+        err = _failed.get(key)
         if err is None:
-            from .build import KernelBuildError, load_unit
-            from .source import UNITS
+            from .build import KernelBuildError
 
             try:
-                lib = load_unit(UNITS[unit])
+                lib = _load(unit, sfx)
             except KernelBuildError as e:
-                err = _failed[unit] = e
+                err = _failed[key] = e
             else:
-                _libs[unit] = lib
+                _libs[key] = lib
                 return lib
     if m == "c":
         raise KernelUnavailableError(
@@ -198,44 +211,49 @@ def library(unit: str) -> Any:
     return None
 
 
-def prepare(workers: int | None = None) -> dict[str, str]:
-    """Build or load every kernel unit now, running the compiler on several units at once
-    (so a program can pay the one-time compilation up front, in parallel, instead of op by
-    op during its first step). Returns ``{unit: 'ok' | reason}``; failures are handled as in
-    :func:`library` (one warning in ``'auto'`` mode, an error in ``'c'`` mode).
+def prepare(workers: int | None = None, dtypes: tuple[str, ...] = ("f32", "f64")) -> dict:
+    """Build or load every kernel unit now for the element types ``dtypes``, running the
+    compiler on several libraries at once (so a program can pay the one-time compilation up
+    front, in parallel, instead of op by op during its first step). Returns ``{unit: 'ok' |
+    reason}``; failures are handled as in :func:`library` (one warning in ``'auto'`` mode, an
+    error in ``'c'`` mode).
 
     Example:
-        >>> set(prepare()) >= {"softmax", "optim"}
+        >>> set(prepare(dtypes=("f32",))) >= {"softmax", "optim"}
         True
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .build import KernelBuildError, load_unit
+    from .build import KernelBuildError
     from .source import UNITS
 
     if mode() == "numpy":
         return {name: "EMBER_KERNELS=numpy" for name in UNITS}
-    todo = pending()
+    todo = [(u, s) for u in UNITS for s in dtypes if _key(u, s) not in _libs | _failed]
 
-    def one(name: str) -> None:
+    def one(item: tuple[str, str]) -> None:
         try:
-            lib = load_unit(UNITS[name])
+            lib = _load(*item)
         except KernelBuildError as e:
-            _failed[name] = e
+            _failed[_key(*item)] = e
         else:
-            _libs[name] = lib
+            _libs[_key(*item)] = lib
 
     n = workers or min(len(todo), max(1, os.cpu_count() or 1)) or 1
     with _lock, ThreadPoolExecutor(max_workers=n) as pool:
         list(pool.map(one, todo))
+    out = {}
     for name in UNITS:  # the usual failure handling (warning or error), once
-        library(name)
-    return {name: "ok" if name in _libs else _failed[name].reason for name in UNITS}
+        for sfx in dtypes:
+            library(name, sfx)
+        errs = [_failed[_key(name, s)].reason for s in dtypes if _key(name, s) in _failed]
+        out[name] = errs[0] if errs else "ok"
+    return out
 
 
-def pending() -> list[str]:
-    """The kernel units neither loaded nor failed in this process (what :func:`prepare`
-    would build or load).
+def pending(dtypes: tuple[str, ...] = ("f32", "f64")) -> list[str]:
+    """The kernel units with a library for one of ``dtypes`` neither loaded nor failed in
+    this process (what :func:`prepare` would build or load).
 
     Example:
         >>> isinstance(pending(), list)
@@ -243,24 +261,28 @@ def pending() -> list[str]:
     """
     from .source import UNITS
 
-    return [n for n in UNITS if n not in _libs and n not in _failed]
+    done = _libs | _failed
+    return [n for n in UNITS if any(_key(n, s) not in done for s in dtypes)]
 
 
-def unbuilt(names: list[str] | None = None) -> list[str]:
-    """Those of the kernel units ``names`` (default: all) that have no compiled library in
-    the disk cache yet, i.e. whose first use would run the compiler; all of them when that
-    cannot be told (no compiler, no cache directory: :func:`prepare` then reports why).
+def unbuilt(names: list[str] | None = None, dtypes: tuple[str, ...] = ("f32", "f64")) -> list:
+    """Those of the kernel units ``names`` (default: all) with a library for one of
+    ``dtypes`` not compiled in the disk cache yet, i.e. whose first use would run the
+    compiler; all of them when that cannot be told (no compiler, no cache directory:
+    :func:`prepare` then reports why).
 
     Example:
         >>> isinstance(unbuilt(["softmax"]), list)
         True
     """
     from .build import KernelBuildError, library_path
-    from .source import UNITS
+    from .source import UNITS, variant
 
     names = list(UNITS) if names is None else names
     try:
-        return [n for n in names if not library_path(UNITS[n]).exists()]
+        return [
+            n for n in names if any(not library_path(variant(UNITS[n], s)).exists() for s in dtypes)
+        ]
     except (KernelBuildError, OSError):
         return names
 
@@ -273,7 +295,7 @@ def function(unit: str, name: str, sfx: str) -> Any:
         >>> f is None or callable(f)
         True
     """
-    lib = library(unit)
+    lib = library(unit, sfx)
     return None if lib is None else getattr(lib.lib, f"ember_{name}_{sfx}")
 
 

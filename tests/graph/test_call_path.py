@@ -179,21 +179,23 @@ def test_prepare_kernels_only_when_something_needs_compiling(monkeypatch, tmp_pa
     import sys
 
     from ember.kernels import build, runtime
+    from ember.kernels.source import variant
 
     cm = sys.modules["ember.graph.compile"]  # the module (ember.graph.compile is the function)
 
     monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
     assert runtime.unbuilt(["softmax"]) == ["softmax"]  # an empty cache: compile first
     calls = []
-    monkeypatch.setattr(runtime, "prepare", lambda: calls.append(1))
-    monkeypatch.setattr(runtime, "pending", lambda: ["softmax"])
+    monkeypatch.setattr(runtime, "prepare", lambda dtypes: calls.append(dtypes))
+    monkeypatch.setattr(runtime, "pending", lambda dtypes: ["softmax"])
     cm._prepare_kernels()
-    assert calls == [1]
+    assert calls == [("f32",)]  # a float32 program builds only the float32 libraries
     if build.find_compiler() is not None:
-        build.load_unit(_unit("softmax"))
-        assert runtime.unbuilt(["softmax"]) == []  # in the disk cache: ops load it lazily
+        build.load_unit(variant(_unit("softmax"), "f32"))
+        assert runtime.unbuilt(["softmax"], ("f32",)) == []  # cached: ops load it lazily
+        assert runtime.unbuilt(["softmax"]) == ["softmax"]  # the float64 one is not built
         cm._prepare_kernels()
-        assert calls == [1]
+        assert calls == [("f32",)]
 
 
 def _unit(name):

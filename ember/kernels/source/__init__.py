@@ -17,12 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
 from .common import HEADER, POSTLUDE, PRELUDES
 
-__all__ = ["Unit", "UNITS", "ABI_VERSION", "render", "cdef", "function_names"]
+__all__ = ["Unit", "UNITS", "ABI_VERSION", "DTYPES", "render", "cdef", "variant", "function_names"]
 
 ABI_VERSION = 1  # bump when a signature or a calling convention changes
 DTYPES = ("f32", "f64")
@@ -43,6 +44,7 @@ class Unit:
     body: str
     shared: str = ""  # C emitted once, before the per-dtype bodies
     flags: tuple[str, ...] = field(default=())  # extra compiler flags of this unit
+    dtypes: tuple[str, ...] = ("f32", "f64")  # the element types this library holds
 
 
 _SIG = re.compile(r"^\s*([\w\s]+?)\s+(\w+)\s*\((.*)\)\s*$", re.S)
@@ -80,6 +82,8 @@ def cdef(unit: Unit) -> str:
     """
     lines = [f"int ember_{unit.name}_abi(void);"]
     for sfx, ctype in (("f32", "float"), ("f64", "double")):
+        if sfx not in unit.dtypes:
+            continue
         for sig in unit.functions:
             ret, name, params = _parse(sig)
             out = []
@@ -98,10 +102,21 @@ def render(unit: Unit) -> str:
         True
     """
     parts = [HEADER, unit.shared]
-    for sfx in DTYPES:
+    for sfx in unit.dtypes:
         parts += [PRELUDES[sfx], unit.body, POSTLUDE]
     parts.append(f"EMBER_API int ember_{unit.name}_abi(void) {{ return {ABI_VERSION}; }}\n")
     return "\n".join(parts)
+
+
+def variant(unit: Unit, sfx: str) -> Unit:
+    """``unit`` with only its ``sfx`` (``'f32'`` or ``'f64'``) kernels: the library ember
+    builds, so that a float32 program never waits for the float64 code to compile.
+
+    Example:
+        >>> "ember_softmax_forward_f64" in cdef(variant(UNITS["softmax"], "f32"))
+        False
+    """
+    return dataclasses.replace(unit, dtypes=(sfx,))
 
 
 def _units() -> dict[str, Unit]:
