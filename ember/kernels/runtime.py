@@ -229,7 +229,8 @@ def prepare(workers: int | None = None, dtypes: tuple[str, ...] = ("f32", "f64")
 
     if mode() == "numpy":
         return {name: "EMBER_KERNELS=numpy" for name in UNITS}
-    todo = [(u, s) for u in UNITS for s in dtypes if _key(u, s) not in _libs | _failed]
+    done = _libs | _failed
+    todo = [(u, s) for u in UNITS for s in dtypes if _key(u, s) not in done]
 
     def one(item: tuple[str, str]) -> None:
         try:
