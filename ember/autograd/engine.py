@@ -20,6 +20,7 @@ from typing import Any
 from ..tensor import Tensor
 from .mode import set_grad_enabled, state
 from .node import Node
+from .slices import SliceGrad, merge
 
 __all__ = ["backward", "grad"]
 
@@ -109,6 +110,7 @@ def _execute(
 
     node_grads: dict[Node, Tensor] = {}
     leaf_grads: dict[int, Tensor] = {}
+    pieces: dict[Any, list[SliceGrad]] = {}  # slice gradients per node / leaf id, unmerged
     leaves: dict[int, Tensor] = {}
     roots = []
     for out, g in zip(outputs, seeds):
@@ -131,6 +133,8 @@ def _execute(
         while ready:
             node = ready.pop()
             g = node_grads.pop(node, None)
+            if node in pieces:
+                g = merge(pieces.pop(node), g)
             if g is not None:
                 g = _run_hooks(node.hooks, g)
                 if node.retain is not None and targets is None:
@@ -144,7 +148,12 @@ def _execute(
                 if e is None:
                     continue
                 gi = in_grads[i] if i < len(in_grads) else None
-                if gi is not None:
+                if type(gi) is SliceGrad:
+                    key = e if isinstance(e, Node) else id(e)
+                    pieces.setdefault(key, []).append(gi)
+                    if not isinstance(e, Node):
+                        leaves[id(e)] = e
+                elif gi is not None:
                     shape = node.in_meta[i][0]
                     if gi.shape != shape:
                         gi = sum_to(gi, shape)
@@ -160,6 +169,10 @@ def _execute(
             if not retain_graph:
                 node.free()
 
+    if pieces:
+        with set_grad_enabled(create_graph):
+            for key, ps in pieces.items():
+                leaf_grads[key] = merge(ps, leaf_grads.get(key))
     for key, g in leaf_grads.items():
         leaf = leaves[key]
         g = _run_hooks(leaf._hooks, g)

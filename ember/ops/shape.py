@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..autograd.slices import SliceGrad
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import normalize_dim, normalize_shape
@@ -374,10 +375,9 @@ def _slice(xp, x, dim, start, stop):
 
 
 @_slice.defgrad
-def _(ctx, g):
+def _(ctx, g):  # the engine merges the pieces of one tensor (ember.autograd.slices)
     a = ctx.attrs
-    shape = ctx.input_shape(0)
-    return (_slice_backward(g, shape=shape, dim=a["dim"], start=a["start"], stop=a["stop"]),)
+    return (SliceGrad(g, tuple(ctx.input_shape(0)), a["dim"], a["start"], a["stop"]),)
 
 
 @defop("slice_backward", saves_inputs=False, onnx="Pad")
