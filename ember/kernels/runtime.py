@@ -9,8 +9,10 @@ time):
   fallback;
 * ``numpy``: never compile; every seam function returns None.
 
-Units are built or loaded lazily, the first time one of their kernels is asked for, so
-``import ember`` never runs the compiler. A unit that fails is not retried in this process.
+Units are built or loaded lazily, one library per unit and element type (``softmax.f32``,
+``softmax.f64``), the first time one of its kernels is asked for, so ``import ember`` never
+runs the compiler and a float32 program never compiles float64 code. A library that fails
+is not retried in this process.
 
 Example:
     >>> from ember.kernels import runtime
