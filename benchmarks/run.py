@@ -6,6 +6,7 @@ ratios and the goals of the kernels issue (met / missed) in one run.
     python benchmarks/run.py --only W1 W3          # a subset ("startup" names the start-up part)
     python benchmarks/run.py --impl ember ember-compiled
     python benchmarks/run.py --json out.json       # also write the raw records
+    python benchmarks/run.py --device cuda         # W1-W3 training on a GPU: ember vs PyTorch
 
 Each (workload, implementation) pair runs in its own fresh process, one after another.
 Timings are noisy on a shared machine: run it at least twice and compare medians; each record
@@ -60,6 +61,9 @@ def _torch():
     return torch
 
 
+# where the training workloads run ("cuda": ember on CuPy, PyTorch on CUDA; set by --device)
+DEVICE = "cpu"
+
 WORKLOADS = {"W1": w1_mlp, "W2": w2_cnn, "W3": w3_gpt, "W4-MLP": w1_mlp, "W4-GPT": w3_gpt}
 
 
@@ -67,10 +71,17 @@ def entries():
     """(workload, implementation, maker) for every pair; a maker builds the timed callable."""
     for w in ("W1", "W2", "W3"):
         mod = WORKLOADS[w]
-        yield w, "numpy", mod.numpy_step
-        yield w, "torch", lambda mod=mod: mod.framework_step(_torch())
-        yield w, "ember", lambda mod=mod: mod.framework_step(ember)
-        yield w, "ember-compiled", lambda mod=mod: mod.framework_step(ember, compiled=True)
+        if DEVICE == "cpu":
+            yield w, "numpy", mod.numpy_step
+        yield w, "torch", lambda mod=mod: mod.framework_step(_torch(), device=DEVICE)
+        yield w, "ember", lambda mod=mod: mod.framework_step(ember, device=DEVICE)
+        yield (
+            w,
+            "ember-compiled",
+            lambda mod=mod: mod.framework_step(ember, compiled=True, device=DEVICE),
+        )
+    if DEVICE != "cpu":  # batch-1 inference (W4) is a CPU workload
+        return
     for w in ("W4-MLP", "W4-GPT"):
         mod = WORKLOADS[w]
         if w == "W4-MLP":
@@ -158,7 +169,8 @@ def run(pairs: list[tuple[str, str]], timed: int) -> list[dict]:
     records = []
     for workload, impl in pairs:
         cmd = [sys.executable, os.path.abspath(__file__), "--single", workload, impl]
-        out = subprocess.run(cmd + ["--timed", str(timed)], capture_output=True, text=True)
+        cmd += ["--timed", str(timed), "--device", DEVICE]
+        out = subprocess.run(cmd, capture_output=True, text=True)
         try:
             rec = json.loads(out.stdout.strip().splitlines()[-1])
         except (IndexError, json.JSONDecodeError):
@@ -166,7 +178,7 @@ def run(pairs: list[tuple[str, str]], timed: int) -> list[dict]:
             rec = {"workload": workload, "impl": impl, "error": last}
         records.append(rec)
         print(line(rec), flush=True)
-    if any(r["workload"] == "W2" for r in records):
+    if DEVICE == "cpu" and any(r["workload"] == "W2" for r in records):
         records.append({"workload": "W2", "impl": TF_NAME, "median_ms": TF_W2_QUOTED_MS})
     return records
 
@@ -210,12 +222,13 @@ def table(records: list[dict]) -> None:
             r = by.get((w, c))
             cells.append("-" if r is None else "ERROR" if "error" in r else _figure(r))
         print(f"{w:8s}" + "".join(f"{c:>22s}" for c in cells))
-    print(f"({TF_NAME}: the issue's figure for TensorFlow, not measured here: not installed)")
+    if TF_NAME in cols:
+        print(f"({TF_NAME}: the issue's figure for TensorFlow, not measured here: not installed)")
 
 
-def summary(records: list[dict], start: dict | None = None) -> list[dict]:
-    """Print the ratios and each goal of the issue with its measured ratio and met/missed;
-    returns the goal rows."""
+def summary(records: list[dict], start: dict | None = None, goals: bool = True) -> list[dict]:
+    """Print the ratios and (with ``goals``) each goal of the issue with its measured ratio
+    and met/missed; returns the goal rows."""
     by = {(r["workload"], r["impl"]): r for r in records}
     print("\nratios (ember figure / other figure; lower is better for ember):")
     for w in dict.fromkeys(r["workload"] for r in records):
@@ -229,6 +242,8 @@ def summary(records: list[dict], start: dict | None = None) -> list[dict]:
         if parts:
             print(f"  {w:7s} " + ", ".join(parts))
     rows = []
+    if not goals:
+        return rows
     for w, e, o, limit in GOALS:
         ev, ov = _value(by.get((w, e))), _value(by.get((w, o)))
         if ev is not None and ov is not None:
@@ -245,9 +260,12 @@ def main() -> None:
     p.add_argument("--impl", nargs="*", help="implementations, e.g. ember ember-compiled")
     p.add_argument("--timed", type=int, default=50, help="timed training steps")
     p.add_argument("--json", help="write raw records to this file")
+    p.add_argument("--device", default="cpu", help="device of W1-W3 (cpu, cuda)")
     p.add_argument("--single", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
     p.add_argument("--export-onnx", nargs=2, metavar=("WORKLOAD", "PATH"), help=argparse.SUPPRESS)
     a = p.parse_args()
+    global DEVICE
+    DEVICE = a.device
     if a.single:  # the child process of run(): one pair, one JSON line
         print(json.dumps(measure(*a.single, a.timed)))
         return
@@ -257,11 +275,16 @@ def main() -> None:
     print(
         f"ember {ember.__version__}; PyTorch {'found' if HAVE_TORCH else 'not installed'}; "
         f"ONNX Runtime {'found' if HAVE_ORT else 'not installed'}; TensorFlow not installed "
-        f"(its W2 figure is quoted); each pair timed in its own process"
+        f"(its W2 figure is quoted); each pair timed in its own process; device {a.device}"
     )
     only = set(a.only) if a.only else None
     records = run(selected(only, set(a.impl) if a.impl else None), a.timed)
     start = None
+    if DEVICE != "cpu":  # the goals and the start-up figures are CPU ones
+        table(records)
+        summary(records, goals=False)
+        common.save_json(a.json, {"records": records, "device": DEVICE})
+        return
     if only is None or "startup" in only:
         print("\nstart-up:")
         start = startup.measure()

@@ -146,8 +146,8 @@ def make_model(m):
     return model
 
 
-def framework_step(m, compiled: bool = False):
-    model = make_model(m)
-    x, y = (m.tensor(a) for a in make_batch())
+def framework_step(m, compiled: bool = False, device: str = "cpu"):
+    model = make_model(m).to(device)
+    x, y = (m.tensor(a).to(device) for a in make_batch())
     opt = m.optim.Adam(model.parameters(), lr=1e-3)
     return classifier_step(m, model, x, y, opt, compiled=compiled)

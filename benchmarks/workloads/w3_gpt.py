@@ -209,11 +209,11 @@ def make_gpt(m):
     return model
 
 
-def framework_step(m, compiled: bool = False):
+def framework_step(m, compiled: bool = False, device: str = "cpu"):
     """A W3 training step in framework ``m`` (torch or ember; ``compiled``: under
-    ``m.compile``)."""
-    model = make_gpt(m)
-    x, y = (m.tensor(a) for a in make_batch())
+    ``m.compile``) on ``device``."""
+    model = make_gpt(m).to(device)
+    x, y = (m.tensor(a).to(device) for a in make_batch())
     opt = m.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     return classifier_step(m, model, x, y, opt, flatten_logits=True, compiled=compiled)
 
