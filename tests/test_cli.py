@@ -55,7 +55,8 @@ def test_demo_quick(tmp_path, capsys):
     model = digits_cnn()
     model.load_state_dict(ember.load(out))
     x, y = ember.data.Digits(train=False)[0]
-    assert model(x.reshape(1, 1, 8, 8)).shape == (1, 10)
+    device = next(model.parameters()).device
+    assert model(x.reshape(1, 1, 8, 8).to(device)).shape == (1, 10)
 
 
 def test_demo_quick_subprocess_shows_progress(tmp_path):

@@ -454,7 +454,9 @@ def normal(
     dev = _dev(device)
     dt = _np_dtype(dtype, dtypes.get_default_dtype())
     shape = (size,) if isinstance(size, int) else tuple(size)
-    arr = _rng(generator, dev).normal(mean, std, size=shape).astype(dt)
+    # mean + std * z, as NumPy's normal computes it (same draws); CuPy's Generator has no
+    # normal()
+    arr = (mean + std * _rng(generator, dev).standard_normal(shape)).astype(dt)
     return _finish(arr, dev, requires_grad)
 
 

@@ -73,10 +73,33 @@ def _at(op: str, xp: Any, out: Any, key: tuple, value: Any, reduce: str | None) 
             out[key] = value
         elif reduce == "add":
             xp.add.at(out, key, value)
-        else:
-            xp.multiply.at(out, key, value)
+        elif xp is np:
+            np.multiply.at(out, key, value)
+        else:  # CuPy has no multiply.at
+            _multiply_at_in_rounds(xp, out, key, value)
     except IndexError as e:
         raise _reword(op, out.shape, e) from None
+
+
+def _multiply_at_in_rounds(xp: Any, out: Any, key: tuple, value: Any) -> None:
+    """``multiply.at(out, key, value)`` for array modules without it: each round multiplies
+    the first remaining occurrence of every distinct position, so repeated positions are all
+    applied, in order (``out`` is C-contiguous: ``scatter`` works on a fresh copy)."""
+    keys = xp.broadcast_arrays(*key)
+    lin = xp.zeros(keys[0].shape, dtype=np.int64)
+    for k, size in zip(keys, out.shape):
+        if keys[0].size and bool(((k < -size) | (k >= size)).any()):
+            raise IndexError(f"index out of range for a dimension of size {size}")
+        lin = lin * size + k % size
+    lin = lin.reshape(-1)
+    vals = xp.broadcast_to(value, keys[0].shape).reshape(-1)
+    flat = out.reshape(-1)
+    while lin.size:
+        targets, first = xp.unique(lin, return_index=True)
+        flat[targets] *= vals[first]
+        rest = xp.ones(lin.size, dtype=bool)
+        rest[first] = False
+        lin, vals = lin[rest], vals[rest]
 
 
 # -- gather --------------------------------------------------------------------------------

@@ -164,6 +164,29 @@ def test_scatter_multiply_has_no_gradient():
 
 
 # -- errors ----------------------------------------------------------------------------------
+def test_multiply_in_rounds_matches_ufunc_at():
+    """The CuPy path of scatter(reduce="multiply") (no multiply.at there), run on NumPy:
+    repeated and negative positions, broadcast values, against np.multiply.at."""
+    from ember.ops.gather import _multiply_at_in_rounds
+
+    rng = np.random.default_rng(0)
+    for shape, idx_shape in [((5, 4), (7, 4)), ((3,), (9,)), ((2, 3, 4), (5, 3, 2))]:
+        out = rng.standard_normal(shape)
+        idx = rng.integers(-shape[0], shape[0], idx_shape)
+        key = (idx,) + tuple(
+            np.arange(s).reshape([-1 if d == i else 1 for i in range(len(shape))])
+            for d, s in enumerate(idx_shape[1:], start=1)
+        )
+        value = rng.standard_normal(idx_shape)
+        want = out.copy()
+        np.multiply.at(want, key, value)
+        got = out.copy()
+        _multiply_at_in_rounds(np, got, key, value)
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(IndexError, match="out of range"):
+        _multiply_at_in_rounds(np, np.ones(3), (np.array([3]),), np.ones(1))
+
+
 def test_out_of_range_int_names_op_index_and_size():
     x = ember.zeros(3, 4)
     with pytest.raises(IndexError) as e:
