@@ -259,7 +259,7 @@ def _symbolize(g1: Graph, g2: Graph, args: tuple) -> Graph:
             raise fail(f"input {v1.label} changes rank")
         v1.shape = tuple(unify(x, y, None) for x, y in zip(v1.shape, v2.shape))
     for c1, c2 in zip(g1.constants, g2.constants):
-        a1, a2 = np.asarray(c1.data), np.asarray(c2.data)
+        a1, a2 = _host(c1.data), _host(c2.data)
         if c1.shape == c2.shape and np.array_equal(a1, a2):
             continue
         fill = _uniform(a1)
@@ -384,7 +384,7 @@ def graph_to_onnx(
                 "ConstantOfShape", b.dims(v.shape), value=value, shape=v.shape, dtype=v.dtype
             )
         else:
-            env[v] = OnnxValue(b.const(np.asarray(v.data)).name, v.shape, v.dtype)
+            env[v] = OnnxValue(b.const(_host(v.data)).name, v.shape, v.dtype)
     for v in graph.scalars:
         if v in used_values:
             env[v] = b.const(np.asarray(v.ref(), dtype=v.dtype))
@@ -564,3 +564,9 @@ def _write(onnx: Any, model: Any, path: str, big: bool) -> None:
         import shutil
 
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _host(a: Any) -> np.ndarray:
+    """A NumPy array of a traced constant, copied from the GPU when it lives there (CuPy
+    arrays refuse ``np.asarray``)."""
+    return a.get() if hasattr(a, "__cuda_array_interface__") else np.asarray(a)

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from ..autograd.mode import no_grad, state
+from ..device import CPU, get_default_device
 from ..errors import DTypeError, ShapeError
 from ..nn.module import Module
 from ..nn.parameter import Parameter
@@ -64,8 +65,9 @@ _SUPPORTED_DTYPES = {
 def load(path: str | os.PathLike, *, map_location: Any = None, device: Any = None) -> OnnxModule:
     """Read an ONNX file (external data next to it is found) into an :class:`OnnxModule`.
 
-    ``map_location``/``device`` move the parameters (as ``Module.to``). Also reached through
-    ``ember.load("model.onnx")``.
+    ``map_location``/``device`` move the parameters (as ``Module.to``); without them the
+    parameters go to the default device, like a model built in Python (an ONNX file records no
+    device). Also reached through ``ember.load("model.onnx")``.
 
     Example:
         >>> import tempfile, os
@@ -93,14 +95,19 @@ def load(path: str | os.PathLike, *, map_location: Any = None, device: Any = Non
 
 
 def from_proto(model: Any, *, source: str = "<model>") -> OnnxModule:
-    """An :class:`OnnxModule` for an ``onnx.ModelProto`` already in memory.
+    """An :class:`OnnxModule` for an ``onnx.ModelProto`` already in memory, its parameters
+    on the default device.
 
     Example:
         >>> proto = ember.onnx.to_onnx(lambda x: x + 1, ember.ones(2))
         >>> ember.onnx.from_proto(proto)(ember.zeros(3)).tolist()
         [1.0, 1.0, 1.0]
     """
-    return OnnxModule(model, source=source)
+    module = OnnxModule(model, source=source)
+    default = get_default_device()
+    if default.type != "cpu":  # initializers are read into host arrays
+        module.to(default)
+    return module
 
 
 class _Node:
@@ -322,27 +329,30 @@ def _execute(nodes: list[_Node], env: Any) -> None:
 
 def run_node(spec: Any, ctx: NodeContext, vals: list) -> list:
     """Run one node: on static values with tracing suspended (their results stay static),
-    else with ember tensors (host values for the inputs the op reads as data)."""
+    else with ember tensors (host values for the inputs the op reads as data; constants join
+    the node's tensors on their device)."""
     if spec.foldable and all(v is None or isinstance(v, np.ndarray) for v in vals):
         prev = state.tracer
         state.tracer = None
         try:
             with no_grad():
                 args = [
-                    v if (v is None or i in spec.static) else _tensor(v) for i, v in enumerate(vals)
+                    v if (v is None or i in spec.static) else _tensor(v, CPU)
+                    for i, v in enumerate(vals)
                 ]
                 outs = _outputs(spec.fn(ctx, *args))
                 return [_host(o) if isinstance(o, Tensor) else o for o in outs]
         finally:
             state.tracer = prev
     args = []
+    device = next((v.device for v in vals if isinstance(v, Tensor)), None)
     for i, v in enumerate(vals):
         if v is None or isinstance(v, list):
             args.append(v)
         elif i in spec.static:
             args.append(v if isinstance(v, np.ndarray) else _host(v))
         else:
-            args.append(_tensor(v))
+            args.append(_tensor(v, device))
     return _outputs(spec.fn(ctx, *args))
 
 
@@ -350,12 +360,12 @@ def _outputs(res: Any) -> list:
     return list(res) if isinstance(res, tuple) else [res]
 
 
-def _tensor(v: Any) -> Any:
+def _tensor(v: Any, device: Any = None) -> Any:
     if isinstance(v, Tensor) or v is None or isinstance(v, list):
         return v
     from ..ops.creation import as_tensor
 
-    return as_tensor(np.asarray(v))
+    return as_tensor(np.asarray(v), device=device)
 
 
 def _as_tensor(v: Any) -> Any:

@@ -330,8 +330,8 @@ def log10(input: Tensor) -> Tensor:
     """Base-10 logarithm.
 
     Example:
-        >>> ember.log10(ember.tensor([1000.0])).tolist()
-        [3.0]
+        >>> [round(v, 5) for v in ember.log10(ember.tensor([1000.0, 0.1])).tolist()]
+        [3.0, -1.0]
     """
     return _log10(_to_float(input))
 
