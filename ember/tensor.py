@@ -25,6 +25,8 @@ from .device import device as as_device
 
 __all__ = ["Tensor"]
 
+_new = object.__new__  # bound once: Tensor._make is on every op's hot path
+
 
 class Tensor:
     """A multi-dimensional array that can record the operations applied to it.
@@ -72,7 +74,7 @@ class Tensor:
     # -- construction used by the dispatcher (no checks: hot path) --------------------------
     @staticmethod
     def _make(data: Any, device: Device, node: Any = None) -> Tensor:
-        t = object.__new__(Tensor)
+        t = _new(Tensor)
         t._data = data
         t.device = device
         t.grad = None
@@ -256,14 +258,17 @@ class Tensor:
             >>> ember.arange(3).numpy()
             array([0, 1, 2])
         """
-        self._read("numpy()")
+        tracer = state.tracer  # _read, inlined: numpy() sits on hot inference paths
+        if tracer is not None:
+            tracer.on_value_read(self, "numpy()")
         if self.requires_grad and not force:
             raise RuntimeError(
                 "can't call numpy() on a tensor that requires grad; use tensor.detach().numpy()"
             )
-        if self.device is CPU:
+        device = self.device
+        if device is CPU:
             return self._data
-        return self.device.xp.asnumpy(self._data)
+        return device.xp.asnumpy(self._data)
 
     def item(self) -> Any:
         """The single value of a one-element tensor as a Python number.

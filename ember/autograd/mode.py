@@ -43,15 +43,17 @@ def is_grad_enabled() -> bool:
 
 
 class _GradMode:
-    """Base of the grad-mode switches: a context manager that also decorates functions."""
+    """Base of the grad-mode switches: a context manager that also decorates functions.
+    Slotted (no per-instance dict): ``with ember.no_grad():`` sits on hot inference paths."""
 
+    __slots__ = ("_prev", "_enable")
     _enable: bool
 
     def __enter__(self) -> None:
         self._prev = state.grad_enabled
         state.grad_enabled = self._enable
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         state.grad_enabled = self._prev
 
     def __call__(self, fn: F) -> F:
@@ -76,6 +78,7 @@ class no_grad(_GradMode):
         False
     """
 
+    __slots__ = ()
     _enable = False
 
 
@@ -88,6 +91,7 @@ class enable_grad(_GradMode):
         True
     """
 
+    __slots__ = ()
     _enable = True
 
 
@@ -99,6 +103,8 @@ class set_grad_enabled(_GradMode):
         ...     ember.is_grad_enabled()
         False
     """
+
+    __slots__ = ()
 
     def __init__(self, mode: bool) -> None:
         self._enable = bool(mode)

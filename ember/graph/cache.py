@@ -21,7 +21,7 @@ from .executor import Program
 from .guards import dynamic_key
 from .ir import Graph
 
-__all__ = ["Entry", "FastPath", "requires_grad", "rebuilder", "rebuild"]
+__all__ = ["Entry", "FastPath", "single_output", "requires_grad", "rebuilder", "rebuild"]
 
 
 class Entry:
@@ -88,10 +88,15 @@ class FastPath:
     Built only when every argument is a positional tensor, no two share an array, and the
     entry is the one :meth:`CompiledFunction._lookup` would pick for this key whenever its
     guards pass (the first cached entry under the key, or a dynamic entry that no exact entry
-    or earlier dynamic entry shadows). :meth:`match` compares what the key holds (shape,
+    or earlier dynamic entry shadows). :meth:`arrays` compares what the key holds (shape,
     dtype, device, requires_grad per tensor, and the grad mode) and runs every guard of the
     entry; any difference sends the call down the full path. The compiled function drops it
     whenever its cache changes (a trace, ``reset()``).
+
+    Everything constant per entry is worked out once here: the guards as a tuple of
+    callables, and ``output`` (the index of the single output array when the result is one
+    tensor computed by the graph, else None) with ``device``, so that a hit needs no
+    ``rebuild`` call.
 
     Example:
         >>> import ember
@@ -101,10 +106,14 @@ class FastPath:
         True
     """
 
-    __slots__ = ("entry", "specs", "grad", "n")
+    __slots__ = ("entry", "specs", "grad", "n", "guards", "output", "device")
 
     def __init__(self, entry: Entry, specs: tuple, grad: bool) -> None:
         self.entry, self.specs, self.grad, self.n = entry, specs, grad, len(specs)
+        self.guards = tuple(fn for fn, _ in entry.guards)
+        program = entry.program
+        self.output = None if program is None else single_output(program)
+        self.device = None if program is None else program.device
 
     @staticmethod
     def build(
@@ -137,26 +146,61 @@ class FastPath:
         specs = tuple((a._data.shape, a._data.dtype, a.device, a.requires_grad) for a in args)
         return FastPath(entry, specs, key[-1][1][1])
 
-    def match(self, args: tuple) -> Entry | None:
-        """The entry, when ``args`` have the recorded signature and its guards pass."""
+    def arrays(self, args: tuple) -> list | None:
+        """The input arrays of ``args`` when they have the recorded signature and every
+        guard of the entry passes (a guard that raises fails), else None.
+
+        Example:
+            >>> import ember
+            >>> f = ember.compile(lambda x: x + 1)
+            >>> x = ember.ones(2); _ = f(x); _ = f(x)
+            >>> f._fast.arrays((x,))[0] is x._data
+            True
+        """
         if len(args) != self.n or state.grad_enabled != self.grad:
             return None
-        for a, (shape, dtype, device, rg) in zip(args, self.specs):
+        arrays = []
+        for a, spec in zip(args, self.specs):
             if not isinstance(a, Tensor):
                 return None
             arr = a._data
-            if arr.shape != shape or arr.dtype != dtype:
+            # one tuple comparison: each item is compared by identity, then by ==
+            if (arr.shape, arr.dtype, a.device, a.requires_grad) != spec:
                 return None
-            if a.device is not device and a.device != device:
-                return None
-            if a.requires_grad != rg:
-                return None
-        if self.n > 1 and len({id(a._data) for a in args}) != self.n:
+            arrays.append(arr)
+        if self.n > 1 and len({id(arr) for arr in arrays}) != self.n:
             return None
-        entry = self.entry
-        if entry.guards and entry.check() is not None:
-            return None
-        return entry
+        if self.guards:
+            try:
+                for guard in self.guards:
+                    if not guard():
+                        return None
+            except Exception:
+                return None
+        return arrays
+
+    def match(self, args: tuple) -> Entry | None:
+        """The entry, when ``args`` have the recorded signature and its guards pass."""
+        return None if self.arrays(args) is None else self.entry
+
+
+def single_output(prog: Program) -> int | None:
+    """The index of the output array that is the whole result, when the function returns
+    one tensor its graph computes (not a returned input or captured tensor); else None.
+
+    Example:
+        >>> import numpy as np
+        >>> g = Graph("f"); x = g.add_input((2,), np.float32)
+        >>> g.outputs = [g.add_node("neg", [x], {}, (2,), np.float32)]
+        >>> g.output_tree = ("tensor", 0, False)
+        >>> single_output(Program(g))
+        0
+    """
+    g = prog.graph
+    tree = g.output_tree
+    if tree is not None and tree[0] == "tensor" and g.outputs[tree[1]].kind == "node":
+        return tree[1]
+    return None
 
 
 def requires_grad(tree: Any) -> bool:
@@ -193,8 +237,8 @@ def rebuilder(prog: Program) -> Callable[[list, Any], Any]:
     g, device = prog.graph, prog.device
     tree = g.output_tree
     make = Tensor._make
-    if tree is not None and tree[0] == "tensor" and g.outputs[tree[1]].kind == "node":
-        i = tree[1]
+    i = single_output(prog)
+    if i is not None:
         return lambda outs, tensors: make(outs[i], device)
     return lambda outs, tensors: rebuild(tree, outs, g, tensors, device)
 

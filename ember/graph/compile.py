@@ -59,6 +59,8 @@ from .trace import GraphBreak, Tracer, _tensor_leaves
 
 __all__ = ["compile", "CompiledFunction", "CacheInfo", "GraphBreakWarning", "RetraceWarning"]
 
+_make = Tensor._make  # bound once for the fast path of CompiledFunction.__call__
+
 
 class GraphBreakWarning(UserWarning):
     """Warned once when a compiled function falls back to eager mode."""
@@ -137,17 +139,23 @@ class CompiledFunction:
 
     # -- calling --------------------------------------------------------------------------------
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self._broken is not None or state.tracer is not None or config.eager_forced():
-            self._eager += 1
-            return self.fn(*args, **kwargs)
         fast = self._fast
-        if fast is not None and not kwargs:
-            entry = fast.match(args)
-            if entry is not None:
+        # the fast path (set only while nothing is broken: a break clears it before tracing)
+        if fast is not None and not kwargs and state.tracer is None and not config.eager_forced():
+            arrays = fast.arrays(args)
+            if arrays is not None:
+                entry = fast.entry
                 self._failed_guard = None
                 self._hits += 1
                 self._last = entry
-                return entry.rebuild(entry.program.run([a._data for a in args], args), args)
+                outs = entry.program.run(arrays, args)
+                i = fast.output
+                if i is not None:
+                    return _make(outs[i], fast.device)
+                return entry.rebuild(outs, args)
+        if self._broken is not None or state.tracer is not None or config.eager_forced():
+            self._eager += 1
+            return self.fn(*args, **kwargs)
         key, tensors = signature(args, kwargs)
         key += (("grad mode", (bool, state.grad_enabled)),)
         entry = self._lookup(key, tensors)
@@ -214,6 +222,7 @@ class CompiledFunction:
         if tracer.broken is not None:
             self._breaks += 1
             self._broken = tracer.broken
+            self._fast = None  # (already None: __call__ relies on no fast path once broken)
             loc = tracer.broken.loc
             if loc is not None:
                 warnings.warn_explicit(
@@ -495,7 +504,7 @@ class _Reachable:
 
             def parameters() -> bool:
                 for d, k, p in slots:
-                    if d.get(k) is not p:
+                    if d[k] is not p:  # a deleted entry raises, which fails the guard
                         return False
                 return True
 

@@ -93,6 +93,9 @@ class Program:
         self.sym_source: tuple[int, int] | None = graph.meta.get("batch_source")
         self._buffers: dict[Any, list] = {}
         self.code = self._generate()
+        # the ``out=`` buffers of every call when they do not depend on the batch size (none:
+        # ``()``), found once; None: looked up per call (see :meth:`run`)
+        self._fixed: Any = () if not self._slots else None
         ns = self._namespace
         exec(compile(self.code, self.filename, "exec"), ns)  # noqa: S102 - our own source
         self._fn = ns["_graph"]
@@ -281,8 +284,8 @@ class Program:
 
     def run(self, inputs: list, input_tensors: list) -> list:
         """Run the graph on input arrays; returns the output arrays."""
-        bufs: Any = ()
-        if self._slots:
+        bufs = self._fixed
+        if bufs is None:  # buffers that depend on the batch size, or not yet allocated
             bval = None
             if self.sym_source is not None:
                 i, d = self.sym_source
@@ -290,6 +293,8 @@ class Program:
             bufs = self._buffers.get(bval)
             if bufs is None:
                 bufs = self.buffers(bval)
+            if self.sym_source is None:
+                self._fixed = bufs
         try:
             return self._fn(inputs, input_tensors, self._refs, self._getters, bufs)
         except Exception as exc:
