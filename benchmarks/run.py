@@ -152,10 +152,11 @@ def measure(workload: str, impl: str, timed: int) -> dict:
 
 
 def selected(only: set[str] | None, impls: set[str] | None) -> list[tuple[str, str]]:
-    """The (workload, implementation) pairs a run covers (``only``: W1..W4 names)."""
+    """The (workload, implementation) pairs a run covers (``only``: names such as W1, W4
+    (both W4 parts) or W4-MLP)."""
     pairs = []
     for workload, impl, _ in entries():
-        if only and workload.split("-")[0] not in only:
+        if only and workload not in only and workload.split("-")[0] not in only:
             continue
         if (impls and impl not in impls) or not NEEDS.get(impl, True):
             continue
