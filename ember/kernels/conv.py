@@ -102,10 +102,12 @@ def col2im(
     dilation: tuple,
     out_hw: tuple,
     layout: str = "cnl",
+    out: Array | None = None,
 ) -> Array | None:
     """The adjoint of :func:`im2col`: columns (either layout) summed back into a fresh
-    ``x_shape`` (N, C, H, W) array; overlapping taps add up, padding taps are dropped. None
-    when unserved.
+    ``x_shape`` (N, C, H, W) array, or into ``out`` (overwritten) when that is a C-contiguous
+    array of that shape and the columns' dtype; overlapping taps add up, padding taps are
+    dropped. None when unserved.
 
     Example:
         >>> x = col2im(np.ones((9, 4), np.float32), (1, 1, 2, 2), (3, 3), (1, 1), (1, 1),
@@ -127,7 +129,17 @@ def col2im(
         return None
     rs, ns = _strides(layout, n, rows, oh * ow)
     cols = contiguous(cols)
-    x = np.zeros((n, c, h, w), cols.dtype)
+    if (
+        is_array(out)
+        and out.shape == (n, c, h, w)
+        and out.dtype == cols.dtype
+        and out.flags.c_contiguous
+        and out.flags.writeable
+    ):
+        x = out
+        x.fill(0)
+    else:
+        x = np.zeros((n, c, h, w), cols.dtype)
     if x.size == 0:
         return x
     f(_seam.ptr(cols), _seam.ptr(x), n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, rs, ns,

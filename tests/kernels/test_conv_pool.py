@@ -97,8 +97,9 @@ def test_im2col_feeds_a_gemm_that_matches_torch_conv2d(c_kernels):
 
 POOLS = [
     ((1, 1, 4, 4), (2, 2), (2, 2), (0, 0), (1, 1), False),
-    ((2, 3, 6, 10), (2, 2), (2, 2), (0, 0), (1, 1), False),  # the two-pass 2x2 path
-    ((2, 3, 7, 10), (2, 2), (2, 2), (0, 0), (1, 1), False),  # 2x2 not tiling: generic path
+    ((2, 3, 6, 10), (2, 2), (2, 2), (0, 0), (1, 1), False),  # the 2x2 path
+    ((2, 3, 7, 11), (2, 2), (2, 2), (0, 0), (1, 1), False),  # 2x2, a last row and column unread
+    ((2, 3, 7, 10), (2, 2), (2, 2), (0, 0), (1, 1), True),  # ceil mode: the generic path
     ((2, 3, 7, 9), (3, 3), (2, 2), (1, 1), (1, 1), False),
     ((2, 2, 7, 9), (3, 2), (2, 1), (1, 0), (1, 1), True),
     ((1, 2, 9, 8), (2, 3), (1, 2), (0, 1), (2, 1), False),
@@ -130,14 +131,16 @@ def test_max_pool2d(c_kernels, threaded, shape, kernel, stride, padding, dilatio
     assert_close(dx, xt.grad.numpy())
 
 
-@pytest.mark.parametrize("shape", [(1, 2, 4, 6), (1, 1, 4, 5)], ids=["2x2-path", "generic"])
-def test_max_pool2d_one_nan_per_window_wins_like_torch(c_kernels, shape):
+@pytest.mark.parametrize(
+    "shape,ceil", [((1, 2, 4, 6), False), ((1, 1, 4, 5), True)], ids=["2x2-path", "generic"]
+)
+def test_max_pool2d_one_nan_per_window_wins_like_torch(c_kernels, shape, ceil):
     rng = np.random.default_rng(3)
     x = rng.standard_normal(shape).astype(np.float32)
     x[0, 0, 0, 1] = x[0, 0, 3, 2] = np.nan
     x[0, 0, 2, 0] = np.inf
     xt = torch.from_numpy(x)
-    yt, it = torch.nn.functional.max_pool2d(xt, 2, 2, return_indices=True)
+    yt, it = torch.nn.functional.max_pool2d(xt, 2, 2, ceil_mode=ceil, return_indices=True)
     y, idx = kernels.max_pool2d_forward(
         x, (2, 2), (2, 2), (0, 0), (1, 1), tuple(yt.shape[2:]), True
     )

@@ -5,16 +5,17 @@ backward, with any kernel, stride, symmetric padding, dilation and output size
 (``ceil_mode`` is in the output size: window positions past the input are skipped, as
 padding is). Each window's winner is its first maximum, or its first NaN (NaN propagates, as
 in NumPy's ``maximum`` and PyTorch); a window with no element inside the input gives
-``-inf`` and index -1. The common 2x2 / stride 2 pooling that tiles the plane has its own
-two-pass path (neighbour pairs over the whole plane, then row pairs: long vectorized loops
-even for narrow planes); its backward zeroes each plane just before scattering into it (in
-cache, no separate pass). Otherwise an output row is computed tap by tap (each tap one vectorized
-pass over the columns whose windows lie inside the input; border columns one by one).
-Backward recomputes the winners from ``x`` (so nothing but the input is saved: reading the
-input costs about what reading saved int64 indices would) and adds ``g`` at each winner;
-planes are independent, so threads never write the same element. Plane indices are 32-bit
-inside the general path (planes up to 2^31 elements). Both return 0, or -1 when scratch
-memory cannot be allocated.
+``-inf`` and index -1. The common 2x2 / stride 2 pooling without padding has its own path:
+each output row straight from its two input rows, in vectorized blocks of 8 (or 4)
+outputs whose last block overlaps the one before it (no scalar remainder loop), and a
+backward that writes every element of ``dx`` in the same single pass (the gradient at
+each winner, 0 elsewhere: no zeroing pass, no scatter). Otherwise an output row is computed
+tap by tap (each tap one vectorized pass over the columns whose windows lie inside the
+input; border columns one by one). Backward recomputes the winners from ``x`` (so nothing
+but the input is saved: reading the input costs about what reading saved int64 indices
+would) and adds ``g`` at each winner; planes are independent, so threads never write the
+same element. Plane indices are 32-bit inside the C code (planes up to 2^31 elements).
+Both return 0, or -1 when scratch memory cannot be allocated.
 
 ``avg_pool2d``: forward and backward with PyTorch's divisor rules (``count_include_pad``,
 ``divisor_override``; a window with nothing inside the input gives 0).
@@ -127,65 +128,127 @@ static void FN(pool_row)(const scalar *restrict plane, const pool_geom *q, i64 o
     }
 }
 
-/* The common 2x2, stride 2 pooling that tiles the plane exactly (H = 2 OH, W = 2 OW, no
-   padding or dilation): a horizontal pass over the whole plane (pairs of neighbours: one
-   long vectorized loop), then a vertical pass over pairs of rows. Preferring the left, then
-   the top element on ties (and the first NaN) is the row-major first maximum. hv, hb:
-   scratch for H * OW values and column bits. */
-static void FN(pool2x2_plane)(const scalar *restrict x, scalar *restrict y, int32_t *restrict ir,
-                              i64 OH, i64 OW, scalar *restrict hv, int32_t *restrict hb) {
-    const int32_t W = (int32_t)(2 * OW);
-    i64 n = 2 * OH * OW;
+/* 2x2 windows at stride 2 without padding or dilation (H >= 2 OH, W >= 2 OW: a last odd
+   row or column is never read): output row oh from input rows 2 oh and 2 oh + 1. The
+   better of each row's pair, then of the two rows, is the row-major first maximum (the rule
+   is associative). POOL_TAKE(v, best): v replaces best (written with && and ||: GCC 12
+   vectorizes a select that feeds a comparison only in this form).
+
+   A row is done in blocks of a fixed 8 (or 4) outputs, the last block overlapping the one
+   before it rather than running short: with a loop over the row's own length (14 or 7 in
+   a small CNN) GCC's scalar remainder branches on every comparison, and costs 4-8x more
+   than recomputing a few outputs. */
+#define POOL_TAKE(v, best) ((v) > (best) || ((v) != (v) && (best) == (best)))
+
+static int FN(is_pool2x2)(const pool_geom *q) {
+    return q->kh == 2 && q->kw == 2 && q->sh == 2 && q->sw == 2 && q->ph == 0 && q->pw == 0 &&
+           q->dh == 1 && q->dw == 1 && q->H >= 2 * q->OH && q->W >= 2 * q->OW;
+}
+
+/* n outputs from top row t (bottom row t + W): values, and when ir is not NULL flat plane
+   indices (at: the index of t[0]) */
+EMBER_INLINE void FN(pool2x2_block)(const scalar *restrict t, scalar *restrict yr,
+                                    i64 *restrict ir, i64 W, i64 at, const i64 n) {
+    const scalar *restrict b = t + W;
+    if (!ir) {
+        SIMD
+        for (i64 k = 0; k < n; k++) {
+            scalar a0 = t[2 * k], a1 = t[2 * k + 1], c0 = b[2 * k], c1 = b[2 * k + 1];
+            scalar tv = POOL_TAKE(a1, a0) ? a1 : a0, bv = POOL_TAKE(c1, c0) ? c1 : c0;
+            yr[k] = POOL_TAKE(bv, tv) ? bv : tv;
+        }
+        return;
+    }
+    const int32_t w32 = (int32_t)W; /* planes are below 2^31 elements */
     SIMD
     for (i64 k = 0; k < n; k++) {
-        scalar a = x[2 * k], b = x[2 * k + 1];
-        int32_t take = (b > a) | ((b != b) & (a == a));
-        hv[k] = take ? b : a;
-        hb[k] = take;
+        scalar a0 = t[2 * k], a1 = t[2 * k + 1], c0 = b[2 * k], c1 = b[2 * k + 1];
+        int32_t tk = POOL_TAKE(a1, a0), bk = POOL_TAKE(c1, c0);
+        scalar tv = tk ? a1 : a0, bv = bk ? c1 : c0;
+        int32_t vk = POOL_TAKE(bv, tv);
+        yr[k] = vk ? bv : tv;
+        ir[k] = at + (i64)((vk ? w32 : 0) + 2 * (int32_t)k + (vk ? bk : tk));
     }
-    for (i64 oh = 0; oh < OH; oh++) {
-        const scalar *restrict top = hv + 2 * oh * OW, *restrict bot = top + OW;
-        const int32_t *restrict tb = hb + 2 * oh * OW, *restrict bb = tb + OW;
-        scalar *restrict yr = y + oh * OW;
-        int32_t *restrict rr = ir + oh * OW;
-        const int32_t row0 = (int32_t)(2 * oh) * W;
+}
+
+/* the gradient of n outputs: g at each window's winner, 0 elsewhere, into dx rows d and
+   d + W (t: the top row of x). Three loops (the winners' positions 0-3, then each row):
+   GCC vectorizes each, not the one loop that stores both rows. */
+EMBER_INLINE void FN(pool2x2_block_backward)(const scalar *restrict gr, const scalar *restrict t,
+                                             scalar *restrict d, i64 W, const i64 n) {
+    const scalar *restrict b = t + W;
+    int32_t pos[8];
+    SIMD
+    for (i64 k = 0; k < n; k++) {
+        scalar a0 = t[2 * k], a1 = t[2 * k + 1], c0 = b[2 * k], c1 = b[2 * k + 1];
+        int32_t tk = POOL_TAKE(a1, a0), bk = POOL_TAKE(c1, c0);
+        scalar tv = tk ? a1 : a0, bv = bk ? c1 : c0;
+        int32_t vk = POOL_TAKE(bv, tv);
+        pos[k] = (vk ? 2 : 0) + (vk ? bk : tk);
+    }
+    for (int32_t row = 0; row < 2; row++) {
+        scalar *restrict dr = d + row * W;
         SIMD
-        for (i64 ow = 0; ow < OW; ow++) { /* branch-free, all lanes 32-bit */
-            scalar a = top[ow], b = bot[ow];
-            int32_t take = (b > a) | ((b != b) & (a == a));
-            yr[ow] = take ? b : a;
-            rr[ow] = row0 + take * W + 2 * (int32_t)ow + (take ? bb[ow] : tb[ow]);
+        for (i64 k = 0; k < n; k++) {
+            scalar gv = gr[k], z = 0;
+            int32_t p = pos[k] - 2 * row;
+            dr[2 * k] = p == 0 ? gv : z;
+            dr[2 * k + 1] = p == 1 ? gv : z;
         }
     }
 }
 
-static int FN(is_pool2x2)(const pool_geom *q) {
-    return q->kh == 2 && q->kw == 2 && q->sh == 2 && q->sw == 2 && q->ph == 0 && q->pw == 0 &&
-           q->dh == 1 && q->dw == 1 && q->H == 2 * q->OH && q->W == 2 * q->OW;
+/* output row oh of one plane (t: input row 2 oh): blocks of 8, or 4, or (OW < 4) one short
+   loop */
+EMBER_INLINE void FN(pool2x2_row)(const scalar *restrict t, scalar *restrict yr,
+                                  i64 *restrict ir, i64 OW, i64 W, i64 oh) {
+    i64 at = 2 * oh * W;
+    if (OW < 4) {
+        for (i64 k = 0; k < OW; k++) FN(pool2x2_block)(t + 2 * k, yr + k, ir ? ir + k : NULL, W,
+                                                      at + 2 * k, 1);
+        return;
+    }
+    const i64 n = OW >= 8 ? 8 : 4;
+    for (i64 o = 0; o < OW; o += n) {
+        i64 s = o + n <= OW ? o : OW - n; /* the last block overlaps */
+        i64 *is = ir ? ir + s : NULL;
+        if (n == 8) FN(pool2x2_block)(t + 2 * s, yr + s, is, W, at + 2 * s, 8);
+        else FN(pool2x2_block)(t + 2 * s, yr + s, is, W, at + 2 * s, 4);
+    }
+}
+
+/* g of output row oh into dx rows 2 oh and 2 oh + 1 (t, d: where they start in x and dx);
+   0 in a last odd column */
+EMBER_INLINE void FN(pool2x2_row_backward)(const scalar *restrict gr, const scalar *restrict t,
+                                           scalar *restrict d, i64 OW, i64 W) {
+    if (OW < 4) {
+        for (i64 k = 0; k < OW; k++) FN(pool2x2_block_backward)(gr + k, t + 2 * k, d + 2 * k, W, 1);
+    } else {
+        const i64 n = OW >= 8 ? 8 : 4;
+        for (i64 o = 0; o < OW; o += n) {
+            i64 s = o + n <= OW ? o : OW - n; /* the last block overlaps */
+            if (n == 8) FN(pool2x2_block_backward)(gr + s, t + 2 * s, d + 2 * s, W, 8);
+            else FN(pool2x2_block_backward)(gr + s, t + 2 * s, d + 2 * s, W, 4);
+        }
+    }
+    for (i64 w = 2 * OW; w < W; w++) d[w] = d[W + w] = 0;
 }
 
 EMBER_API int FN(max_pool2d_forward)(const scalar *x, scalar *y, i64 *idx, i64 NC, i64 H,
                                      i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh, i64 sw,
                                      i64 ph, i64 pw, i64 dh, i64 dw, int nt) {
     pool_geom q = {H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw};
-    int parts = nt > 1 ? nt : 1;
     if (FN(is_pool2x2)(&q)) {
-        size_t per = (size_t)H * (size_t)OW * (sizeof(scalar) + 2 * sizeof(int32_t));
-        char *buf = (char *)malloc((size_t)parts * per);
-        if (!buf) return -1;
         PARALLEL_FOR(nt)
-        for (i64 p = 0; p < NC; p++) {
-            char *mine = buf + (size_t)THREAD_ID() * per;
-            scalar *hv = (scalar *)mine;
-            int32_t *ir = (int32_t *)(mine + (size_t)H * OW * sizeof(scalar));
-            int32_t *hb = ir + (size_t)OH * OW;
-            FN(pool2x2_plane)(x + p * H * W, y + p * OH * OW, ir, OH, OW, hv, hb);
-            if (idx)
-                for (i64 o = 0; o < OH * OW; o++) idx[p * OH * OW + o] = ir[o];
-        }
-        free(buf);
+        for (i64 p = 0; p < NC; p++)
+            for (i64 oh = 0; oh < OH; oh++) {
+                i64 item = p * OH + oh;
+                i64 *ir = idx ? idx + item * OW : NULL;
+                FN(pool2x2_row)(x + p * H * W + 2 * oh * W, y + item * OW, ir, OW, W, oh);
+            }
         return 0;
     }
+    int parts = nt > 1 ? nt : 1;
     int32_t *scratch = (int32_t *)malloc((size_t)parts * (size_t)OW * sizeof(int32_t));
     if (!scratch) return -1;
     PARALLEL_FOR(nt)
@@ -207,26 +270,19 @@ EMBER_API int FN(max_pool2d_backward)(const scalar *g, const scalar *x, scalar *
                                       i64 H, i64 W, i64 OH, i64 OW, i64 kh, i64 kw, i64 sh,
                                       i64 sw, i64 ph, i64 pw, i64 dh, i64 dw, int nt) {
     pool_geom q = {H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw};
-    int parts = nt > 1 ? nt : 1;
-    if (FN(is_pool2x2)(&q)) {
-        size_t per = (size_t)H * (size_t)OW * (2 * sizeof(scalar) + 2 * sizeof(int32_t));
-        char *buf = (char *)malloc((size_t)parts * per);
-        if (!buf) return -1;
+    if (FN(is_pool2x2)(&q)) { /* every element of dx is written */
         PARALLEL_FOR(nt)
         for (i64 p = 0; p < NC; p++) {
-            char *mine = buf + (size_t)THREAD_ID() * per;
-            scalar *hv = (scalar *)mine, *yv = hv + (size_t)H * OW;
-            int32_t *ir = (int32_t *)(yv + (size_t)OH * OW);
-            int32_t *hb = ir + (size_t)OH * OW;
-            FN(pool2x2_plane)(x + p * H * W, yv, ir, OH, OW, hv, hb);
-            const scalar *gp = g + p * OH * OW;
-            scalar *dp = dx + p * H * W;
-            memset(dp, 0, (size_t)(H * W) * sizeof(scalar)); /* in cache for the scatter */
-            for (i64 o = 0; o < OH * OW; o++) dp[ir[o]] = gp[o];
+            for (i64 oh = 0; oh < OH; oh++) {
+                i64 at = p * H * W + 2 * oh * W;
+                FN(pool2x2_row_backward)(g + (p * OH + oh) * OW, x + at, dx + at, OW, W);
+            }
+            if (H > 2 * OH) /* a last odd row gets no gradient */
+                memset(dx + (p * H + 2 * OH) * W, 0, (size_t)((H - 2 * OH) * W) * sizeof(scalar));
         }
-        free(buf);
         return 0;
     }
+    int parts = nt > 1 ? nt : 1;
     size_t per = (size_t)OW * (sizeof(int32_t) + sizeof(scalar));
     char *scratch = (char *)malloc((size_t)parts * per);
     if (!scratch) return -1;

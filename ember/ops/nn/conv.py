@@ -14,10 +14,13 @@ ember ops and second-order gradients come for free. 1-D convolutions are 2-D one
 height of 1 (two free reshapes).
 
 Internally the column matrix is ``(C * kh * kw, N * OH * OW)`` (channels first), so that
-each group is a single large GEMM: one call that BLAS threads well, rather than one small
+each group is one large GEMM: one call that BLAS threads well, rather than one small
 GEMM per image (about 1.2-2x slower in total here, and much worse when BLAS threads wait on
-a busy machine). The C kernels (``ember.kernels``: im2col, col2im, swap01) read and write
-NCHW arrays directly; the transposes that layout needs cost one pass each, done in C.
+a busy machine). Columns larger than ``_COLS_LIMIT`` are built a few samples at a time, each
+piece's GEMM writing into its columns of the one result (or col2im summing into its rows of
+the input gradient: no concatenation). The C kernels (``ember.kernels``: im2col, col2im,
+swap01) read and write NCHW arrays directly; the transposes that layout needs cost one pass
+each, done in C.
 
 Example:
     >>> import ember
@@ -39,7 +42,10 @@ from ..shape import reshape
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
-# largest column matrix built at once (elements); larger batches are processed in chunks
+# largest column matrix built at once (elements); larger batches are done in pieces. Pieces
+# of about 2 MB (still in cache for the next pass) made W2's second convolution ~10% faster
+# on 2 quiet cores, but 2x slower on a busy machine (8x more BLAS calls, each waiting for
+# a descheduled BLAS thread): a memory cap, not a cache size
 _COLS_LIMIT = 1 << 24
 
 
@@ -71,9 +77,10 @@ def _im2col(xp, x, kernel, stride, padding, dilation, out_hw, groups):
     return xp.ascontiguousarray(view).reshape(groups, c // groups * kh * kw, n * oh * ow)
 
 
-def _col2im(xp, cols, x_shape, kernel, stride, padding, dilation, out_hw):
-    """Sum columns ``(C * kh * kw, N, OH, OW)`` back into an ``(N, C, H, W)`` array."""
-    x = kernels.col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw)
+def _col2im(xp, cols, x_shape, kernel, stride, padding, dilation, out_hw, out=None):
+    """Sum columns ``(C * kh * kw, N, OH, OW)`` back into an ``(N, C, H, W)`` array: ``out``
+    itself when the C kernels can write into it, else a new array."""
+    x = kernels.col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw, out=out)
     if x is not None:
         return x
     n, c, h, w = x_shape
@@ -113,9 +120,13 @@ def _transpose_unit_stride(xp, x, wt, out_shape, kernel, padding, dilation):
     return buf[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3)
 
 
-def _chunks(n: int, per_sample: int):
-    step = max(1, _COLS_LIMIT // max(per_sample, 1))
-    return [(a, min(n, a + step)) for a in range(0, n, step)] or [(0, 0)]
+def _chunks(n: int, rows: int, positions: int):
+    """Sample ranges ``[a, e)`` of (nearly) equal sizes whose ``rows x (e - a) * positions``
+    columns fit ``_COLS_LIMIT`` (one sample at least)."""
+    step = max(1, _COLS_LIMIT // max(rows * positions, 1))
+    pieces = max(1, -(-n // step))  # as few as the limit allows, of (nearly) equal sizes
+    bounds = [n * k // pieces for k in range(pieces + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _channels_first(a):
@@ -147,12 +158,15 @@ def _conv2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
     o, cg, kh, kw = w.shape
     oh, ow = out_hw
     wm = w.reshape(groups, o // groups, cg * kh * kw)
-    parts = []
-    for a, e in _chunks(n, cg * groups * kh * kw * oh * ow):
+    chunks = _chunks(n, cg * groups * kh * kw, oh * ow)
+    y = None if len(chunks) == 1 else xp.empty((groups, o // groups, n * oh * ow), dtype=x.dtype)
+    for a, e in chunks:
         cols = _im2col(xp, x[a:e], (kh, kw), stride, padding, dilation, out_hw, groups)
-        parts.append(xp.matmul(wm, cols).reshape(o, e - a, oh, ow))
-    y = parts[0] if len(parts) == 1 else xp.concatenate(parts, axis=1)
-    return _finish(xp, y, b, (n, o, oh, ow))
+        if y is None:
+            y = xp.matmul(wm, cols)
+        else:  # each piece straight into its columns of the result
+            xp.matmul(wm, cols, out=y[:, :, a * oh * ow : e * oh * ow])
+    return _finish(xp, y.reshape(o, n, oh, ow), b, (n, o, oh, ow))
 
 
 def _opts(ctx) -> dict:
@@ -190,16 +204,21 @@ def _conv_transpose2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw)
     # with the C col2im any stride is one GEMM plus one col2im pass straight into NCHW; the
     # NumPy path prefers long contiguous slice adds for stride 1
     unit_stride = stride == (1, 1) and not kernels.col2im_available(x)
-    parts = []
-    for a, e in _chunks(n, c * kh * kw * ih * iw):
-        shape = (e - a, c) + tuple(out_hw)
+    chunks = _chunks(n, c * kh * kw, ih * iw)
+    out = None if len(chunks) == 1 else xp.empty((n, c) + tuple(out_hw), dtype=x.dtype)
+    for a, e in chunks:
+        shape, into = (e - a, c) + tuple(out_hw), None
         if unit_stride:
-            parts.append(_transpose_unit_stride(xp, x[a:e], wt, shape, (kh, kw), padding, dilation))
-            continue
-        xm = _channels_first(x[a:e]).reshape(groups, i // groups, (e - a) * ih * iw)
-        cols = xp.matmul(wt, xm)  # (groups, og * kh * kw, n * ih * iw)
-        parts.append(_col2im(xp, cols, shape, (kh, kw), stride, padding, dilation, (ih, iw)))
-    out = xp.ascontiguousarray(parts[0]) if len(parts) == 1 else xp.concatenate(parts, axis=0)
+            part = _transpose_unit_stride(xp, x[a:e], wt, shape, (kh, kw), padding, dilation)
+        else:
+            xm = _channels_first(x[a:e]).reshape(groups, i // groups, (e - a) * ih * iw)
+            cols = xp.matmul(wt, xm)  # (groups, og * kh * kw, n * ih * iw)
+            into = None if out is None else out[a:e]  # C kernels sum into it directly
+            part = _col2im(xp, cols, shape, (kh, kw), stride, padding, dilation, (ih, iw), into)
+        if out is None:
+            out = xp.ascontiguousarray(part)
+        elif part is not into:
+            out[a:e] = part
     if b is not None:
         out += b.reshape(1, -1, 1, 1)
     return out
@@ -218,7 +237,7 @@ def _conv2d_weight_grad(xp, x, g, *, kernel, stride, padding, dilation, groups):
     c = x.shape[1]
     kh, kw = kernel
     gw = None
-    for a, e in _chunks(n, c * kh * kw * oh * ow):
+    for a, e in _chunks(n, c * kh * kw, oh * ow):
         cols = _im2col(xp, x[a:e], kernel, stride, padding, dilation, (oh, ow), groups)
         gm = _channels_first(g[a:e]).reshape(groups, o // groups, (e - a) * oh * ow)
         part = xp.matmul(gm, cols.transpose(0, 2, 1))

@@ -99,13 +99,17 @@ def _grad_buffer(xp, shape, dtype, geom):
 
 
 def _first_max_masks(xp, taps, m):
-    """One bool mask per kernel position: where that position is its window's first max."""
+    """One bool mask per kernel position: where that position is its window's first max
+    (the first NaN of a window whose max is NaN, as the C kernels choose)."""
     taken = None
+    nan_max = xp.isnan(m) if m.dtype.kind == "f" else None
     for k, v in enumerate(taps):
-        if k == len(taps) - 1:  # the rest (also windows whose max is NaN)
+        if k == len(taps) - 1:  # the rest
             yield xp.ones(m.shape, dtype=bool) if taken is None else ~taken
             return
         hit = v == m
+        if nan_max is not None:
+            hit |= nan_max & xp.isnan(v)
         if taken is not None:
             hit = xp.greater(hit, taken)  # hit and not taken
         taken = hit if taken is None else taken | hit
