@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import is_array, kernel
 
-__all__ = ["sdpa_forward", "sdpa_backward"]
+__all__ = ["sdpa_forward", "sdpa_backward", "heads_inner"]
 
 Array = Any  # np.ndarray
 
@@ -93,11 +94,34 @@ def _threads(dims: tuple) -> int:
     return kernel_threads(B * H * L * S * (E + Ev) // 8)
 
 
+def heads_inner(a: Array) -> bool:
+    """True when the 4-D ``a`` (B, H, L, E) is laid out with its heads inside its rows, as
+    the ``transpose(1, 2)`` of a ``(B, L, H, E)`` array is: the layout the kernels then give
+    their results too, so that transposing back is free.
+
+    Example:
+        >>> a = np.zeros((2, 5, 3, 4))
+        >>> heads_inner(a.transpose(0, 2, 1, 3)), heads_inner(a)
+        (True, False)
+    """
+    return a.ndim == 4 and a.shape[1] > 1 and a.shape[2] > 1 and a.strides[1] < a.strides[2]
+
+
+def _out_strides(shape: tuple, inner: bool) -> list[int]:
+    """The (batch, head, row) element strides of a fresh result of ``shape`` (``(B, H, L,
+    E)``, or fewer batch dims), laid out as ``(B, L, H, E)`` when ``inner``."""
+    *batch, L, E = shape
+    H = ([1] + batch)[-1]
+    return [L * H * E, E, H * E] if inner else [H * L * E, L * E, E]
+
+
 def sdpa_forward(
     q: Array, k: Array, v: Array, mask: Array, scale: float, causal: bool
 ) -> Array | None:
     """``softmax(scale q k^T + mask) v`` (a fully masked row gives zeros when a mask or
-    ``causal`` is given), as a fresh C-contiguous array, or None.
+    ``causal`` is given), as a fresh array, or None. For a 4-D ``q`` whose heads lie inside
+    its rows (:func:`heads_inner`) the result is laid out the same way (the transpose of a
+    C-contiguous ``(B, L, H, Ev)`` array), else it is C-contiguous.
 
     Example:
         >>> q = np.zeros((2, 1), np.float64)
@@ -110,19 +134,33 @@ def sdpa_forward(
         return None
     f, q, k, v, mask, kind, dims, st = got
     B, H, L, S, E, Ev = dims
-    out = np.empty(q.shape[:-1] + (Ev,), dtype=q.dtype)
+    shape, inner = q.shape[:-1] + (Ev,), heads_inner(q)
+    flat = np.empty(math.prod(shape), q.dtype)
+    if inner:  # (B, L, H, Ev) in memory
+        out = flat.reshape(B, L, H, Ev).transpose(0, 2, 1, 3)
+    else:
+        out = flat.reshape(shape)
+    ost = np.array(_out_strides(shape, inner), dtype=np.int64)
     f(_addr(q), _addr(k), _addr(v), _addr(mask) if mask is not None else _seam.NULL,
-      _seam.ptr(out), B, H, L, S, E, Ev, _seam.ptr(st), kind, int(causal), float(scale),
-      _threads(dims))  # fmt: skip
+      _seam.ptr(flat), B, H, L, S, E, Ev, _seam.ptr(st), _seam.ptr(ost), kind, int(causal),
+      float(scale), _threads(dims))  # fmt: skip
     return out
 
 
 def sdpa_backward(
-    g: Array, q: Array, k: Array, v: Array, mask: Array, scale: float, causal: bool
+    g: Array,
+    q: Array,
+    k: Array,
+    v: Array,
+    mask: Array,
+    scale: float,
+    causal: bool,
+    inner: bool = False,
 ) -> Array | None:
     """The gradients of :func:`sdpa_forward` with respect to ``q``, ``k`` and ``v`` for the
-    output gradient ``g``, as one flat array ``[dq.ravel(), dk.ravel(), dv.ravel()]``
-    (C order, shapes of q, k, v), or None. The mask gets no gradient.
+    output gradient ``g`` (any strides), as one flat array ``[dq, dk, dv]`` (each raveled in
+    C order of its shape, or, with ``inner`` and 4-D operands, of its ``(B, L, H, E)``
+    transpose), or None. The mask gets no gradient.
 
     Example:
         >>> q = np.zeros((2, 1), np.float64)
@@ -137,12 +175,19 @@ def sdpa_backward(
     B, H, L, S, E, Ev = dims
     if g.shape != q.shape[:-1] + (Ev,):
         return None
-    g = np.ascontiguousarray(g)
+    g = _aligned(g)
+    if g.strides[-1] != g.itemsize and Ev > 1:
+        g = np.ascontiguousarray(g)
+    inner = bool(inner) and q.ndim == 4
     nq, nk = q.size, k.size
     out = np.empty(nq + nk + v.size, dtype=q.dtype)
+    ost = _strides4(g)[:3]
+    for t in (q, k, v):
+        ost += _out_strides(t.shape, inner)
+    ost = np.array(ost, dtype=np.int64)
     dq, dk, dv = out[:nq], out[nq : nq + nk], out[nq + nk :]
-    f(_seam.ptr(g), _addr(q), _addr(k), _addr(v),
+    f(_addr(g), _addr(q), _addr(k), _addr(v),
       _addr(mask) if mask is not None else _seam.NULL, _seam.ptr(dq), _seam.ptr(dk),
-      _seam.ptr(dv), B, H, L, S, E, Ev, _seam.ptr(st), kind, int(causal), float(scale),
-      _threads(dims))  # fmt: skip
+      _seam.ptr(dv), B, H, L, S, E, Ev, _seam.ptr(st), _seam.ptr(ost), kind, int(causal),
+      float(scale), _threads(dims))  # fmt: skip
     return out

@@ -127,14 +127,18 @@ def layer_norm_backward(
     bias_grad: bool = True,
     xhat_given: bool = False,
     eps: float = 1e-5,
+    out: Array | None = None,
 ) -> tuple[Array, Array | None, Array | None] | None:
     """Layer norm's gradients ``(dx, dweight, dbias)`` from the output gradient ``g``, the
     input ``x`` and the forward's ``mean`` and ``rstd``: ``dx = rstd * (gw - mean(gw) -
     xhat * mean(gw * xhat))`` with ``gw = g * weight``, ``dweight = sum(g * xhat)``,
     ``dbias = sum(g)`` over the leading axes (shaped like the normalized axes; None when not
     asked for). With ``xhat_given``, ``x`` is the normalized ``xhat`` and ``mean`` is unused
-    (``standardize``'s backward). With ``mean`` and ``rstd`` None they are recomputed from
-    ``x`` (and ``eps``) first, so a forward may save nothing but ``x``. None when unserved.
+    (``standardize``'s backward). With ``mean`` and ``rstd`` None each row's statistics are
+    recomputed from ``x`` (and ``eps``) as the forward computes them, inside the same pass, so
+    a forward may save nothing but ``x``. ``out``, when given, is a flat C-contiguous array
+    of ``x``'s dtype that receives ``[dx, dweight, dbias]`` one after the other (the
+    gradients returned are views of it). None when unserved.
 
     Example:
         >>> x = np.array([[1.0, 3.0]], np.float32)
@@ -143,35 +147,43 @@ def layer_norm_backward(
         >>> r is None or r[0].tolist() == [[0.0, 0.0]]
         True
     """
-    if mean is None and rstd is None and not xhat_given:
-        stats = layer_norm_stats(x, normalized_ndim, eps)
-        if stats is None:
-            return None
-        mean, rstd = stats
-    if not is_array(g, x, rstd) or g.shape != x.shape or not 0 < normalized_ndim <= x.ndim:
+    recompute = mean is None and rstd is None and not xhat_given
+    if not is_array(g, x) or g.shape != x.shape or not 0 < normalized_ndim <= x.ndim:
         return None
     f = kernel("norm", "layer_norm_backward", x.dtype)
-    if f is None or g.dtype != x.dtype or rstd.dtype != x.dtype:
+    if f is None or g.dtype != x.dtype:
         return None
     norm_shape = x.shape[x.ndim - normalized_ndim :]
     d = math.prod(norm_shape)
     n = x.size // d
-    if rstd.size != n or (not xhat_given and (mean is None or mean.size != n)):
-        return None
-    if not xhat_given and (type(mean) is not np.ndarray or mean.dtype != x.dtype):
-        return None
+    if not recompute:
+        if not is_array(rstd) or rstd.dtype != x.dtype or rstd.size != n:
+            return None
+        if not xhat_given and (not is_array(mean) or mean.dtype != x.dtype or mean.size != n):
+            return None
     w = _affine(weight, d, x.dtype)
     if w is False:
         return None
-    g, x, rstd = contiguous(g), contiguous(x), contiguous(rstd)
+    size = x.size + (d if weight_grad else 0) + (d if bias_grad else 0)
+    if out is not None and (
+        type(out) is not np.ndarray
+        or out.dtype != x.dtype
+        or out.shape != (size,)
+        or not out.flags.c_contiguous
+    ):
+        return None
+    g, x = contiguous(g), contiguous(x)
     p, null = _seam.ptr, _seam.NULL
-    m = null if xhat_given else p(contiguous(mean))
-    dx = np.empty_like(x)
-    dw = np.empty(norm_shape, x.dtype) if weight_grad else None
-    db = np.empty(norm_shape, x.dtype) if bias_grad else None
-    rc = f(p(g), p(x), m, p(rstd), null if w is None else p(w), p(dx),
+    m = null if recompute or xhat_given else p(contiguous(mean))
+    r = null if recompute else p(contiguous(rstd))
+    if out is None:
+        out = np.empty(size, x.dtype)
+    dx = out[: x.size].reshape(x.shape)
+    dw = out[x.size : x.size + d].reshape(norm_shape) if weight_grad else None
+    db = out[size - d :].reshape(norm_shape) if bias_grad else None
+    rc = f(p(g), p(x), m, r, null if w is None else p(w), p(out),
            null if dw is None else p(dw), null if db is None else p(db), n, d,
-           int(xhat_given), kernel_threads(4 * x.size))  # fmt: skip
+           int(xhat_given), float(eps), kernel_threads(4 * x.size))  # fmt: skip
     if rc != 0:
         raise MemoryError("layer_norm_backward: out of memory for the weight-gradient partials")
     return dx, dw, db

@@ -16,6 +16,7 @@ import pytest
 import ember
 import ember.nn.functional as F
 from ember import kernels
+from ember.kernels.attention import heads_inner
 from ember.ops.registry import REGISTRY
 
 from .conftest import assert_close, numpy_path
@@ -62,12 +63,13 @@ def _mask(kind, rng, batch, L, S, dtype):
     return np.where(m, f, dtype(-np.inf)).astype(dtype)
 
 
-def _check(q, k, v, g, mask, scale, causal):
+def _check(q, k, v, g, mask, scale, causal, inner=False):
     out = kernels.sdpa_forward(q, k, v, mask, scale, causal)
     extra = () if mask is None else (mask,)
     assert_close(out, _ref("sdpa", q, k, v, *extra, scale=scale, causal=causal))
-    grads = kernels.sdpa_backward(g, q, k, v, mask, scale, causal)
-    assert_close(grads, _ref("sdpa_backward", g, q, k, v, *extra, scale=scale, causal=causal))
+    grads = kernels.sdpa_backward(g, q, k, v, mask, scale, causal, inner)
+    want = _ref("sdpa_backward", g, q, k, v, *extra, scale=scale, causal=causal, heads_inner=inner)
+    assert_close(grads, want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -90,7 +92,13 @@ def test_strided_views_of_a_gpt_block_are_read_in_place(c_kernels, threaded, dty
     g = rng.standard_normal((B, H, T, HD)).astype(dtype).transpose(0, 1, 3, 2).copy()
     g = g.transpose(0, 1, 3, 2)  # a non-contiguous output gradient too
     for causal in (False, True):
-        _check(q, k, v, g, None, 0.4, causal)
+        for inner in (False, True):  # gradients raveled as (B, H, T, HD) or (B, T, H, HD)
+            _check(q, k, v, g, None, 0.4, causal, inner)
+    # the output takes the layout of q: heads inside rows, so transposing back is free
+    out = kernels.sdpa_forward(q, k, v, None, 0.4, True)
+    assert heads_inner(out) and out.transpose(0, 2, 1, 3).flags.c_contiguous
+    qc, kc, vc = (np.ascontiguousarray(a) for a in (q, k, v))
+    assert kernels.sdpa_forward(qc, kc, vc, None, 0.4, True).flags.c_contiguous
     # reversed and broadcast operands
     _check(q[:, ::-1], k[:, ::-1], v[:, ::-1], g, None, 0.4, True)
     kb = np.broadcast_to(k[:1], k.shape)
@@ -199,6 +207,29 @@ def test_numpy_mode_gives_the_same_results(c_kernels, dtype, kind):
     assert out.grad_fn.name == ref.grad_fn.name == "sdpa"
     assert_close(out.detach().numpy(), ref.detach().numpy())
     for a, b in zip(grads, ref_grads):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_gpt_block_through_the_public_function(c_kernels, threaded, dtype):
+    """qkv split into heads, attention, heads merged back: the kernels' layouts (heads inside
+    rows) give what the NumPy path gives, forward and backward."""
+    B, T, H, HD = 2, 9, 3, 5
+    rng = np.random.default_rng(8)
+    qkv, g = (rng.standard_normal((B, T, n * H * HD)).astype(dtype) for n in (3, 1))
+
+    def run():
+        x = ember.tensor(qkv, requires_grad=True)
+        q, k, v = (a.reshape(B, T, H, HD).transpose(1, 2) for a in x.split(H * HD, dim=-1))
+        a = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = a.transpose(1, 2).reshape(B, T, H * HD)
+        y.backward(ember.tensor(g))
+        return y.detach().numpy(), x.grad.numpy()
+
+    got = run()
+    with numpy_path():
+        want = run()
+    for a, b in zip(got, want):
         assert_close(a, b)
 
 

@@ -190,7 +190,10 @@ def test_norm_ops_use_the_kernels(c_kernels, served, name, dtype):
     fn, shape, c = NORMS[name]
     arrays = [_randn(*shape, dtype=dtype), _randn(c, dtype=dtype), _randn(c, 1, dtype=dtype)[:, 0]]
     got = _run(fn, arrays)
-    assert served["norm_moments"] > 0 and served["norm_standardize"] > 0
+    if name == "layer_norm":  # one fused op: a forward and a backward kernel
+        assert served["layer_norm_forward"] > 0 and served["norm_moments"] == 0
+    else:
+        assert served["norm_moments"] > 0 and served["norm_standardize"] > 0
     back = "norm_standardize_backward" if name.startswith("batch") else "layer_norm_backward"
     assert served[back] > 0
     with numpy_path():
@@ -199,6 +202,36 @@ def test_norm_ops_use_the_kernels(c_kernels, served, name, dtype):
     for a, b in zip(got, want):
         assert a.dtype == b.dtype and a.shape == b.shape
         np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("affine", ["both", "weight", "bias", "none"])
+def test_layer_norm_is_one_op_forward_and_backward(c_kernels, served, affine):
+    """layer_norm with any part of its affine: one fused op each way, the NumPy path's
+    results (weight and bias gradients only for what is given)."""
+    x, w, b = _randn(4, 3, 16), _randn(16), _randn(16, 1)[:, 0]
+    use_w, use_b = affine in ("both", "weight"), affine in ("both", "bias")
+
+    def run():
+        xt, wt, bt = (ember.tensor(a, requires_grad=True) for a in (x, w, b))
+        y = F.layer_norm(xt, (16,), wt if use_w else None, bt if use_b else None)
+        assert y.grad_fn.name == "layer_norm"
+        y.backward(ember.tensor(np.cos(np.arange(y.numel(), dtype=np.float32)).reshape(4, 3, 16)))
+        grads = [t.grad for t in (xt, wt, bt)]
+        assert [g is not None for g in grads] == [True, use_w, use_b]
+        return [y.detach().numpy()] + [g.numpy() for g in grads if g is not None]
+
+    got = run()
+    assert served["layer_norm_forward"] == 1 and served["layer_norm_backward"] == 1
+    with numpy_path():
+        want = run()
+    for a, e in zip(got, want):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6)
+
+
+def test_layer_norm_second_order_uses_the_primitives(c_kernels):
+    rng = np.random.default_rng(4)
+    x, w, b = (ember.tensor(rng.standard_normal(s), requires_grad=True) for s in ((3, 5), 5, 5))
+    assert ember.autograd.gradgradcheck(lambda x, w, b: F.layer_norm(x, (5,), w, b), (x, w, b))
 
 
 def test_batch_norm_running_stats_and_eval(c_kernels, served):

@@ -449,4 +449,23 @@ CASES = cases(
         [F(1, 4, 2, 3), F(1, 2, 3, 3), F(1, 2, 3, 2)],
         ref=lambda q, k, v: ref_attention(q, np.repeat(k, 2, axis=1), np.repeat(v, 2, axis=1)),
     ),
+    Case(  # a GPT block's heads: strided views of one qkv array, merged back after attention
+        "sdpa_gpt_heads",
+        lambda m, x: (
+            m.nn.functional.scaled_dot_product_attention(
+                *(a.reshape(2, 5, 3, 2).transpose(1, 2) for a in x.split(6, dim=-1)), is_causal=True
+            )
+            .transpose(1, 2)
+            .reshape(2, 5, 6)
+        ),
+        [F(2, 5, 18)],
+        ref=lambda x: np.swapaxes(
+            ref_attention(
+                *(np.swapaxes(a.reshape(2, 5, 3, 2), 1, 2) for a in np.split(x, 3, -1)),
+                causal=True,
+            ),
+            1,
+            2,
+        ).reshape(2, 5, 6),
+    ),
 )

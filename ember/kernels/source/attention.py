@@ -5,22 +5,27 @@ The operands are seen as ``q (B, H, L, E)``, ``k (B, H, S, E)``, ``v (B, H, S, E
 optional mask ``(B, H, L, S)``, each read in place through its own element strides (``st``:
 16 strides, four per operand in the order q, k, v, mask; a broadcast dim has stride 0), so
 the strided views a model makes with ``transpose(1, 2)`` are never copied by the caller.
-One OpenMP item is one pair (each thread allocates its scratch once, and asks for the next
+The results (and the backward's ``g``) have their own (batch, head, row) strides (``ost``),
+so that they can be laid out as ``(B, L, H, E)`` in memory, which the model's
+``transpose(1, 2)`` back then reads without a copy. One OpenMP item is one pair (each thread allocates its scratch once, and asks for the next
 pair's rows while it works on this one): the scaled ``q``, ``K^T`` and ``V`` (for the backward
 also ``K``, ``V^T`` and ``g``) are packed into contiguous, zero-padded, 64-byte aligned scratch,
 then every product is a small matrix product done by one register-blocked kernel
 (``sdpa_mm``: 4 rows by 2 vectors of columns accumulated in registers over the inner dim,
-with GCC/Clang vector extensions, so no partial sum goes through memory). The forward works
-on 4 query rows at a time: their scores ``(scale q_i) . k_j``, the mask (``mask_kind`` 1:
-added float mask, 2: bool mask, nonzero = attend; ``causal``: ``j > i`` masked, top-left
-aligned), a row softmax (over whole vectors: the padding is ``-inf``, whose exp is an exact
-0), and ``o = p V``. With a mask (``safe``) a fully masked row gives zeros, as ember's
+with GCC/Clang vector extensions, so no partial sum goes through memory). ``K^T`` and ``V^T``
+are transposed from contiguous copies in L1, not gathered from the strided operands. The
+forward works on 4 query rows at a time: their scores ``(scale q_i) . k_j``, the mask
+(``mask_kind`` 1: added float mask, 2: bool mask, nonzero = attend; ``causal``: ``j > i``
+masked, top-left aligned), the softmax of the 4 rows together (their chains of dependent
+max, exp, sum and reciprocal interleave; over whole vectors: the padding is ``-inf``, whose
+exp is an exact 0), and ``o = p V``. With a mask (``safe``) a fully masked row gives zeros, as ember's
 ``safe_softmax``.
 
 The backward recomputes ``p`` (flash-attention style: ``T`` is small), 64 query rows at a
 time, and gives ``dq = scale (ds K)``, ``dk = ds^T (scale q)``, ``dv = p^T g`` with
 ``ds = (dp - sum(dp p)) p``, ``dp = g V^T``: the composite's formulas (sums in another
-order). The causal columns ``j > i`` are skipped only when every operand is finite (their
+order). ``dq``, ``dk`` and ``dv`` are summed in contiguous scratch and copied out at the end
+of the pair (summing into strided rows thrashes the cache sets those rows share). The causal columns ``j > i`` are skipped only when every operand is finite (their
 weight is an exact 0, so skipping changes nothing); otherwise they are computed so that NaN
 and inf spread exactly as through the composite's matmuls.
 
@@ -83,6 +88,19 @@ EMBER_INLINE void FN(sdpa_put)(scalar *c, FN(vec) c0, FN(vec) c1, i64 w, scalar 
     FN(vst)(t, c0);
     FN(vst)(t + VL, c1);
     for (i64 x = 0; x < w; x++) c[x] = acc ? c[x] + alpha * t[x] : alpha * t[x];
+}
+
+/* dst[0..n) = alpha src[0..n), whole vectors inline (GCC would turn a plain loop into a call
+   of memcpy, which costs more than copying one short row) */
+EMBER_INLINE void FN(sdpa_copy)(scalar *restrict dst, const scalar *restrict src, i64 n,
+                                scalar alpha) {
+    i64 j = 0;
+    for (; j + VL <= n; j += VL) {
+        FN(vec) v = alpha * FN(vld)(src + j);
+        SDPA_IN_REG(v);
+        FN(vst)(dst + j, v);
+    }
+    for (; j < n; j++) dst[j] = alpha * src[j];
 }
 
 /* C[m, n] (+)= alpha sum_{k0 <= k < k1} A[m sam + k sak] B[k ldb + n] for m < rows <= SDPA_R,
@@ -150,20 +168,10 @@ static scalar FN(sdpa_nonfinite)(const scalar *x, i64 n0, i64 n1, i64 s0, i64 s1
     return acc;
 }
 
-/* row i's scores p[0..n) (n = S, or i + 1 when skipping the causal columns): masked, then
-   softmaxed in place; p[n..z) is zeroed. p[n..) is padding up to a whole vector (-inf while
-   softmaxing: its exp is an exact 0), so the loops run over whole vectors only */
-static void FN(sdpa_softmax)(scalar *restrict p, i64 i, i64 n, i64 z, const scalar *mf,
-                             const unsigned char *mb, i64 ms, int causal, int safe) {
+/* softmax of one row p[0..nv) in place (nv whole vectors; masked entries and padding hold
+   -inf, whose exp is an exact 0) */
+static void FN(sdpa_softmax1)(scalar *restrict p, i64 nv, int safe) {
     p = __builtin_assume_aligned(p, SDPA_VB);
-    if (causal)
-        for (i64 j = i + 1; j < n; j++) p[j] += -INFINITY;
-    if (mf)
-        for (i64 j = 0; j < n; j++) p[j] += mf[j * ms];
-    if (mb)
-        for (i64 j = 0; j < n; j++) p[j] += mb[j * ms] ? LIT(0.0) : -INFINITY;
-    i64 nv = sdpa_up(n, VL);
-    for (i64 j = n; j < nv; j++) p[j] = -INFINITY;
     scalar m = -INFINITY;
     SIMD_MAX(m)
     for (i64 j = 0; j < nv; j++) m = p[j] > m ? p[j] : m;
@@ -179,7 +187,84 @@ static void FN(sdpa_softmax)(scalar *restrict p, i64 i, i64 n, i64 z, const scal
     scalar r = LIT(1.0) / s;
     SIMD
     for (i64 j = 0; j < nv; j++) p[j] *= r;
-    for (i64 j = nv; j < z; j++) p[j] = 0;
+}
+
+/* the same for SDPA_R rows (stride ld) at once: their chains of dependent operations (max, exp
+   and sum, reciprocal) interleave, where one row alone waits on each step's latency */
+static void FN(sdpa_softmax4)(scalar *restrict P, i64 ld, i64 nv, int safe) {
+    scalar *restrict p0 = __builtin_assume_aligned(P, SDPA_VB);
+    scalar *restrict p1 = __builtin_assume_aligned(P + ld, SDPA_VB);
+    scalar *restrict p2 = __builtin_assume_aligned(P + 2 * ld, SDPA_VB);
+    scalar *restrict p3 = __builtin_assume_aligned(P + 3 * ld, SDPA_VB);
+    scalar m0 = -INFINITY, m1 = -INFINITY, m2 = -INFINITY, m3 = -INFINITY;
+    EMBER_PRAGMA(omp simd reduction(max : m0, m1, m2, m3))
+    for (i64 j = 0; j < nv; j++) {
+        m0 = p0[j] > m0 ? p0[j] : m0;
+        m1 = p1[j] > m1 ? p1[j] : m1;
+        m2 = p2[j] > m2 ? p2[j] : m2;
+        m3 = p3[j] > m3 ? p3[j] : m3;
+    }
+    if (safe) {
+        m0 = m0 == -INFINITY ? 0 : m0;
+        m1 = m1 == -INFINITY ? 0 : m1;
+        m2 = m2 == -INFINITY ? 0 : m2;
+        m3 = m3 == -INFINITY ? 0 : m3;
+    }
+    scalar s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    SIMD_SUM(s0, s1, s2, s3)
+    for (i64 j = 0; j < nv; j++) {
+        scalar e0 = EXP(p0[j] - m0), e1 = EXP(p1[j] - m1);
+        scalar e2 = EXP(p2[j] - m2), e3 = EXP(p3[j] - m3);
+        p0[j] = e0;
+        p1[j] = e1;
+        p2[j] = e2;
+        p3[j] = e3;
+        s0 += e0;
+        s1 += e1;
+        s2 += e2;
+        s3 += e3;
+    }
+    if (safe) {
+        s0 = s0 == 0 ? 1 : s0;
+        s1 = s1 == 0 ? 1 : s1;
+        s2 = s2 == 0 ? 1 : s2;
+        s3 = s3 == 0 ? 1 : s3;
+    }
+    scalar r0 = LIT(1.0) / s0, r1 = LIT(1.0) / s1, r2 = LIT(1.0) / s2, r3 = LIT(1.0) / s3;
+    SIMD
+    for (i64 j = 0; j < nv; j++) {
+        p0[j] *= r0;
+        p1[j] *= r1;
+        p2[j] *= r2;
+        p3[j] *= r3;
+    }
+}
+
+/* the scores of query rows i0 .. i0 + rows - 1 (P, stride ld; row i's first n entries count,
+   n = S, or i + 1 when skipping the causal columns): masked, padded with -inf to one whole
+   number of vectors for all rows (so the loops run over whole vectors only), softmaxed in
+   place; afterwards each row is zero from there up to z */
+static void FN(sdpa_softmax)(scalar *restrict P, i64 ld, i64 i0, i64 rows, i64 S, int skip,
+                             i64 z, const scalar *mf, const unsigned char *mb, i64 ms0,
+                             i64 ms1, int causal, int safe) {
+    i64 last = i0 + rows - 1, nv = sdpa_up(skip && last + 1 < S ? last + 1 : S, VL);
+    for (i64 r = 0; r < rows; r++) {
+        i64 i = i0 + r, n = skip && i + 1 < S ? i + 1 : S;
+        scalar *restrict p = P + r * ld;
+        if (causal)
+            for (i64 j = i + 1; j < n; j++) p[j] += -INFINITY;
+        if (mf)
+            for (i64 j = 0; j < n; j++) p[j] += mf[i * ms0 + j * ms1];
+        if (mb)
+            for (i64 j = 0; j < n; j++) p[j] += mb[i * ms0 + j * ms1] ? LIT(0.0) : -INFINITY;
+        for (i64 j = n; j < nv; j++) p[j] = -INFINITY;
+    }
+    if (rows == SDPA_R)
+        FN(sdpa_softmax4)(P, ld, nv, safe);
+    else
+        for (i64 r = 0; r < rows; r++) FN(sdpa_softmax1)(P + r * ld, nv, safe);
+    for (i64 r = 0; r < rows; r++)
+        for (i64 j = nv; j < z; j++) P[r * ld + j] = 0;
 }
 
 /* x (rows, cols) read through strides (s0, s1), times alpha, into y (rows, ld) (transposed:
@@ -200,7 +285,10 @@ static void FN(sdpa_pack)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols, s
         return;
     }
     for (i64 r = 0; r < rows; r++) {
-        for (i64 c = 0; c < cols; c++) y[r * ld + c] = x[r * s0 + c * s1] * alpha;
+        if (s1 == 1) /* contiguous rows: whole vectors */
+            FN(sdpa_copy)(y + r * ld, x + r * s0, cols, alpha);
+        else
+            for (i64 c = 0; c < cols; c++) y[r * ld + c] = x[r * s0 + c * s1] * alpha;
         for (i64 c = cols; c < ld; c++) y[r * ld + c] = 0;
     }
 }
@@ -217,14 +305,14 @@ static void FN(sdpa_prefetch)(const scalar *x, i64 n, i64 s0, i64 w) {
 
 EMBER_API void FN(sdpa_forward)(const scalar *q, const scalar *k, const scalar *v,
                                 const void *mask, scalar *o, i64 B, i64 H, i64 L, i64 S, i64 E,
-                                i64 Ev, const i64 *st, int mask_kind, int causal, scalar scale,
-                                int nt) {
+                                i64 Ev, const i64 *st, const i64 *ost, int mask_kind, int causal,
+                                scalar scale, int nt) {
     int safe = causal || mask_kind != 0;
     i64 Sp = sdpa_up(S, NC), Ep = sdpa_up(E, NC), Evp = sdpa_up(Ev, NC);
     /* prefetch the next pair's rows when they are short rows that fit in cache */
     int pf = st[3] == 1 && st[7] == 1 && st[11] == 1 && L * E + S * (E + Ev) <= 32768;
     SDPA_PARALLEL(nt) {
-        i64 nw = E * Sp + S * Evp + L * Ep + SDPA_R * Sp;
+        i64 nw = E * Sp + S * Evp + L * Ep + SDPA_R * Sp + S * Ep;
         scalar *work = (scalar *)sdpa_alloc(sizeof(scalar) * nw);
         SDPA_FOR
         for (i64 pair = 0; pair < B * H; pair++) {
@@ -237,30 +325,29 @@ EMBER_API void FN(sdpa_forward)(const scalar *q, const scalar *k, const scalar *
             const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
             const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
             scalar *Kt = work, *V = Kt + E * Sp, *Q = V + S * Evp, *P = Q + L * Ep;
+            scalar *K = P + SDPA_R * Sp; /* k's rows, contiguous: Kt is transposed from here */
             if (pair + 1 < B * H && pf) {
                 i64 b1 = (pair + 1) / H, h1 = (pair + 1) % H;
                 FN(sdpa_prefetch)(q + b1 * st[0] + h1 * st[1], L, st[2], E);
                 FN(sdpa_prefetch)(k + b1 * st[4] + h1 * st[5], S, st[6], E);
                 FN(sdpa_prefetch)(v + b1 * st[8] + h1 * st[9], S, st[10], Ev);
             }
-            FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 1, Kt, Sp);
+            FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 0, K, Ep);
+            FN(sdpa_pack)(K, Ep, 1, S, E, 1, 1, Kt, Sp); /* reads L1, not strided memory */
             FN(sdpa_pack)(vp, st[10], st[11], S, Ev, 1, 0, V, Evp);
             FN(sdpa_pack)(qp, st[2], st[3], L, E, scale, 0, Q, Ep);
             int skip = causal && FN(sdpa_nonfinite)(Q, L, E, Ep, 1) == 0 &&
                        FN(sdpa_nonfinite)(Kt, E, S, Sp, 1) == 0 &&
                        FN(sdpa_nonfinite)(V, S, Ev, Evp, 1) == 0;
-            scalar *op = o + pair * L * Ev;
+            scalar *op = o + b * ost[0] + h * ost[1];
             for (i64 i0 = 0; i0 < L; i0 += SDPA_R) {
                 i64 rows = L - i0 < SDPA_R ? L - i0 : SDPA_R;
                 i64 nmax = skip && i0 + rows < S ? i0 + rows : S;
                 FN(sdpa_mm)(Q + i0 * Ep, Ep, 1, Kt, Sp, P, Sp, rows, sdpa_up(nmax, NC), 0, E, 1,
                             0);
-                for (i64 r = 0; r < rows; r++) {
-                    i64 i = i0 + r, n = skip && i + 1 < S ? i + 1 : S;
-                    FN(sdpa_softmax)(P + r * Sp, i, n, nmax, mf ? mf + i * st[14] : NULL,
-                                     mb ? mb + i * st[14] : NULL, st[15], causal, safe);
-                }
-                FN(sdpa_mm)(P, Sp, 1, V, Evp, op + i0 * Ev, Ev, rows, Ev, 0, nmax, 1, 0);
+                FN(sdpa_softmax)(P, Sp, i0, rows, S, skip, nmax, mf, mb, st[14], st[15], causal,
+                                 safe);
+                FN(sdpa_mm)(P, Sp, 1, V, Evp, op + i0 * ost[2], ost[2], rows, Ev, 0, nmax, 1, 0);
             }
         }
         free(work);
@@ -269,11 +356,13 @@ EMBER_API void FN(sdpa_forward)(const scalar *q, const scalar *k, const scalar *
 
 #define SDPA_LB 64 /* query rows whose probabilities the backward keeps at once */
 
-/* g: the output gradient, C-contiguous (B, H, L, Ev); dq, dk, dv: C-contiguous outputs */
+/* g: the output gradient (B, H, L, Ev); dq, dk, dv: the outputs; ost: the (batch, head, row)
+   element strides of g, dq, dk and dv (12; their columns are contiguous) */
 EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar *k,
                                  const scalar *v, const void *mask, scalar *dq, scalar *dk,
                                  scalar *dv, i64 B, i64 H, i64 L, i64 S, i64 E, i64 Ev,
-                                 const i64 *st, int mask_kind, int causal, scalar scale, int nt) {
+                                 const i64 *st, const i64 *ost, int mask_kind, int causal,
+                                 scalar scale, int nt) {
     int safe = causal || mask_kind != 0;
     i64 Sp = sdpa_up(S, NC), Ep = sdpa_up(E, NC), Evp = sdpa_up(Ev, NC);
     i64 LB = L < SDPA_LB ? L : SDPA_LB;
@@ -281,7 +370,8 @@ EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar 
     int pf = st[3] == 1 && st[7] == 1 && st[11] == 1 && L * E + S * (E + Ev) <= 32768;
     SDPA_PARALLEL(nt) {
         scalar *work = (scalar *)sdpa_alloc(sizeof(scalar) * (E * Sp + Ev * Sp + S * Ep + L * Ep +
-                                                          L * Evp + 2 * LB * Sp));
+                                                          L * Evp + 2 * LB * Sp + S * Ep +
+                                                          S * Evp + L * Ep));
         SDPA_FOR
         for (i64 pair = 0; pair < B * H; pair++) {
             if (!work) continue;
@@ -289,31 +379,33 @@ EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar 
             const scalar *qp = q + b * st[0] + h * st[1];
             const scalar *kp = k + b * st[4] + h * st[5];
             const scalar *vp = v + b * st[8] + h * st[9];
-            const scalar *gp = g + pair * L * Ev;
+            const scalar *gp = g + b * ost[0] + h * ost[1];
             i64 mo = b * st[12] + h * st[13];
             const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
             const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
             scalar *Kt = work, *Vt = Kt + E * Sp, *K = Vt + Ev * Sp, *Q = K + S * Ep;
             scalar *G = Q + L * Ep, *P = G + L * Evp, *D = P + LB * Sp;
+            scalar *DK = D + LB * Sp, *DV = DK + S * Ep, *DQ = DV + S * Evp;
             if (pair + 1 < B * H && pf) {
                 i64 b1 = (pair + 1) / H, h1 = (pair + 1) % H;
                 FN(sdpa_prefetch)(q + b1 * st[0] + h1 * st[1], L, st[2], E);
                 FN(sdpa_prefetch)(k + b1 * st[4] + h1 * st[5], S, st[6], E);
                 FN(sdpa_prefetch)(v + b1 * st[8] + h1 * st[9], S, st[10], Ev);
-                FN(sdpa_prefetch)(gp + L * Ev, 1, 0, L * Ev);
+                FN(sdpa_prefetch)(g + b1 * ost[0] + h1 * ost[1], L, ost[2], Ev);
             }
-            FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 1, Kt, Sp);
             FN(sdpa_pack)(kp, st[6], st[7], S, E, 1, 0, K, Ep);
-            FN(sdpa_pack)(vp, st[10], st[11], S, Ev, 1, 1, Vt, Sp);
+            FN(sdpa_pack)(K, Ep, 1, S, E, 1, 1, Kt, Sp); /* reads L1, not strided memory */
+            FN(sdpa_pack)(vp, st[10], st[11], S, Ev, 1, 0, DV, Evp); /* DV: free until later */
+            FN(sdpa_pack)(DV, Evp, 1, S, Ev, 1, 1, Vt, Sp);
             FN(sdpa_pack)(qp, st[2], st[3], L, E, scale, 0, Q, Ep);
-            FN(sdpa_pack)(gp, Ev, 1, L, Ev, 1, 0, G, Evp);
+            FN(sdpa_pack)(gp, ost[2], 1, L, Ev, 1, 0, G, Evp);
             int skip = causal && FN(sdpa_nonfinite)(Q, L, E, Ep, 1) == 0 &&
                        FN(sdpa_nonfinite)(K, S, E, Ep, 1) == 0 &&
                        FN(sdpa_nonfinite)(Vt, Ev, S, Sp, 1) == 0 &&
                        FN(sdpa_nonfinite)(G, L, Ev, Evp, 1) == 0;
-            scalar *dqp = dq + pair * L * E, *dkp = dk + pair * S * E, *dvp = dv + pair * S * Ev;
-            memset(dkp, 0, sizeof(scalar) * S * E);
-            memset(dvp, 0, sizeof(scalar) * S * Ev);
+            i64 qs = ost[5], ks = ost[8], vs = ost[11]; /* row strides of dq, dk, dv */
+            scalar *dqp = dq + b * ost[3] + h * ost[4];
+            scalar *dkp = dk + b * ost[6] + h * ost[7], *dvp = dv + b * ost[9] + h * ost[10];
             for (i64 c0 = 0; c0 < L; c0 += LB) {
                 i64 cn = L - c0 < LB ? L - c0 : LB;
                 /* p and ds = (dp - sum(dp p)) p of the chunk's rows, and their dq */
@@ -323,13 +415,13 @@ EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar 
                     scalar *Pr = P + r0 * Sp, *Dr = D + r0 * Sp;
                     i64 nb = sdpa_up(nmax, NC);
                     FN(sdpa_mm)(Q + i0 * Ep, Ep, 1, Kt, Sp, Pr, Sp, rows, nb, 0, E, 1, 0);
-                    FN(sdpa_mm)(gp + i0 * Ev, Ev, 1, Vt, Sp, Dr, Sp, rows, nb, 0, Ev, 1, 0);
+                    FN(sdpa_mm)(G + i0 * Evp, Evp, 1, Vt, Sp, Dr, Sp, rows, nb, 0, Ev, 1, 0);
+                    FN(sdpa_softmax)(Pr, Sp, i0, rows, S, skip, Sp, mf, mb, st[14], st[15],
+                                     causal, safe);
                     for (i64 r = 0; r < rows; r++) {
                         i64 i = i0 + r, n = skip && i + 1 < S ? i + 1 : S;
                         scalar *p = __builtin_assume_aligned(Pr + r * Sp, SDPA_VB);
                         scalar *dp = __builtin_assume_aligned(Dr + r * Sp, SDPA_VB);
-                        FN(sdpa_softmax)(p, i, n, Sp, mf ? mf + i * st[14] : NULL,
-                                         mb ? mb + i * st[14] : NULL, st[15], causal, safe);
                         i64 nv = sdpa_up(n, VL);
                         for (i64 j = n; j < nv; j++) dp[j] = 0; /* p there is 0 */
                         scalar dv_[SDPA_VB / sizeof(scalar)] = {0}, d = 0;
@@ -344,19 +436,33 @@ EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar 
                         }
                         for (i64 j = nv; j < Sp; j++) dp[j] = 0;
                     }
-                    FN(sdpa_mm)(Dr, Sp, 1, K, Ep, dqp + i0 * E, E, rows, E, 0, nmax, scale, 0);
+                    FN(sdpa_mm)(Dr, Sp, 1, K, Ep, DQ + i0 * Ep, Ep, rows, E, 0, nmax, scale, 0);
                 }
-                /* dv += p^T g and dk += ds^T (scale q) over the chunk's rows (those below the
-                   diagonal only, when skipping) */
+                /* dv (+)= p^T g and dk (+)= ds^T (scale q) over the chunk's rows (those below
+                   the diagonal only, when skipping): the first chunk writes, the others add;
+                   rows that no query of the first chunk sees are zeroed */
+                int acc = c0 > 0;
                 for (i64 j0 = 0; j0 < S; j0 += SDPA_R) {
                     i64 rows = S - j0 < SDPA_R ? S - j0 : SDPA_R;
                     i64 k0 = skip && j0 > c0 ? j0 - c0 : 0;
-                    if (k0 >= cn) break;
-                    FN(sdpa_mm)(P + j0, 1, Sp, G + c0 * Evp, Evp, dvp + j0 * Ev, Ev, rows, Ev, k0,
-                                cn, 1, 1);
-                    FN(sdpa_mm)(D + j0, 1, Sp, Q + c0 * Ep, Ep, dkp + j0 * E, E, rows, E, k0,
-                                cn, 1, 1);
+                    if (k0 >= cn) {
+                        if (acc) break;
+                        memset(DK + j0 * Ep, 0, sizeof(scalar) * rows * Ep);
+                        memset(DV + j0 * Evp, 0, sizeof(scalar) * rows * Evp);
+                        continue;
+                    }
+                    FN(sdpa_mm)(P + j0, 1, Sp, G + c0 * Evp, Evp, DV + j0 * Evp, Evp, rows, Ev,
+                                k0, cn, 1, acc);
+                    FN(sdpa_mm)(D + j0, 1, Sp, Q + c0 * Ep, Ep, DK + j0 * Ep, Ep, rows, E, k0,
+                                cn, 1, acc);
                 }
+            }
+            /* the outputs may be strided (heads inside rows): summing there would thrash the
+               cache sets their rows share */
+            for (i64 i = 0; i < L; i++) FN(sdpa_copy)(dqp + i * qs, DQ + i * Ep, E, 1);
+            for (i64 j = 0; j < S; j++) {
+                FN(sdpa_copy)(dkp + j * ks, DK + j * Ep, E, 1);
+                FN(sdpa_copy)(dvp + j * vs, DV + j * Evp, Ev, 1);
             }
         }
         free(work);
@@ -370,11 +476,12 @@ UNIT = Unit(
     name="attention",
     functions=(
         "void sdpa_forward(const scalar *q, const scalar *k, const scalar *v, const void *mask,"
-        " scalar *o, i64 B, i64 H, i64 L, i64 S, i64 E, i64 Ev, const i64 *st, int mask_kind,"
-        " int causal, scalar scale, int nt)",
+        " scalar *o, i64 B, i64 H, i64 L, i64 S, i64 E, i64 Ev, const i64 *st, const i64 *ost,"
+        " int mask_kind, int causal, scalar scale, int nt)",
         "void sdpa_backward(const scalar *g, const scalar *q, const scalar *k, const scalar *v,"
         " const void *mask, scalar *dq, scalar *dk, scalar *dv, i64 B, i64 H, i64 L, i64 S,"
-        " i64 E, i64 Ev, const i64 *st, int mask_kind, int causal, scalar scale, int nt)",
+        " i64 E, i64 Ev, const i64 *st, const i64 *ost, int mask_kind, int causal,"
+        " scalar scale, int nt)",
     ),
     body=BODY,
     shared=SHARED,

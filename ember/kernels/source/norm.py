@@ -3,7 +3,10 @@ returning each row's mean and ``rstd = 1 / sqrt(var + eps)`` for backward) and b
 (input, weight and bias gradients in one pass over the rows).
 
 The statistics are computed in two passes over a row that stays in the L1 cache (mean, then
-the biased variance of ``x - mean``), as NumPy's path does; backward computes
+the biased variance of ``x - mean``), as NumPy's path does, each pass with four vector
+partial sums (GCC/Clang vector extensions: one running sum would wait on the latency of every
+addition); when the backward gets no saved ``mean``/``rstd`` it recomputes them per row the
+same way, inside its own pass (so they have the forward's bits). Backward computes
 ``dx = rstd * (gw - mean(gw) - xhat * mean(gw * xhat))`` with ``gw = g * weight`` and
 accumulates ``dweight = sum(g * xhat)``, ``dbias = sum(g)`` in one partial sum per block of
 32 rows, added up in block order at the end: the result is the same whatever the number of
@@ -39,6 +42,59 @@ SHARED = r"""
 """
 
 BODY = r"""
+typedef scalar FN(nvec) __attribute__((vector_size(32))); /* GCC/Clang vector extension */
+#define NVL ((i64)(32 / sizeof(scalar)))                      /* its lanes */
+
+EMBER_INLINE FN(nvec) FN(nld)(const scalar *p) { FN(nvec) v; memcpy(&v, p, sizeof v); return v; }
+
+/* the lanes of four partial sums, added up in a fixed order */
+EMBER_INLINE scalar FN(nsum4)(FN(nvec) a0, FN(nvec) a1, FN(nvec) a2, FN(nvec) a3) {
+    FN(nvec) v = (a0 + a1) + (a2 + a3);
+    scalar s = 0;
+    for (i64 l = 0; l < NVL; l++) s += v[l];
+    return s;
+}
+
+/* one row's mean and rstd = 1 / sqrt(var + eps) (biased variance of x - mean): two passes
+   over a row that stays in L1, each with four vector partial sums (one running sum would
+   wait on the latency of every addition) */
+EMBER_INLINE void FN(ln_row_stats)(const scalar *restrict xr, i64 D, double eps, scalar *mu,
+                                   scalar *r) {
+    FN(nvec) a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    i64 d = 0;
+    for (; d + 4 * NVL <= D; d += 4 * NVL) {
+        a0 += FN(nld)(xr + d);
+        a1 += FN(nld)(xr + d + NVL);
+        a2 += FN(nld)(xr + d + 2 * NVL);
+        a3 += FN(nld)(xr + d + 3 * NVL);
+    }
+    for (; d + NVL <= D; d += NVL) a0 += FN(nld)(xr + d);
+    scalar t = 0;
+    for (i64 e = d; e < D; e++) t += xr[e];
+    scalar m = (FN(nsum4)(a0, a1, a2, a3) + t) / (scalar)D;
+    FN(nvec) c0, c1, c2, c3;
+    a0 = a1 = a2 = a3 = (FN(nvec)){0};
+    for (d = 0; d + 4 * NVL <= D; d += 4 * NVL) {
+        c0 = FN(nld)(xr + d) - m;
+        c1 = FN(nld)(xr + d + NVL) - m;
+        c2 = FN(nld)(xr + d + 2 * NVL) - m;
+        c3 = FN(nld)(xr + d + 3 * NVL) - m;
+        a0 += c0 * c0;
+        a1 += c1 * c1;
+        a2 += c2 * c2;
+        a3 += c3 * c3;
+    }
+    for (; d + NVL <= D; d += NVL) {
+        c0 = FN(nld)(xr + d) - m;
+        a0 += c0 * c0;
+    }
+    t = 0;
+    for (i64 e = d; e < D; e++) t += (xr[e] - m) * (xr[e] - m);
+    scalar v = (FN(nsum4)(a0, a1, a2, a3) + t) / (scalar)D;
+    *mu = m;
+    *r = LIT(1.0) / SQRT(v + (scalar)eps);
+}
+
 EMBER_API void FN(layer_norm_forward)(const scalar *x, const scalar *w, const scalar *b,
                                       scalar *y, scalar *mean, scalar *rstd, i64 N, i64 D,
                                       double eps, int nt) {
@@ -46,20 +102,10 @@ EMBER_API void FN(layer_norm_forward)(const scalar *x, const scalar *w, const sc
     for (i64 n = 0; n < N; n++) {
         const scalar *restrict xr = x + n * D;
         scalar *restrict yr = y ? y + n * D : NULL;
-        scalar s = 0;
-        SIMD_SUM(s)
-        for (i64 d = 0; d < D; d++) s += xr[d];
-        scalar mu = s / (scalar)D;
-        scalar v = 0;
-        SIMD_SUM(v)
-        for (i64 d = 0; d < D; d++) {
-            scalar c = xr[d] - mu;
-            v += c * c;
-        }
-        v = v / (scalar)D;
-        scalar r = LIT(1.0) / SQRT(v + (scalar)eps);
-        mean[n] = mu;
-        rstd[n] = r;
+        scalar mu, r;
+        FN(ln_row_stats)(xr, D, eps, &mu, &r);
+        if (mean) mean[n] = mu;
+        if (rstd) rstd[n] = r;
         if (!y) continue; /* statistics only */
         if (w && b) {
             SIMD
@@ -80,7 +126,7 @@ EMBER_API void FN(layer_norm_forward)(const scalar *x, const scalar *w, const sc
 EMBER_API int FN(layer_norm_backward)(const scalar *g, const scalar *x, const scalar *mean,
                                       const scalar *rstd, const scalar *w, scalar *dx,
                                       scalar *dw, scalar *db, i64 N, i64 D, int xhat_given,
-                                      int nt) {
+                                      double eps, int nt) {
     i64 blocks = (N + NORM_BLOCK - 1) / NORM_BLOCK;
     scalar *acc = NULL;
     if (dw || db) {
@@ -94,23 +140,36 @@ EMBER_API int FN(layer_norm_backward)(const scalar *g, const scalar *x, const sc
             const scalar *restrict gr = g + n * D;
             const scalar *restrict xr = x + n * D;
             scalar *restrict dr = dx + n * D;
-            scalar mu = xhat_given ? 0 : mean[n];
-            scalar r = rstd[n], rx = xhat_given ? 1 : r;
-            scalar s1 = 0, s2 = 0;
-            if (w) {
-                SIMD_SUM(s1, s2)
-                for (i64 d = 0; d < D; d++) {
-                    scalar gw = gr[d] * w[d];
-                    s1 += gw;
-                    s2 += gw * ((xr[d] - mu) * rx);
+            scalar mu = 0, r;
+            if (xhat_given)
+                r = rstd[n];
+            else if (mean)
+                mu = mean[n], r = rstd[n];
+            else /* statistics not saved: recomputed as the forward computed them */
+                FN(ln_row_stats)(xr, D, eps, &mu, &r);
+            scalar rx = xhat_given ? 1 : r;
+            /* s1 = sum(gw), s2 = sum(gw * xhat): two vector partial sums each */
+            FN(nvec) p0 = {0}, p1 = {0}, q0 = {0}, q1 = {0}, z = {0};
+            i64 d = 0;
+            for (; d + 2 * NVL <= D; d += 2 * NVL) {
+                FN(nvec) g0 = FN(nld)(gr + d), g1 = FN(nld)(gr + d + NVL);
+                if (w) {
+                    g0 = g0 * FN(nld)(w + d);
+                    g1 = g1 * FN(nld)(w + d + NVL);
                 }
-            } else {
-                SIMD_SUM(s1, s2)
-                for (i64 d = 0; d < D; d++) {
-                    s1 += gr[d];
-                    s2 += gr[d] * ((xr[d] - mu) * rx);
-                }
+                FN(nvec) h0 = (FN(nld)(xr + d) - mu) * rx, h1 = (FN(nld)(xr + d + NVL) - mu) * rx;
+                p0 += g0;
+                p1 += g1;
+                q0 += g0 * h0;
+                q1 += g1 * h1;
             }
+            scalar t1 = 0, t2 = 0;
+            for (; d < D; d++) {
+                scalar gw = w ? gr[d] * w[d] : gr[d];
+                t1 += gw;
+                t2 += gw * ((xr[d] - mu) * rx);
+            }
+            scalar s1 = FN(nsum4)(p0, p1, z, z) + t1, s2 = FN(nsum4)(q0, q1, z, z) + t2;
             scalar c1 = s1 / (scalar)D, c2 = s2 / (scalar)D;
             if (w) {
                 SIMD
@@ -146,6 +205,7 @@ EMBER_API int FN(layer_norm_backward)(const scalar *g, const scalar *x, const sc
     free(acc);
     return 0;
 }
+#undef NVL
 /* x as (A, C, B): mean and biased variance of each c over a and b */
 EMBER_API void FN(norm_moments)(const scalar *x, scalar *mean, scalar *var, i64 A, i64 C, i64 B,
                                 int nt) {
@@ -232,7 +292,7 @@ UNIT = Unit(
         " scalar *mean, scalar *rstd, i64 N, i64 D, double eps, int nt)",
         "int layer_norm_backward(const scalar *g, const scalar *x, const scalar *mean,"
         " const scalar *rstd, const scalar *w, scalar *dx, scalar *dw, scalar *db, i64 N, i64 D,"
-        " int xhat_given, int nt)",
+        " int xhat_given, double eps, int nt)",
         "void norm_moments(const scalar *x, scalar *mean, scalar *var, i64 A, i64 C, i64 B,"
         " int nt)",
         "void norm_standardize(const scalar *x, const scalar *mean, const scalar *var, scalar *y,"

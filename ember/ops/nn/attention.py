@@ -27,6 +27,7 @@ import numpy as np
 from ... import kernels
 from ...autograd.mode import state
 from ...errors import DTypeError, EmberError, ShapeError
+from ...kernels.attention import heads_inner as _heads_inner
 from ...tensor import Tensor
 from ..creation import zeros
 from ..elementwise import add, mul, where
@@ -96,11 +97,13 @@ def _sdpa(xp, q, k, v, mask=None, *, scale, causal):
 
 
 @defop("sdpa_backward")
-def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal):
-    """``[dq, dk, dv]`` of ``sdpa``, raveled into one flat array. Not differentiable itself:
-    ``sdpa``'s backward calls it only when no graph is being built (``create_graph`` takes
-    the composite's differentiable ops instead)."""
-    out = kernels.sdpa_backward(g, q, k, v, mask, scale, causal)
+def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal, heads_inner=False):
+    """``[dq, dk, dv]`` of ``sdpa``, raveled into one flat array (with ``heads_inner``, 4-D
+    gradients are raveled as their ``(B, L, H, E)`` transposes: the layout in which the
+    ``transpose(1, 2)`` that made the heads gives them back without a copy). Not
+    differentiable itself: ``sdpa``'s backward calls it only when no graph is being built
+    (``create_graph`` takes the composite's differentiable ops instead)."""
+    out = kernels.sdpa_backward(g, q, k, v, mask, scale, causal, heads_inner)
     if out is not None:
         return out
     w = _weights_xp(xp, q, k, mask, scale, causal)
@@ -108,7 +111,10 @@ def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal):
     ds = _softmax_backward.forward(xp, xp.matmul(g, xp.swapaxes(v, -1, -2)), w, dim=w.ndim - 1)
     dq = xp.matmul(ds, k) * scale
     dk = xp.matmul(xp.swapaxes(ds, -1, -2), q * scale)
-    return xp.concatenate([dq.ravel(), dk.ravel(), dv.ravel()])
+    grads = (dq, dk, dv)
+    if heads_inner and q.ndim == 4:
+        grads = tuple(xp.swapaxes(d, 1, 2) for d in grads)
+    return xp.concatenate([d.ravel() for d in grads])
 
 
 def _composite_grads(q, k, v, mask, g, scale, causal):
@@ -135,11 +141,17 @@ def _(ctx, g):
         grads = _composite_grads(q, k, v, mask, g, scale, causal)
     else:
         extra = () if mask is None else (mask,)
-        flat = _sdpa_backward(g, q, k, v, *extra, scale=scale, causal=causal)
+        inner = q.ndim == 4 and type(q._data) is np.ndarray and _heads_inner(q._data)
+        flat = _sdpa_backward(g, q, k, v, *extra, scale=scale, causal=causal, heads_inner=inner)
         grads, start = [], 0
         for t in (q, k, v):
-            n = math.prod(t.shape)
-            grads.append(reshape(narrow(flat, 0, start, n), tuple(t.shape)))
+            n, shape = math.prod(t.shape), tuple(t.shape)
+            piece = narrow(flat, 0, start, n)
+            if inner:  # (B, L, H, E) in memory
+                piece = transpose(reshape(piece, (shape[0], shape[2], shape[1], shape[3])), 1, 2)
+            else:
+                piece = reshape(piece, shape)
+            grads.append(piece)
             start += n
     need = ctx.needs_input_grad
     return tuple(d if n else None for d, n in zip(grads, need)) + (None,) * len(rest)
@@ -177,7 +189,8 @@ def _(g, q, k, v, mask=None, *, scale, causal):  # the composite's nodes
 
 
 @_sdpa_backward.defonnx
-def _(g, dy, q, k, v, mask=None, *, scale, causal):  # the NumPy path's math, as ONNX nodes
+def _(g, dy, q, k, v, mask=None, *, scale, causal, heads_inner=False):
+    # the NumPy path's math, as ONNX nodes
     w = _weights_onnx(g, q, k, mask, scale, causal)
     ws = tuple(q.shape[:-1]) + (k.shape[-2],)
     dv = g.op("MatMul", _transpose_onnx(g, w, ws), dy, shape=tuple(v.shape))
@@ -188,7 +201,10 @@ def _(g, dy, q, k, v, mask=None, *, scale, causal):  # the NumPy path's math, as
     dq = g.op("Mul", dq, float(scale), shape=tuple(q.shape))
     qs = g.op("Mul", q, float(scale), shape=tuple(q.shape))
     dk = g.op("MatMul", _transpose_onnx(g, ds, ws), qs, shape=tuple(k.shape))
-    flat = [g.reshape(t, (-1,)) for t in (dq, dk, dv)]
+    grads = (dq, dk, dv)
+    if heads_inner and len(q.shape) == 4:
+        grads = tuple(g.op("Transpose", t, perm=[0, 2, 1, 3]) for t in grads)
+    flat = [g.reshape(t, (-1,)) for t in grads]
     return g.op("Concat", *flat, axis=0)
 
 
