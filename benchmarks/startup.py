@@ -3,6 +3,7 @@ compiled W3 training step takes, cold (C kernels compile) and from the kernel ca
 
     python benchmarks/startup.py                # both parts
     python benchmarks/startup.py --profile      # also a cProfile of the cold first call
+    python benchmarks/startup.py --profile-cached   # ... of the first call from the cache
     python benchmarks/startup.py --repeat 15    # more interpreter starts for the medians
 
 ``import ember`` is the median wall time of several fresh ``python -c "import ember"``
@@ -16,7 +17,9 @@ The compile figure is the first call of ``ember.compile(step)`` on the W3 step i
 process whose ``EMBER_CACHE_DIR`` is a new empty directory (cold: the C kernels compile),
 then again in a second fresh process on the same directory (cached), split into phases:
 trace (the eager run under the tracer), passes, codegen (building the executor), C compile,
-loading the compiled libraries (cffi), and the rest.
+loading the compiled libraries (cffi), and the rest. Where ``PYTHONDONTWRITEBYTECODE`` is set,
+the modules the first call imports (the passes, the kernel sources) are compiled from source
+in that call too; the cached figure is then also given with a bytecode cache, as for imports.
 """
 
 from __future__ import annotations
@@ -173,25 +176,38 @@ def compile_child(profile: bool = False) -> dict:
     return {"first_call_s": first, "second_call_s": second, "imports_s": imports, "phases": split}
 
 
-def compile_times(profile: bool = False) -> dict:
-    """The cold and the cached first call, each in a fresh process on one new cache dir."""
+def compile_times(profile: bool = False, profile_cached: bool = False) -> dict:
+    """The cold and the cached first call, each in a fresh process on one new cache dir (and,
+    where ``PYTHONDONTWRITEBYTECODE`` is set, the cached one again with a bytecode cache:
+    ``cached_bytecode``)."""
     cache = tempfile.mkdtemp(prefix="ember-cache-")
     env = child_env(EMBER_CACHE_DIR=cache)
+    runs = [("cold", profile, env), ("cached", profile_cached, env)]
+    prefix = None
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        prefix = tempfile.mkdtemp(prefix="ember-pyc-")
+        pyc = child_env(EMBER_CACHE_DIR=cache, PYTHONPYCACHEPREFIX=prefix)
+        pyc.pop("PYTHONDONTWRITEBYTECODE", None)
+        runs += [("bytecode warm-up", False, pyc), ("cached_bytecode", False, pyc)]
     out = {}
     try:
-        for name, prof in (("cold", profile), ("cached", False)):
+        for name, prof, run_env in runs:
             cmd = [sys.executable, os.path.abspath(__file__), "--compile-child"]
-            r = subprocess.run(cmd + (["--profile"] if prof else []), env=env,
+            r = subprocess.run(cmd + (["--profile"] if prof else []), env=run_env,
                                capture_output=True, text=True)  # fmt: skip
             lines = r.stdout.strip().splitlines()
             if r.returncode or not lines:
                 out[name] = {"error": (r.stderr.strip().splitlines() or ["no output"])[-1]}
                 continue
             if prof:
+                print(f"-- cProfile of the {name} first call")
                 print("\n".join(lines[:-1]))
             out[name] = json.loads(lines[-1])
     finally:
         shutil.rmtree(cache, ignore_errors=True)
+        if prefix is not None:
+            shutil.rmtree(prefix, ignore_errors=True)
+    out.pop("bytecode warm-up", None)
     return out
 
 
@@ -204,7 +220,9 @@ def _phases_text(rec: dict) -> str:
     return f"{rec['first_call_s']:.3f} s = {parts}; next call {rec['second_call_s'] * 1e3:.0f} ms"
 
 
-def measure(repeat: int = 9, profile: bool = False, report: Callable = print) -> dict:
+def measure(
+    repeat: int = 9, profile: bool = False, report: Callable = print, profile_cached: bool = False
+) -> dict:
     """Both parts, printed as they finish; returns the figures (keys of :data:`GOALS`)."""
     imp = import_times(repeat)
     report(
@@ -222,11 +240,13 @@ def measure(repeat: int = 9, profile: bool = False, report: Callable = print) ->
             f"with a bytecode cache: import ember {pyc['ember_s']:.3f} s, numpy alone "
             f"{pyc['numpy_s']:.3f} s, first use {pyc['first_use_s']:.3f} s"
         )
-    comp = compile_times(profile)
+    comp = compile_times(profile, profile_cached)
     rec["compile"] = comp
     for name in ("cold", "cached"):
         report(f"  W3 compiled step, first call {name:6s}: {_phases_text(comp[name])}")
         rec[f"compile_{name}_s"] = comp[name].get("first_call_s")
+    if "cached_bytecode" in comp:
+        report(f"    cached, with a bytecode cache: {_phases_text(comp['cached_bytecode'])}")
     return rec
 
 
@@ -243,13 +263,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description="ember start-up figures")
     p.add_argument("--repeat", type=int, default=9, help="fresh processes per import figure")
     p.add_argument("--profile", action="store_true", help="cProfile the cold first call")
+    p.add_argument(
+        "--profile-cached", action="store_true", help="cProfile the first call from the cache"
+    )
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--compile-child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.compile_child:
         print(json.dumps(compile_child(a.profile)))
         return
-    rec = measure(a.repeat, a.profile)
+    rec = measure(a.repeat, a.profile, profile_cached=a.profile_cached)
     common.print_goals(goal_rows(rec))
     common.save_json(a.json, rec)
 

@@ -59,14 +59,28 @@ class DTypeError(ShapeError, TypeError):
     """
 
 
+_INTERNAL: dict[str, bool] = {}  # file name -> inside the package (asked once per file)
+
+
 def _is_internal(filename: str) -> bool:
-    return filename.startswith(_PKG_DIR) and os.sep + "tests" + os.sep not in filename
+    internal = _INTERNAL.get(filename)
+    if internal is None:
+        internal = filename.startswith(_PKG_DIR) and os.sep + "tests" + os.sep not in filename
+        _INTERNAL[filename] = internal
+    return internal
 
 
 def user_frame(skip: int = 1):
     """The innermost stack frame that is not inside the ember package (or None)."""
     f = sys._getframe(skip)
-    while f is not None and _is_internal(f.f_code.co_filename):
+    known = _INTERNAL
+    while f is not None:
+        filename = f.f_code.co_filename
+        internal = known.get(filename)
+        if internal is None:
+            internal = _is_internal(filename)
+        if not internal:
+            break
         f = f.f_back
     return f
 

@@ -5,10 +5,13 @@ The generated source reads the graph's inputs (arrays), captured tensors (their 
 ``_data``), scalars (their getters, once per call) and constants, then runs one line per node
 (``v7 = xp.matmul(v5, p2)``, or the op's own forward: see :mod:`ember.graph.kernels`), with no
 Tensor objects and no autograd bookkeeping, then applies the updates (copies into captured
-arrays, new ``.grad`` tensors) and returns the output arrays. ``Program.code`` shows the
-source; it is compiled under the file name ``<ember.compile:NAME>`` and registered with
-``linecache``, and an exception inside it is re-raised as :class:`GraphRuntimeError` naming
-the failing node and the user's source line that created it.
+arrays, new ``.grad`` tensors) and returns the output arrays. Each array is let go (``del``)
+after the last line that reads it, as eager mode would free it, so a call holds no more
+memory at once than an eager step (and reuses freed memory instead of touching new pages).
+``Program.code`` shows the source; it is compiled under the file name
+``<ember.compile:NAME>`` and registered with ``linecache``, and an exception inside it is
+re-raised as :class:`GraphRuntimeError` naming the failing node and the user's source line
+that created it.
 
 C regions (:mod:`ember.graph.passes.regions`): when the graph has them and runs on the CPU,
 all regions become one generated C file (``Program.c_code``; :mod:`ember.graph.codegen_c`),
@@ -183,11 +186,16 @@ class Program:
             body.append((f"{owner}.grad = _T({src}, {owner}.device)", None))
         outs = ", ".join(names[v] for v in g.outputs)
         body.append((f"return ({outs}{',' if len(g.outputs) == 1 else ''})", None))
+        local = {names[n.output] for n in g.nodes}
+        local.update(names[v] for v in itertools.chain(g.inputs, g.captured, g.scalars))
+        drops = _last_reads([text for text, _ in body], local)
         lines = ["def _graph(_in, _tin, _cap, _sc, _buf):"]
-        for text, node in body:
+        for i, (text, node) in enumerate(body):
             lines.append("    " + text)
             if node is not None:
                 self.lines[len(lines)] = node
+            if i in drops:
+                lines.append("    del " + ", ".join(drops[i]))
         return "\n".join(lines) + "\n"
 
     def _c_regions(self, ns: dict) -> dict:
@@ -334,6 +342,30 @@ def out_code(op: str, args: list[str], attrs: dict, out: str) -> str:
     from .passes import out_code as spell
 
     return spell(op, args, attrs, out)
+
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
+def _last_reads(body: list[str], local: set[str]) -> dict[int, list[str]]:
+    """Line index -> the ``local`` names last mentioned on that line (to ``del`` after it);
+    names on the last line (the ``return``) are kept. A mention inside a string literal can
+    only make a name live longer, never drop it early.
+
+    Example:
+        >>> _last_reads(["a = f(x)", "b = g(a, x)", "return (b,)"], {"a", "b", "x"})
+        {1: ['a', 'x']}
+    """
+    last: dict[str, int] = {}
+    for i, text in enumerate(body):
+        for word in _WORD.findall(text):
+            if word in local:
+                last[word] = i
+    drops: dict[int, list[str]] = {}
+    for name, i in last.items():
+        if i < len(body) - 1:
+            drops.setdefault(i, []).append(name)
+    return {i: sorted(names) for i, names in drops.items()}
 
 
 def _getters(g: Graph) -> list:

@@ -30,6 +30,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import linecache
 import weakref
 from collections.abc import Callable
@@ -123,8 +124,13 @@ class Tracer:
         self.broken: GraphBreak | None = None
         self.guards: list[tuple[Callable[[], bool], str]] = []
         self.entry_grad_none: dict[int, bool] = {}  # id(leaf) -> leaf.grad was None at entry
-        self._by_array: dict[int, Value] = {}
-        self._keep: list[Any] = []  # arrays kept alive so their ids stay unique
+        # id(array) -> (a weak reference to the array, its value): an entry counts only while
+        # its array lives, so a new array that reuses a dead one's id is not taken for it. (An
+        # array that cannot be weakly referenced is held, alive.) Keeping every array alive
+        # instead would hold all of the step's intermediates until the trace ends: each then
+        # needs fresh memory, which makes the traced step much slower than an eager one (page
+        # faults) and its peak memory larger.
+        self._by_array: dict[int, tuple[Callable[[], Any], Value]] = {}
         self._roots: dict[int, Value] = {}  # id(tensor) -> its input/captured value
         self._tentative: list[tuple[Value, Any]] = []  # (value, weakref to tensor)
         self._updates: dict[Value, Value] = {}
@@ -150,12 +156,22 @@ class Tracer:
 
     # -- values --------------------------------------------------------------------------------
     def _bind(self, arr: Any, v: Value) -> None:
-        self._by_array[id(arr)] = v
-        self._keep.append(arr)
+        try:
+            ref = weakref.ref(arr)
+        except TypeError:  # (NumPy scalars)
+            ref = functools.partial(_same, arr)
+        self._by_array[id(arr)] = (ref, v)
+
+    def _lookup(self, arr: Any) -> Value | None:
+        """The value ``arr`` was bound to, or None."""
+        entry = self._by_array.get(id(arr))
+        if entry is None or entry[0]() is not arr:
+            return None
+        return entry[1]
 
     def add_input(self, t: Tensor, label: str) -> Value:
         """Declare tensor argument ``t`` (path ``label``) as a graph input."""
-        v = self._by_array.get(id(t._data))
+        v = self._lookup(t._data)
         if v is not None:
             return v
         v = self.graph.add_input(tuple(t.shape), t._data.dtype, label=label)
@@ -166,7 +182,7 @@ class Tracer:
 
     def value_of(self, t: Tensor) -> Value:
         """The value ``t`` holds now (capturing it if the trace has not seen it)."""
-        v = self._by_array.get(id(t._data))
+        v = self._lookup(t._data)
         if v is None:
             v = self._capture(t)
         return v
@@ -175,7 +191,7 @@ class Tracer:
         leaf = self.entry_grads.get(id(t))
         if leaf is not None and leaf.grad is t:
             self._slot(leaf)
-            return self._by_array[id(t._data)]
+            return self._lookup(t._data)  # type: ignore[return-value]
         arr = t._data
         v = self.graph.add_captured(
             tuple(arr.shape), arr.dtype, ref=None, label=self.labels.get(id(t))
@@ -271,7 +287,7 @@ class Tracer:
         arr = target._data
         root = self._roots.get(id(target))
         if arr is not result._data:  # written into target's memory
-            cur = self._by_array.get(id(arr))
+            cur = self._lookup(arr)
             if cur is not None and cur.kind in ("input", "captured"):
                 root = cur
             elif root is None and getattr(arr, "base", None) is not None:
@@ -289,7 +305,7 @@ class Tracer:
     def _slot(self, leaf: Tensor) -> Tensor:
         """Capture ``leaf.grad`` (set before the trace) as a live read of the attribute."""
         prev = leaf.grad
-        v = self._by_array.get(id(prev._data))
+        v = self._lookup(prev._data)
         if v is None:
             shape, dtype = tuple(prev.shape), prev._data.dtype
             v = self.graph.add_captured(
@@ -399,6 +415,10 @@ class Tracer:
         if isinstance(x, dict):
             return ("dict", [(k, self._tree(e, outputs)) for k, e in x.items()])
         return ("leaf", x)
+
+
+def _same(x: Any) -> Any:
+    return x
 
 
 def _base(arr: Any) -> Any:

@@ -48,9 +48,10 @@ def kernel(unit: str, name: str, dtype: Any) -> Any:
     if f is _MISSING:
         f = runtime.function(unit, name, sfx)
         if f is not None and ptr is None:
-            import cffi
+            # cffi's C backend alone: cffi.FFI() would import its C parser (30-60 ms)
+            import _cffi_backend
 
-            FFI = cffi.FFI()
+            FFI = _cffi_backend.FFI()
             ptr, NULL = FFI.from_buffer, FFI.NULL
         _FUNCS[(name, sfx)] = f
     return f

@@ -2,7 +2,8 @@
 
 * **Compiler**: ``$CC`` when set (it may hold a wrapper: ``"ccache gcc"``), else the first of
   ``cc``, ``gcc``, ``clang`` on ``PATH``; its identity is its resolved path and the first line
-  of ``--version``.
+  of ``--version`` (remembered in the cache directory until the compiler's files change, so
+  loading cached kernels starts no process).
 * **Flags**: ``-O3`` with IEEE semantics (``-fno-math-errno -fno-trapping-math``, never
   ``-ffast-math``: see :mod:`ember.kernels.source.common`), ``-march=native`` on Linux
   x86 (``-mcpu=native`` on Linux ARM), ``-fopenmp``. A ladder of flag sets is tried in
@@ -22,7 +23,9 @@
   temporary directory, never a truncated library under the final name. A library that fails
   to load (or reports another ABI version) is deleted and rebuilt once.
 * **Loading**: ``cffi`` in ABI mode (``ffi.dlopen``): no Python headers needed and the
-  libraries do not depend on the Python version. Calls release the GIL.
+  libraries do not depend on the Python version. Calls release the GIL. A build keeps cffi's
+  type tables of the unit's declarations in its ``.json`` record (what cffi's out-of-line ABI
+  mode generates), so a cached library loads without pycparser; older records gain them.
 
 Example:
     >>> from ember.kernels import build
@@ -32,14 +35,13 @@ Example:
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
 import os
 import platform
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -129,6 +131,8 @@ def find_compiler() -> tuple[str, ...] | None:
     """
     cc = os.environ.get("CC", "").strip()
     if cc:
+        import shlex
+
         parts = shlex.split(cc)
         found = shutil.which(parts[0]) if parts else None
         return (found, *parts[1:]) if found else None
@@ -163,6 +167,24 @@ def _find_toolchain(refresh: bool) -> Toolchain:
         where = "$CC" if os.environ.get("CC", "").strip() else "cc, gcc or clang on PATH"
         raise KernelBuildError(f"no C compiler found (looked for {where})")
     path = os.path.realpath(command[0])
+    stamp = _stamp(command)
+    remembered = cache_dir() / "compilers.json"  # version lines of the compilers seen here
+    known = _read_json(remembered) if stamp is not None else None
+    known = known if isinstance(known, dict) else {}
+    version = None if refresh else known.get(stamp)
+    if not isinstance(version, str) or not version:
+        version = _version_line(command)
+        if stamp is not None and remembered.parent.is_dir():  # (a lookup creates no cache)
+            known[stamp] = version
+            _write_atomic(remembered, json.dumps(dict(list(known.items())[-16:])).encode())
+    _toolchain = Toolchain(tuple(command), path, version)
+    return _toolchain
+
+
+def _version_line(command: tuple[str, ...]) -> str:
+    """The first line of ``command --version`` (raises :class:`KernelBuildError`)."""
+    import subprocess  # (not with the module: a process loading cached kernels never needs it)
+
     try:
         out = subprocess.run(
             [*command, "--version"], capture_output=True, text=True, timeout=60, check=False
@@ -172,8 +194,35 @@ def _find_toolchain(refresh: bool) -> Toolchain:
     lines = (out.stdout or out.stderr).strip().splitlines()
     if out.returncode != 0 or not lines:
         raise KernelBuildError(f"the C compiler {command[0]} does not run (--version failed)")
-    _toolchain = Toolchain(tuple(command), path, lines[0].strip())
-    return _toolchain
+    return lines[0].strip()
+
+
+def _stamp(command: tuple[str, ...]) -> str | None:
+    """The key of ``command``'s remembered version line: the command with the size,
+    modification time and inode of each program in it (symbolic links resolved), so that a
+    compiler that is replaced or updated is asked again; None: not remembered."""
+    parts: list[Any] = []
+    for i, part in enumerate(command):
+        # the first is a path already; later ones may name the compiler behind a wrapper
+        found = part if i == 0 else None if part.startswith("-") else shutil.which(part)
+        try:
+            st = None if found is None else os.stat(os.path.realpath(found))
+        except OSError:
+            return None
+        parts.append(part if st is None else [part, st.st_size, st.st_mtime_ns, st.st_ino])
+    return json.dumps(parts)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """:func:`_replace_file` through a private temporary directory; best effort."""
+    try:
+        tmpdir = Path(tempfile.mkdtemp(prefix=".build-", dir=path.parent))
+        try:
+            _replace_file(path, data, tmpdir)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def cache_dir() -> Path:
@@ -303,6 +352,13 @@ def _replace_file(path: Path, data: bytes, tmpdir: Path) -> None:
 
 def _compile(unit: Unit, tc: Toolchain, target: Path) -> list[str]:
     """Build ``unit`` into ``target`` (atomically); returns the flags that worked."""
+    import shlex
+    import subprocess
+
+    try:
+        tables = _ffi_tables(unit)
+    except Exception:  # noqa: BLE001 - without them the library loads by parsing its cdef
+        tables = None
     tmpdir = Path(tempfile.mkdtemp(prefix=f".build-{unit.name}-", dir=target.parent))
     try:
         src = tmpdir / f"{unit.name}.c"
@@ -322,6 +378,8 @@ def _compile(unit: Unit, tc: Toolchain, target: Path) -> list[str]:
             with open(out, "rb+") as f:
                 os.fsync(f.fileno())
             record = {"flags": flags, "compiler": tc.version, "built": time.time()}
+            if tables is not None:
+                record["ffi"] = tables
             stem = target.with_suffix("")
             _replace_file(stem.with_suffix(".c"), src.read_bytes(), tmpdir)
             _replace_file(stem.with_suffix(".json"), json.dumps(record).encode(), tmpdir)
@@ -342,11 +400,58 @@ def _compile(unit: Unit, tc: Toolchain, target: Path) -> list[str]:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-def _open(unit: Unit, path: Path) -> tuple[Any, Any]:
+def _ffi_tables(unit: Unit) -> str | None:
+    """cffi's compiled type tables of ``unit``'s declarations, as the text of a Python
+    literal ``(args, kwargs)`` for ``_cffi_backend.FFI``: what cffi's out-of-line ABI mode
+    writes into a generated module (``ffibuilder.set_source(name, None)``), kept in the
+    library's record instead. None when cffi writes something else than plain literals."""
+    import io
+
+    import cffi
+    from cffi.recompiler import make_py_source
+
+    ffi = cffi.FFI()
+    ffi.cdef(cdef(unit))
+    out = io.StringIO()
+    make_py_source(ffi, f"_ember_{unit.name}", out)
+    for node in ast.parse(out.getvalue()).body:
+        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+            continue
+        if [getattr(t, "id", None) for t in node.targets] != ["ffi"]:
+            continue
+        try:
+            args = tuple(ast.literal_eval(a) for a in node.value.args)
+            kwargs = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
+        except ValueError:
+            return None
+        if None in kwargs:
+            return None
+        return repr((args, kwargs))
+    return None
+
+
+def _ffi(unit: Unit, record: dict) -> Any:
+    """The ``FFI`` of ``unit``: from the type tables in its ``record`` when they are there
+    (no parsing), else from its declarations (parsed by pycparser; unusable tables are then
+    dropped from ``record``, so that :func:`load_unit` writes them again)."""
+    tables = record.get("ffi")
+    if isinstance(tables, str):
+        import _cffi_backend
+
+        try:
+            args, kwargs = ast.literal_eval(tables)
+            return _cffi_backend.FFI(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - damaged, or from another cffi: parse instead
+            del record["ffi"]
     import cffi
 
     ffi = cffi.FFI()
     ffi.cdef(cdef(unit))
+    return ffi
+
+
+def _open(unit: Unit, path: Path, record: dict | None = None) -> tuple[Any, Any]:
+    ffi = _ffi(unit, record or {})
     lib = ffi.dlopen(str(path))
     version = getattr(lib, f"ember_{unit.name}_abi")()
     if version != ABI_VERSION:
@@ -429,7 +534,7 @@ def load_unit(unit: Unit) -> Library:
     from ..threads import configure_openmp_env
 
     try:
-        import cffi  # noqa: F401
+        import _cffi_backend  # noqa: F401  (cffi's compiled part; cffi itself loads lazily)
     except ImportError:
         raise KernelBuildError("the cffi package is not installed") from None
     try:
@@ -443,8 +548,9 @@ def load_unit(unit: Unit) -> Library:
         if not target.exists():
             _compile(unit, tc, target)
             built = True
+        record = _read_record(target)
         try:
-            ffi, lib = _open(unit, target)
+            ffi, lib = _open(unit, target, record)
             break
         except (OSError, AttributeError) as e:  # corrupt or foreign file: rebuild once
             if attempt:
@@ -460,8 +566,30 @@ def load_unit(unit: Unit) -> Library:
             os.utime(target)  # mark as recently used (for prune)
         except OSError:
             pass
+        if "flags" in record and "ffi" not in record:  # an older cache: add the type tables
+            _add_tables(unit, target, record)
+    flags = record.get("flags")
+    return Library(lib, ffi, target, flags if isinstance(flags, list) else [], built)
+
+
+def _read_record(target: Path) -> dict:
+    """The ``.json`` record of the library ``target`` (``{}`` when missing or damaged)."""
+    record = _read_json(target.with_suffix(".json"))
+    return record if isinstance(record, dict) else {}
+
+
+def _read_json(path: Path) -> Any:
     try:
-        flags = json.loads(target.with_suffix(".json").read_text())["flags"]
-    except (OSError, ValueError, KeyError):
-        flags = []
-    return Library(lib, ffi, target, flags, built)
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _add_tables(unit: Unit, target: Path, record: dict) -> None:
+    """Write the record of ``target`` again with cffi's type tables (best effort)."""
+    try:
+        tables = _ffi_tables(unit)
+    except Exception:  # noqa: BLE001 - only a speed-up for the next process
+        return
+    if tables is not None:
+        _write_atomic(target.with_suffix(".json"), json.dumps({**record, "ffi": tables}).encode())

@@ -147,3 +147,31 @@ def test_raw_array_arguments_become_constants():
     g, out = trace(lambda x: apply(REGISTRY["add"], x, arr), ember.ones(2))
     assert out.tolist() == [2.0, 3.0]
     assert g.constants[0].data.tolist() == [1.0, 2.0]
+
+
+def test_intermediates_are_freed_during_the_trace_and_reused_ids_stay_apart():
+    import weakref
+
+    dead = []
+
+    def f(x):
+        y = x
+        for _ in range(50):  # each temporary dies at once, and its id is often reused
+            t = y * 2.0
+            weakref.finalize(t._data, dead.append, 1)
+            y = t - y  # == y: each step reads the new temporary and the previous value
+        freed.append(len(dead))
+        return y + x
+
+    x = ember.arange(4.0)
+    freed: list = []
+    g, out = trace(f, x)
+    g.validate()
+    assert freed[0] >= 40  # freed while tracing (the tracer keeps no array alive)
+    assert out.tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert not g.captured and not g.constants  # no new array was taken for a dead one
+    assert [n.op for n in g.nodes] == ["mul", "sub"] * 50 + ["add"]
+    fast = ember.compile(f)
+    for _ in range(3):
+        assert fast(x).tolist() == [0.0, 2.0, 4.0, 6.0]
+    assert fast.cache_info().traces == 1

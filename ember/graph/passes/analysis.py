@@ -32,6 +32,7 @@ __all__ = [
     "ANNOTATION_KEYS",
     "Storage",
     "freeze",
+    "freeze_exact",
     "view_positions",
     "registry_pure",
     "fresh_array_node",
@@ -101,10 +102,15 @@ def view_positions(node: Node) -> tuple[int, ...]:
         >>> view_positions(y.producer)
         (0,)
     """
+    ins = node.inputs
+    if node.op in VIEW_OPS:  # every value input (aliased and mutated ones among them)
+        if len(ins) == 1:
+            return (0,) if isinstance(ins[0], Value) else ()
+        return tuple([i for i, x in enumerate(ins) if isinstance(x, Value)])
+    if not node.aliases and not node.mutates:
+        return ()
     pos = set(node.aliases) | set(node.mutates)
-    if node.op in VIEW_OPS:
-        pos.update(i for i, x in enumerate(node.inputs) if isinstance(x, Value))
-    return tuple(sorted(i for i in pos if isinstance(node.inputs[i], Value)))
+    return tuple(sorted(i for i in pos if isinstance(ins[i], Value)))
 
 
 class Storage:
@@ -139,6 +145,11 @@ class Storage:
     def root(self, v: Value) -> Value:
         """The representative of ``v``'s class."""
         parent = self._parent
+        r = parent.get(v)
+        if r is None:  # (most values: alone in their class)
+            return v
+        if parent.get(r) is None:
+            return r
         r = v
         while parent.get(r, r) is not r:
             r = parent[r]
@@ -235,7 +246,47 @@ def freeze(x: Any) -> Any:
         >>> freeze(1) == freeze(1.0), freeze(0.0) == freeze(-0.0)
         (False, False)
     """
-    if x is None or x is Ellipsis:
+    return _freeze(x, False)
+
+
+def freeze_exact(x: Any) -> Any:
+    """:func:`freeze`, or None when ``x`` holds anything that would get an identity key (a
+    value that can only be compared by identity, so never merged).
+
+    Example:
+        >>> freeze_exact({"axis": (0, 1)}) == freeze({"axis": (0, 1)})
+        True
+        >>> freeze_exact({"buffer": [bytearray(2)]}) is None  # unhashable: identity only
+        True
+    """
+    try:
+        return _freeze(x, True)
+    except _IdentityOnly:
+        return None
+
+
+class _IdentityOnly(Exception):
+    """Raised by :func:`_freeze` in exact mode where it would give an identity key."""
+
+
+def _identity(x: Any, exact: bool) -> tuple:
+    if exact:
+        raise _IdentityOnly
+    return ("id", id(x))
+
+
+def _freeze(x: Any, exact: bool) -> Any:
+    t = type(x)  # the common exact types first (every pass keys every node's attributes)
+    if t is int or t is str or t is bool:
+        return (t.__name__, x)
+    if t is float:
+        return ("float", x.hex())
+    if t is tuple:
+        return ("tuple", tuple([_freeze(e, exact) for e in x]))
+    if t is dict:
+        if not x:
+            return ("dict", ())
+    elif x is None or x is Ellipsis:
         return (repr(x),)
     if isinstance(x, np.generic):  # before float: np.float64 is a float, but not weakly typed
         return ("npscalar", x.dtype.str, x.tobytes())
@@ -250,18 +301,18 @@ def freeze(x: Any) -> Any:
     if isinstance(x, Sym):
         return ("sym", x.name, x.coeff, x.offset)
     if isinstance(x, tuple | list):
-        return (type(x).__name__, tuple(freeze(e) for e in x))
+        return (type(x).__name__, tuple(_freeze(e, exact) for e in x))
     if isinstance(x, dict):
         if not x:
             return ("dict", ())
-        items = [(freeze(k), freeze(v)) for k, v in x.items()]
+        items = [(_freeze(k, exact), _freeze(v, exact)) for k, v in x.items()]
         try:
             items.sort()
         except TypeError:
-            return ("id", id(x))
+            return _identity(x, exact)
         return ("dict", tuple(items))
     if isinstance(x, slice):
-        return ("slice", freeze(x.start), freeze(x.stop), freeze(x.step))
+        return ("slice", _freeze(x.start, exact), _freeze(x.stop, exact), _freeze(x.step, exact))
     if isinstance(x, np.dtype):
         return ("dtype", x.str)
     if isinstance(x, type) and issubclass(x, np.generic):
@@ -269,11 +320,11 @@ def freeze(x: Any) -> Any:
     if isinstance(x, np.ndarray):
         if x.size <= _ARRAY_KEY_LIMIT:
             return ("array", x.dtype.str, x.shape, np.ascontiguousarray(x).tobytes())
-        return ("id", id(x))
+        return _identity(x, exact)
     try:
         hash(x)
     except TypeError:
-        return ("id", id(x))
+        return _identity(x, exact)
     return ("obj", type(x).__module__, type(x).__qualname__, x)
 
 

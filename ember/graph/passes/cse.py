@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from .analysis import Storage, finish_rewrite, freeze, registry_pure, replace_inputs
+from .analysis import (
+    Storage,
+    finish_rewrite,
+    freeze,
+    freeze_exact,
+    registry_pure,
+    replace_inputs,
+)
 
 __all__ = ["cse", "CONST_MERGE_LIMIT"]
 
@@ -110,8 +117,8 @@ def _node_key(n: Node, storage: Storage, version: dict[Value, int]) -> Any:
             if k[0] == "id":  # an object compared by identity only: keep, but never merge
                 return None
             ins.append(k)
-    attrs = freeze(n.attrs)
-    if attrs[0] == "id" or _has_identity_key(attrs):
+    attrs = freeze_exact(n.attrs)
+    if attrs is None:
         return None
     out = n.output
     return (
@@ -121,17 +128,6 @@ def _node_key(n: Node, storage: Storage, version: dict[Value, int]) -> Any:
         freeze(out.shape),
         None if out.dtype is None else out.dtype.str,
     )
-
-
-def _has_identity_key(k: Any) -> bool:
-    stack = [k]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, tuple):
-            if len(x) == 2 and x[0] == "id":
-                return True
-            stack.extend(x)
-    return False
 
 
 def _const_key(c: Value, storage: Storage) -> Any:
