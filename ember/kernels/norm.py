@@ -70,20 +70,15 @@ def layer_norm_forward(
         >>> out is None or out[0].tolist() == [[-1.0, 1.0]]
         True
     """
-    if not is_array(x) or not 0 < normalized_ndim <= x.ndim:
+    rows = _rows(x, normalized_ndim)
+    if rows is None:
         return None
-    f = kernel("norm", "layer_norm_forward", x.dtype)
-    if f is None:
-        return None
-    d = math.prod(x.shape[x.ndim - normalized_ndim :])
+    f, x, d, mean, rstd = rows
     w, b = _affine(weight, d, x.dtype), _affine(bias, d, x.dtype)
     if w is False or b is False:
         return None
-    x = contiguous(x)
     n = x.size // d
     y = np.empty_like(x)
-    stats = x.shape[: x.ndim - normalized_ndim] + (1,) * normalized_ndim
-    mean, rstd = np.empty(stats, x.dtype), np.empty(stats, x.dtype)
     p, null = _seam.ptr, _seam.NULL
     f(p(x), null if w is None else p(w), null if b is None else p(b), p(y), p(mean), p(rstd),
       n, d, float(eps), kernel_threads(3 * x.size))  # fmt: skip
@@ -100,19 +95,28 @@ def layer_norm_stats(x: Array, normalized_ndim: int, eps: float = 1e-5) -> tuple
         >>> st is None or (st[0].tolist(), st[1].tolist()) == ([[2.0]], [[1.0]])
         True
     """
+    rows = _rows(x, normalized_ndim)
+    if rows is None:
+        return None
+    f, x, d, mean, rstd = rows
+    p, null = _seam.ptr, _seam.NULL
+    f(p(x), null, null, null, p(mean), p(rstd), x.size // d, d, float(eps),
+      kernel_threads(2 * x.size))  # fmt: skip
+    return mean, rstd
+
+
+def _rows(x: Array, normalized_ndim: int) -> tuple | None:
+    """``(kernel, x, d, mean, rstd)`` for the layer-norm forward kernel over the last
+    ``normalized_ndim`` axes: ``x`` contiguous, ``d`` the row length, empty statistics with
+    the normalized axes kept as size 1; None when unserved."""
     if not is_array(x) or not 0 < normalized_ndim <= x.ndim:
         return None
     f = kernel("norm", "layer_norm_forward", x.dtype)
     if f is None:
         return None
     d = math.prod(x.shape[x.ndim - normalized_ndim :])
-    x = contiguous(x)
     stats = x.shape[: x.ndim - normalized_ndim] + (1,) * normalized_ndim
-    mean, rstd = np.empty(stats, x.dtype), np.empty(stats, x.dtype)
-    p, null = _seam.ptr, _seam.NULL
-    f(p(x), null, null, null, p(mean), p(rstd), x.size // d, d, float(eps),
-      kernel_threads(2 * x.size))  # fmt: skip
-    return mean, rstd
+    return f, contiguous(x), d, np.empty(stats, x.dtype), np.empty(stats, x.dtype)
 
 
 def layer_norm_backward(
