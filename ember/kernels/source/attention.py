@@ -50,6 +50,16 @@ SHARED = r"""
 #endif
 #define SDPA_VB 32 /* bytes of one vector: 8 floats or 4 doubles (GCC/Clang vector extension) */
 #define SDPA_R 4   /* rows of a register block */
+/* the (batch, head) item ``pair``: its b and h, where its q, k, v rows start, and its mask
+   (float or bool; NULL for the other kind) */
+#define SDPA_PAIR(pair)                                                                     \
+    i64 b = (pair) / H, h = (pair) % H;                                                     \
+    const scalar *qp = q + b * st[0] + h * st[1];                                           \
+    const scalar *kp = k + b * st[4] + h * st[5];                                           \
+    const scalar *vp = v + b * st[8] + h * st[9];                                           \
+    i64 mo = b * st[12] + h * st[13];                                                       \
+    const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;                   \
+    const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL
 static i64 sdpa_up(i64 n, i64 m) { return (n + m - 1) / m * m; }
 /* n scratch bytes on a 64-byte boundary: each part of the scratch is a whole number of
    register blocks (64 bytes), so every packed row starts aligned */
@@ -317,13 +327,7 @@ EMBER_API void FN(sdpa_forward)(const scalar *q, const scalar *k, const scalar *
         SDPA_FOR
         for (i64 pair = 0; pair < B * H; pair++) {
             if (!work) continue;
-            i64 b = pair / H, h = pair % H;
-            const scalar *qp = q + b * st[0] + h * st[1];
-            const scalar *kp = k + b * st[4] + h * st[5];
-            const scalar *vp = v + b * st[8] + h * st[9];
-            i64 mo = b * st[12] + h * st[13];
-            const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
-            const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
+            SDPA_PAIR(pair);
             scalar *Kt = work, *V = Kt + E * Sp, *Q = V + S * Evp, *P = Q + L * Ep;
             scalar *K = P + SDPA_R * Sp; /* k's rows, contiguous: Kt is transposed from here */
             if (pair + 1 < B * H && pf) {
@@ -375,14 +379,8 @@ EMBER_API void FN(sdpa_backward)(const scalar *g, const scalar *q, const scalar 
         SDPA_FOR
         for (i64 pair = 0; pair < B * H; pair++) {
             if (!work) continue;
-            i64 b = pair / H, h = pair % H;
-            const scalar *qp = q + b * st[0] + h * st[1];
-            const scalar *kp = k + b * st[4] + h * st[5];
-            const scalar *vp = v + b * st[8] + h * st[9];
+            SDPA_PAIR(pair);
             const scalar *gp = g + b * ost[0] + h * ost[1];
-            i64 mo = b * st[12] + h * st[13];
-            const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;
-            const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL;
             scalar *Kt = work, *Vt = Kt + E * Sp, *K = Vt + Ev * Sp, *Q = K + S * Ep;
             scalar *G = Q + L * Ep, *P = G + L * Evp, *D = P + LB * Sp;
             scalar *DK = D + LB * Sp, *DV = DK + S * Ep, *DQ = DV + S * Evp;
