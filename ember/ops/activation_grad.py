@@ -19,6 +19,7 @@ import functools
 import math
 
 from .. import kernels
+from ..kernels import cuda
 from ..tensor import Tensor
 from . import _special
 from .elementwise import add, exp, mul, neg, sub
@@ -75,6 +76,10 @@ def softplus_xp(xp, x):
 def gelu_xp(xp, x, approximate):
     if x.ndim:
         y = kernels.gelu_forward(x, approximate)
+        if y is not None:
+            return y
+    if approximate == "tanh" and cuda.is_cupy(x):
+        y = cuda.gelu_tanh(x)
         if y is not None:
             return y
     if approximate == "tanh":
@@ -254,6 +259,10 @@ def _gelu_backward(xp, g, x, approximate):
     dx = kernels.gelu_backward(g, x, approximate)
     if dx is not None:
         return dx
+    if approximate == "tanh" and cuda.is_cupy(x):
+        dx = cuda.gelu_tanh_backward(g, x)
+        if dx is not None:
+            return dx
     if approximate == "tanh":
         x2 = x * x
         t = x2 * GELU_C

@@ -45,6 +45,7 @@ import numpy as np
 from ... import kernels
 from ...autograd.mode import state
 from ...errors import ShapeError
+from ...kernels import cuda
 from ...tensor import Tensor
 from ..elementwise import add, div, gt, mul, neg, pow, sub, where
 from ..inplace import apply_inplace
@@ -197,6 +198,10 @@ def _layer_norm(xp, x, weight=None, bias=None, *, normalized_ndim, eps):
     out = kernels.layer_norm_forward(x, normalized_ndim, weight, bias, eps)
     if out is not None:
         return out[0]
+    if cuda.is_cupy(x):  # one CUDA kernel instead of a launch per NumPy-path op
+        y = cuda.layer_norm_forward(x, normalized_ndim, weight, bias, eps)
+        if y is not None:
+            return y
     axes = tuple(range(x.ndim - normalized_ndim, x.ndim))
     y = _standardize.forward(xp, x, _moments.forward(xp, x, axes), axes, eps)
     if weight is not None:
@@ -211,6 +216,10 @@ def _layer_norm_backward(xp, g, x, weight=None, *, normalized_ndim, eps, weight_
     """``[dx, dweight, dbias]`` of ``layer_norm`` (the last two when asked for), raveled into
     one flat array; the statistics are recomputed from ``x``. Not differentiable itself:
     ``layer_norm``'s backward calls it only when no graph is being built."""
+    if cuda.is_cupy(x):
+        flat = cuda.layer_norm_backward(g, x, weight, normalized_ndim, eps, weight_grad, bias_grad)
+        if flat is not None:
+            return flat
     d = math.prod(x.shape[x.ndim - normalized_ndim :])
     size = x.size + d * (int(weight_grad) + int(bias_grad))
     flat = xp.empty(size, x.dtype) if type(x) is np.ndarray else None
