@@ -5,8 +5,10 @@ is the incoming gradient written into a full-size tensor of zeros, so a tensor s
 three used to get three full-size gradients and two full-size additions. Instead the
 backward of ``slice`` returns a :class:`SliceGrad` (the piece and where it goes), the engine
 collects them per tensor, and :func:`merge` combines them once every gradient has arrived:
-pieces that tile their dimension exactly become one ``cat``; any others one ``slice_backward``
-each, added up. Both are ember ops, so gradients stay differentiable and traceable.
+pieces that tile their dimension exactly become one ``cat_or_view`` (no copy at all when the
+pieces already lie side by side in one buffer, as the fused attention backward writes the
+gradients of a split qkv projection); any others one ``slice_backward`` each, added up. All
+are ember ops, so gradients stay differentiable and traceable.
 
 Example:
     >>> import ember
@@ -64,12 +66,12 @@ def merge(pieces: list[SliceGrad], dense: Tensor | None) -> Tensor:
         >>> g.tolist()
         [0.0, 0.0, 1.0, 1.0]
     """
-    from ..ops.join import cat
+    from ..ops.join import cat_or_view
     from ..ops.shape import _slice_backward
 
     ordered = _tiles(pieces) if len(pieces) > 1 else None
-    if ordered is not None:
-        total = cat([p.grad for p in ordered], dim=ordered[0].dim)
+    if ordered is not None:  # a view when the pieces are adjacent in one buffer, else a copy
+        total = cat_or_view([p.grad for p in ordered], dim=ordered[0].dim)
     else:
         total = None
         for p in pieces:

@@ -28,7 +28,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import is_array, kernel
 
-__all__ = ["sdpa_forward", "sdpa_backward", "heads_inner"]
+__all__ = ["sdpa_forward", "sdpa_backward", "heads_inner", "packed_qkv"]
 
 Array = Any  # np.ndarray
 
@@ -107,6 +107,38 @@ def heads_inner(a: Array) -> bool:
     return a.ndim == 4 and a.shape[1] > 1 and a.shape[2] > 1 and a.strides[1] < a.strides[2]
 
 
+def packed_qkv(q: Array, k: Array, v: Array) -> bool:
+    """True when the 4-D ``q``, ``k``, ``v`` (B, H, L, E) are the three interleaved views of
+    one ``(B, L, 3, H, E)`` buffer, as splitting a fused qkv projection in three along its
+    last dim and moving the heads out (``transpose(1, 2)``) makes them: one shape, one set of
+    strides with rows ``3 * H * E`` and heads ``E`` elements apart, and ``k``, ``v`` starting
+    ``H * E`` and ``2 * H * E`` elements after ``q``. Their gradients are then worth writing
+    the same way (``sdpa_backward(..., packed=True)``), so that they tile one buffer again.
+
+    Example:
+        >>> qkv = np.zeros((2, 5, 3 * 4 * 8), np.float32)
+        >>> q, k, v = (a.reshape(2, 5, 4, 8).transpose(0, 2, 1, 3) for a in np.split(qkv, 3, -1))
+        >>> packed_qkv(q, k, v), packed_qkv(q, v, k)
+        (True, False)
+    """
+    if not (type(q) is type(k) is type(v) is np.ndarray) or q.ndim != 4:
+        return False
+    if not q.shape == k.shape == v.shape or not q.strides == k.strides == v.strides:
+        return False
+    if not q.dtype == k.dtype == v.dtype:
+        return False
+    _, H, _, E = q.shape
+    size = q.itemsize
+    if q.strides[1:] != (E * size, 3 * H * E * size, size):
+        return False
+    at = q.__array_interface__["data"][0]
+    step = H * E * size
+    return (
+        k.__array_interface__["data"][0] == at + step
+        and v.__array_interface__["data"][0] == at + 2 * step
+    )
+
+
 def _out_strides(shape: tuple, inner: bool) -> list[int]:
     """The (batch, head, row) element strides of a fresh result of ``shape`` (``(B, H, L,
     E)``, or fewer batch dims), laid out as ``(B, L, H, E)`` when ``inner``."""
@@ -156,11 +188,14 @@ def sdpa_backward(
     scale: float,
     causal: bool,
     inner: bool = False,
+    packed: bool = False,
 ) -> Array | None:
     """The gradients of :func:`sdpa_forward` with respect to ``q``, ``k`` and ``v`` for the
     output gradient ``g`` (any strides), as one flat array ``[dq, dk, dv]`` (each raveled in
     C order of its shape, or, with ``inner`` and 4-D operands, of its ``(B, L, H, E)``
-    transpose), or None. The mask gets no gradient.
+    transpose), or None. With ``packed`` (4-D ``q``, ``k``, ``v`` of one shape) the three
+    are interleaved instead, as one ``(B, L, 3, H, E)`` array raveled: the layout of a fused
+    qkv projection's output (:func:`packed_qkv`). The mask gets no gradient.
 
     Example:
         >>> q = np.zeros((2, 1), np.float64)
@@ -182,10 +217,17 @@ def sdpa_backward(
     nq, nk = q.size, k.size
     out = np.empty(nq + nk + v.size, dtype=q.dtype)
     ost = _strides4(g)[:3]
-    for t in (q, k, v):
-        ost += _out_strides(t.shape, inner)
+    if packed:
+        if q.ndim != 4 or not q.shape == k.shape == v.shape:
+            return None
+        row = 3 * H * E  # (B, L, 3, H, E): each gradient's rows 3 H E elements apart
+        ost += [L * row, E, row] * 3
+        dq, dk, dv = out, out[H * E :], out[2 * H * E :]
+    else:
+        for t in (q, k, v):
+            ost += _out_strides(t.shape, inner)
+        dq, dk, dv = out[:nq], out[nq : nq + nk], out[nq + nk :]
     ost = np.array(ost, dtype=np.int64)
-    dq, dk, dv = out[:nq], out[nq : nq + nk], out[nq + nk :]
     f(_addr(g), _addr(q), _addr(k), _addr(v),
       _addr(mask) if mask is not None else _seam.NULL, _seam.ptr(dq), _seam.ptr(dk),
       _seam.ptr(dv), B, H, L, S, E, Ev, _seam.ptr(st), _seam.ptr(ost), kind, int(causal),

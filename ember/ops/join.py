@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+
 from .. import dtypes
 from ..errors import ShapeError
 from ..tensor import Tensor
@@ -43,8 +45,7 @@ def _cat(xp, *arrays, dim):
     return xp.concatenate(arrays, axis=dim)
 
 
-@_cat.defgrad
-def _(ctx, g):
+def _cat_grad(ctx: Any, g: Tensor) -> tuple:
     dim = ctx.attrs["dim"]
     grads, start = [], 0
     for i, need in enumerate(ctx.needs_input_grad):
@@ -54,9 +55,97 @@ def _(ctx, g):
     return tuple(grads)
 
 
-@_cat.defonnx
-def _(g, *arrays, dim):
+def _cat_onnx(g: Any, *arrays: Any, dim: int) -> Any:
     return g.op("Concat", *arrays, axis=dim)
+
+
+_cat.defgrad(_cat_grad)
+_cat.defonnx(_cat_onnx)
+
+
+# -- cat_or_view: the autograd engine's join of slice gradients ------------------------------
+def adjacent_view(arrays: Sequence[Any], dim: int) -> Any:
+    """The view of one buffer that ``arrays`` tile along ``dim`` when they lie next to each
+    other in it (NumPy arrays of one dtype, shape but along ``dim``, and strides, each
+    starting where the one before ends along ``dim``), else None. A few pointer and stride
+    comparisons: what ``cat`` would give, without copying.
+
+    Example:
+        >>> import numpy as np
+        >>> buf = np.zeros((2, 6))
+        >>> adjacent_view([buf[:, :2], buf[:, 2:]], 1).base is buf
+        True
+        >>> adjacent_view([buf[:, 2:], buf[:, :2]], 1) is None
+        True
+    """
+    first = arrays[0]
+    if type(first) is not _NDARRAY or len(arrays) < 2:
+        return None
+    base = first.base
+    if type(base) is not _NDARRAY:
+        return None
+    dtype, strides, shape, nd = first.dtype, first.strides, list(first.shape), first.ndim
+    if not 0 <= dim < nd:
+        return None
+    rest = shape[:dim] + shape[dim + 1 :]
+    for a in arrays:  # the cheap checks first: same buffer, dtype, strides, other sizes
+        if type(a) is not _NDARRAY or a.base is not base or a.dtype != dtype:
+            return None
+        s = a.shape
+        if a.strides != strides or len(s) != nd or list(s[:dim] + s[dim + 1 :]) != rest:
+            return None
+        if not a.flags.writeable or a.size == 0:
+            return None
+    step = strides[dim]
+    start = at = first.__array_interface__["data"][0]
+    total = 0
+    for a in arrays:  # each piece starts where the one before ends along dim
+        if a is not first and a.__array_interface__["data"][0] != at:
+            return None
+        at += a.shape[dim] * step
+        total += a.shape[dim]
+    shape[dim] = total
+    try:  # (the buffer's own bounds checked once more)
+        return _NDARRAY(
+            tuple(shape),
+            dtype,
+            buffer=base,
+            offset=start - base.__array_interface__["data"][0],
+            strides=strides,
+        )
+    except (TypeError, ValueError, BufferError):
+        return None
+
+
+_NDARRAY = np.ndarray
+
+
+@defop("cat_or_view", saves_inputs=False, onnx="Concat")
+def _cat_or_view(xp, *arrays, dim):
+    """``cat``, or a view (no copy) when the arrays are adjacent pieces of one buffer
+    (:func:`adjacent_view`); graph passes treat its result as a possible view of every input
+    (``VIEW_OPS``). For the autograd engine's slice gradients, never for ``ember.cat``."""
+    out = adjacent_view(arrays, dim)
+    return xp.concatenate(arrays, axis=dim) if out is None else out
+
+
+_cat_or_view.defgrad(_cat_grad)
+_cat_or_view.defonnx(_cat_onnx)
+
+
+def cat_or_view(tensors: Sequence[Tensor], dim: int) -> Tensor:
+    """Join same-dtype tensors along ``dim`` like :func:`cat`, but the result may be a view of
+    their memory: when they are adjacent pieces of one buffer (a check at run time, which a
+    compiled graph replays) no copy is made. For the autograd engine's slice gradients
+    (:func:`ember.autograd.slices.merge`); ``ember.cat`` always returns a fresh tensor.
+
+    Example:
+        >>> buf = ember.arange(6.0).reshape(2, 3)
+        >>> a, b = buf.split([1, 2], dim=1)
+        >>> cat_or_view([a, b], 1).tolist()
+        [[0.0, 1.0, 2.0], [3.0, 4.0, 5.0]]
+    """
+    return _cat_or_view(*tensors, dim=normalize_dim("cat", dim, tensors[0].ndim))
 
 
 def _tensors(op: str, tensors: Any) -> list[Tensor]:

@@ -5,7 +5,9 @@ The kernels run in float32 and float64, on 1 and 2 threads, over edge shapes (T 
 lengths and head dims such as 7 and 33, L != S, Ev != E, 2-D to 4-D operands), every mask
 kind (none, causal, bool with fully masked rows, float with -inf, broadcast masks), the
 strided views a GPT block makes with ``transpose(1, 2)``, and inputs holding inf and NaN,
-which must land exactly where the composite puts them.
+which must land exactly where the composite puts them. The gradients of q, k, v split from
+one fused qkv projection come back interleaved in one buffer (``packed``), so that the
+engine's merge of the split's slice gradients is a view, not a copy, eagerly and compiled.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import pytest
 
 import ember
 import ember.nn.functional as F
+import ember.ops.join as join
 from ember import kernels
-from ember.kernels.attention import heads_inner
+from ember.kernels.attention import heads_inner, packed_qkv
 from ember.ops.registry import REGISTRY
 
 from .conftest import assert_close, numpy_path
@@ -241,3 +244,171 @@ def test_the_composite_serves_the_rest():
     k = ember.randn(1, 3, 4)
     assert F.scaled_dot_product_attention(q, k, k).grad_fn.name != "sdpa"
     assert F.scaled_dot_product_attention(q, q, q).grad_fn.name == "sdpa"
+
+
+# -- packed gradients: q, k, v split from one fused qkv projection ---------------------------
+def _split_qkv(qkv, H, E):
+    """The three heads views of a (B, T, 3 H E) array, as a GPT block makes them."""
+    B, T = qkv.shape[:2]
+    return [a.reshape(B, T, H, E).transpose(0, 2, 1, 3) for a in np.split(qkv, 3, -1)]
+
+
+def _interleave(flat, shape):
+    """The unpacked (``heads_inner``) flat gradients laid out as the packed ones."""
+    B, H, L, E = shape
+    parts = np.split(flat, 3)
+    return np.stack([p.reshape(B, L, H, E) for p in parts], axis=2).ravel()
+
+
+def test_packed_qkv_recognises_the_split_of_one_projection():
+    qkv = np.zeros((2, 5, 3 * 4 * 8), np.float32)
+    q, k, v = _split_qkv(qkv, 4, 8)
+    assert packed_qkv(q, k, v)
+    assert not packed_qkv(k, q, v) and not packed_qkv(q, q, q)
+    assert not packed_qkv(*(np.ascontiguousarray(a) for a in (q, k, v)))
+    assert not packed_qkv(*_split_qkv(qkv, 8, 4)[:1] * 3)
+    other = _split_qkv(np.zeros_like(qkv), 4, 8)
+    assert not packed_qkv(q, other[1], other[2])
+    wide = np.zeros((2, 5, 4 * 4 * 8), np.float32)[..., : 3 * 4 * 8]  # rows 4 H E apart
+    assert not packed_qkv(*_split_qkv(wide, 4, 8))
+    assert not packed_qkv(q[0], k[0], v[0])  # 3-D
+    assert not packed_qkv(q, k.astype(np.float64), v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("kind", ["none", "causal", "bool", "float"])
+def test_packed_gradients_equal_the_unpacked_ones(c_kernels, threaded, dtype, kind):
+    B, T, H, E = 2, 7, 3, 5
+    rng = np.random.default_rng(21)
+    qkv = rng.standard_normal((B, T, 3 * H * E)).astype(dtype)
+    q, k, v = _split_qkv(qkv, H, E)
+    g = rng.standard_normal((B, T, H, E)).astype(dtype).transpose(0, 2, 1, 3)
+    mask = _mask(kind, rng, (B, H), T, T, dtype)
+    extra = () if mask is None else (mask,)
+    causal = kind == "causal"
+    unpacked = kernels.sdpa_backward(g, q, k, v, mask, 0.4, causal, True)
+    packed = kernels.sdpa_backward(g, q, k, v, mask, 0.4, causal, True, True)
+    assert packed.shape == unpacked.shape
+    np.testing.assert_array_equal(packed, _interleave(unpacked, q.shape))
+    want = _ref(
+        "sdpa_backward", g, q, k, v, *extra, scale=0.4, causal=causal, heads_inner=True, packed=True
+    )
+    assert_close(packed, want)
+    assert_close(want, _interleave(_ref("sdpa_backward", g, q, k, v, *extra, scale=0.4,
+                                        causal=causal, heads_inner=True), q.shape))  # fmt: skip
+    # any q, k, v of one 4-D shape may be packed (contiguous ones too); other shapes may not
+    qc, kc, vc = (np.ascontiguousarray(a) for a in (q, k, v))
+    assert_close(kernels.sdpa_backward(g, qc, kc, vc, mask, 0.4, causal, False, True), packed)
+    k2, v2 = (a[:, :, : T - 1] for a in (k, v))
+    assert kernels.sdpa_backward(g, q, k2, v2, None, 0.4, False, True, True) is None
+    with pytest.raises(ember.errors.ShapeError, match="packed"):
+        _ref("sdpa_backward", g, q, k2, v2, scale=0.4, causal=False, packed=True)
+
+
+def _gpt_block(qkv, H, E, causal=True):
+    """Split a (B, T, 3 H E) tensor into heads, attend, merge the heads back."""
+    B, T = qkv.shape[:2]
+    q, k, v = (a.reshape(B, T, H, E).transpose(1, 2) for a in qkv.split(H * E, dim=-1))
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return a.transpose(1, 2).reshape(B, T, H * E)
+
+
+@pytest.fixture
+def merges(monkeypatch):
+    """The results of the engine's joins of slice gradients (None: a copy was made)."""
+    seen = []
+    real = join.adjacent_view
+
+    def spy(arrays, dim):
+        out = real(arrays, dim)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(join, "adjacent_view", spy)
+    return seen
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_gpt_block_merges_its_qkv_gradients_without_a_copy(c_kernels, merges, dtype):
+    B, T, H, E = 2, 6, 3, 4
+    rng = np.random.default_rng(4)
+    qkv, g = (rng.standard_normal((B, T, n * H * E)).astype(dtype) for n in (3, 1))
+
+    def run():
+        x = ember.tensor(qkv, requires_grad=True)
+        y = _gpt_block(x * 1.0, H, E)  # (x * 1: the merged gradient flows on into mul)
+        y.backward(ember.tensor(g))
+        return x.grad.numpy()
+
+    got = run()
+    with numpy_path():  # EMBER_KERNELS=numpy: the NumPy path packs the same way
+        want = run()
+    assert_close(got, want)
+    assert len(merges) == 2 and all(m is not None and m.shape == qkv.shape for m in merges)
+    assert all(m.flags.c_contiguous for m in merges)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_packed_gradients_by_finite_differences(c_kernels, merges, causal):
+    rng = np.random.default_rng(6)
+    x = ember.tensor(rng.standard_normal((2, 4, 3 * 2 * 3)), requires_grad=True)
+    fn = lambda x: _gpt_block(x, 2, 3, causal)  # noqa: E731
+    assert ember.autograd.gradcheck(fn, (x,))
+    assert merges and merges[0] is not None  # (the packed path was taken)
+    assert ember.autograd.gradgradcheck(fn, (x,))
+
+
+def _gpt_step(m, w_qkv, w_proj, x, r, H, E):
+    """A W3-like attention block's training step in framework ``m``: fused qkv linear,
+    split, heads, causal attention, projection, a loss, backward."""
+    B, T, D = x.shape
+    qkv = m.matmul(x, w_qkv)
+    q, k, v = (a.reshape(B, T, H, E).transpose(1, 2) for a in qkv.split(H * E, dim=2))
+    a = m.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+    y = m.matmul(a.transpose(1, 2).reshape(B, T, H * E), w_proj)
+    loss = (y * r).sum()
+    loss.backward()
+    return loss
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_a_compiled_gpt_block_matches_eager_and_torch(c_kernels, dtype):
+    torch = pytest.importorskip("torch")
+    B, T, D, H, E = 2, 8, 12, 3, 4
+    rng = np.random.default_rng(12)
+    arrays = [rng.standard_normal(s).astype(dtype) * 0.5 for s in
+              ((D, 3 * H * E), (H * E, D), (B, T, D), (B, T, D))]  # fmt: skip
+
+    def ember_grads(compiled):
+        w1, w2 = (ember.tensor(a, requires_grad=True) for a in arrays[:2])
+        x, r = (ember.tensor(a) for a in arrays[2:])
+
+        def step():
+            w1.grad = w2.grad = None
+            return _gpt_step(ember, w1, w2, x, r, H, E)
+
+        f = ember.compile(step) if compiled else step
+        out = []
+        for _ in range(3):  # traced, then replayed
+            loss = f()
+            out.append([loss.item(), w1.grad.numpy().copy(), w2.grad.numpy().copy()])
+        return out, f
+
+    eager, _ = ember_grads(False)
+    compiled, f = ember_grads(True)
+    code = f.code
+    assert "packed=True" in code and "f_cat_or_view(" in code and "f_cat(" not in code
+    tw1, tw2 = (torch.tensor(a, requires_grad=True) for a in arrays[:2])
+    tloss = _gpt_step(torch, tw1, tw2, *(torch.tensor(a) for a in arrays[2:]), H, E)
+    want = [tloss.item(), tw1.grad.numpy(), tw2.grad.numpy()]
+    tol = {"rtol": 1e-10, "atol": 1e-10} if dtype == np.float64 else {"rtol": 2e-4, "atol": 2e-4}
+    for run in (*eager, *compiled):
+        np.testing.assert_allclose(run[0], want[0], **tol)
+        for a, b in zip(run[1:], want[1:]):
+            np.testing.assert_allclose(a, b, **tol)
+    for a, b in zip(eager[0][1:], compiled[-1][1:]):
+        assert_close(a, b)
+    with numpy_path():
+        plain, _ = ember_grads(True)
+    for a, b in zip(plain[-1][1:], want[1:]):
+        np.testing.assert_allclose(a, b, **tol)

@@ -45,7 +45,17 @@ __all__ = [
 # ops whose forward may return a view of (or the very array of) an input, whatever the tracer
 # observed; a graph built by hand (or by a pass) may leave ``Node.aliases`` empty for them
 VIEW_OPS = frozenset(
-    {"reshape", "permute", "broadcast_to", "sum_to", "getitem", "slice", "flip", "to_device"}
+    {
+        "reshape",
+        "permute",
+        "broadcast_to",
+        "sum_to",
+        "getitem",
+        "slice",
+        "flip",
+        "to_device",
+        "cat_or_view",  # the engine's join of slice gradients: a view when they are adjacent
+    }
 )
 
 

@@ -28,6 +28,7 @@ from ... import kernels
 from ...autograd.mode import state
 from ...errors import DTypeError, EmberError, ShapeError
 from ...kernels.attention import heads_inner as _heads_inner
+from ...kernels.attention import packed_qkv as _packed_qkv
 from ...tensor import Tensor
 from ..creation import zeros
 from ..elementwise import add, mul, where
@@ -97,13 +98,22 @@ def _sdpa(xp, q, k, v, mask=None, *, scale, causal):
 
 
 @defop("sdpa_backward")
-def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal, heads_inner=False):
+def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal, heads_inner=False, packed=False):
     """``[dq, dk, dv]`` of ``sdpa``, raveled into one flat array (with ``heads_inner``, 4-D
     gradients are raveled as their ``(B, L, H, E)`` transposes: the layout in which the
-    ``transpose(1, 2)`` that made the heads gives them back without a copy). Not
-    differentiable itself: ``sdpa``'s backward calls it only when no graph is being built
-    (``create_graph`` takes the composite's differentiable ops instead)."""
-    out = kernels.sdpa_backward(g, q, k, v, mask, scale, causal, heads_inner)
+    ``transpose(1, 2)`` that made the heads gives them back without a copy; with ``packed``,
+    4-D q, k, v of one shape, the three are interleaved as one ``(B, L, 3, H, E)`` array:
+    the layout of the fused qkv projection they were split from, so that the slice
+    gradients of that split tile one buffer and merge without a copy). Not differentiable
+    itself: ``sdpa``'s backward calls it only when no graph is being built (``create_graph``
+    takes the composite's differentiable ops instead)."""
+    if packed and (q.ndim != 4 or not q.shape == k.shape == v.shape):
+        raise ShapeError(
+            "sdpa_backward",
+            f"packed gradients need 4-D q, k and v of one shape, got {q.shape}, {k.shape}, "
+            f"{v.shape}",
+        )
+    out = kernels.sdpa_backward(g, q, k, v, mask, scale, causal, heads_inner, packed)
     if out is not None:
         return out
     w = _weights_xp(xp, q, k, mask, scale, causal)
@@ -112,6 +122,8 @@ def _sdpa_backward(xp, g, q, k, v, mask=None, *, scale, causal, heads_inner=Fals
     dq = xp.matmul(ds, k) * scale
     dk = xp.matmul(xp.swapaxes(ds, -1, -2), q * scale)
     grads = (dq, dk, dv)
+    if packed:  # (B, L, H, E) each, joined along H: (B, L, 3 * H, E) = (B, L, 3, H, E)
+        return xp.concatenate([xp.swapaxes(d, 1, 2) for d in grads], axis=2).ravel()
     if heads_inner and q.ndim == 4:
         grads = tuple(xp.swapaxes(d, 1, 2) for d in grads)
     return xp.concatenate([d.ravel() for d in grads])
@@ -132,6 +144,28 @@ def _composite_grads(q, k, v, mask, g, scale, causal):
     return dq, dk, matmul(transpose(w, -2, -1), g)
 
 
+def _grad_pieces(
+    flat: Tensor, q: Tensor, k: Tensor, v: Tensor, inner: bool, packed: bool
+) -> list[Tensor]:
+    """``dq, dk, dv`` as views of ``sdpa_backward``'s flat result (laid out as its
+    ``heads_inner`` and ``packed`` say), each of its operand's shape."""
+    if packed:  # (B, L, 3 * H, E) in memory; each gradient is H heads of it
+        B, H, L, E = tuple(q.shape)
+        whole = reshape(flat, (B, L, 3 * H, E))
+        return [transpose(narrow(whole, 2, i * H, H), 1, 2) for i in range(3)]
+    grads, start = [], 0
+    for t in (q, k, v):
+        n, shape = math.prod(t.shape), tuple(t.shape)
+        piece = narrow(flat, 0, start, n)
+        if inner:  # (B, L, H, E) in memory
+            piece = transpose(reshape(piece, (shape[0], shape[2], shape[1], shape[3])), 1, 2)
+        else:
+            piece = reshape(piece, shape)
+        grads.append(piece)
+        start += n
+    return grads
+
+
 @_sdpa.defgrad
 def _(ctx, g):
     q, k, v, *rest = ctx.inputs
@@ -142,17 +176,11 @@ def _(ctx, g):
     else:
         extra = () if mask is None else (mask,)
         inner = q.ndim == 4 and type(q._data) is np.ndarray and _heads_inner(q._data)
-        flat = _sdpa_backward(g, q, k, v, *extra, scale=scale, causal=causal, heads_inner=inner)
-        grads, start = [], 0
-        for t in (q, k, v):
-            n, shape = math.prod(t.shape), tuple(t.shape)
-            piece = narrow(flat, 0, start, n)
-            if inner:  # (B, L, H, E) in memory
-                piece = transpose(reshape(piece, (shape[0], shape[2], shape[1], shape[3])), 1, 2)
-            else:
-                piece = reshape(piece, shape)
-            grads.append(piece)
-            start += n
+        packed = inner and _packed_qkv(q._data, k._data, v._data)
+        flat = _sdpa_backward(
+            g, q, k, v, *extra, scale=scale, causal=causal, heads_inner=inner, packed=packed
+        )
+        grads = _grad_pieces(flat, q, k, v, inner, packed)
     need = ctx.needs_input_grad
     return tuple(d if n else None for d, n in zip(grads, need)) + (None,) * len(rest)
 
@@ -189,7 +217,7 @@ def _(g, q, k, v, mask=None, *, scale, causal):  # the composite's nodes
 
 
 @_sdpa_backward.defonnx
-def _(g, dy, q, k, v, mask=None, *, scale, causal, heads_inner=False):
+def _(g, dy, q, k, v, mask=None, *, scale, causal, heads_inner=False, packed=False):
     # the NumPy path's math, as ONNX nodes
     w = _weights_onnx(g, q, k, mask, scale, causal)
     ws = tuple(q.shape[:-1]) + (k.shape[-2],)
@@ -202,8 +230,10 @@ def _(g, dy, q, k, v, mask=None, *, scale, causal, heads_inner=False):
     qs = g.op("Mul", q, float(scale), shape=tuple(q.shape))
     dk = g.op("MatMul", _transpose_onnx(g, ds, ws), qs, shape=tuple(k.shape))
     grads = (dq, dk, dv)
-    if heads_inner and len(q.shape) == 4:
+    if (heads_inner or packed) and len(q.shape) == 4:
         grads = tuple(g.op("Transpose", t, perm=[0, 2, 1, 3]) for t in grads)
+    if packed:  # (B, L, H, E) each, joined along H: (B, L, 3, H, E)
+        return g.reshape(g.op("Concat", *grads, axis=2), (-1,))
     flat = [g.reshape(t, (-1,)) for t in grads]
     return g.op("Concat", *flat, axis=0)
 
