@@ -98,12 +98,14 @@ def source_here(skip: int = 2) -> SourceLoc | None:
     )
 
 
-def _mutating_ops() -> dict[str, tuple[int, ...]]:
+def _mutating_ops() -> Callable[[str, int, dict], tuple[int, ...]]:
+    """``positions(op, n_inputs, attrs)``: the input positions an op writes in place (the
+    optimizer updates' ``MUTATES`` table, whose variadic ops compute them from their inputs)."""
     try:
-        from ..ops.optim import MUTATES
+        from ..ops.optim import mutated_positions
     except ImportError:  # pragma: no cover - the optim ops are part of ember
-        return {}
-    return MUTATES
+        return lambda op, n, attrs: ()
+    return mutated_positions
 
 
 class Tracer:
@@ -253,7 +255,9 @@ class Tracer:
             out._data.dtype,
             source=source_here(2),
             pure=op.pure,
-            mutates=tuple(k for k in self._mutates.get(op.name, ()) if isinstance(ins[k], Value)),
+            mutates=tuple(
+                k for k in self._mutates(op.name, len(ins), attrs) if isinstance(ins[k], Value)
+            ),
             aliases=aliases,
         )
         self._bind(out._data, v)

@@ -1,6 +1,7 @@
 """The IR validator behind :meth:`ember.graph.ir.Graph.validate` (run after every pass in
 tests): each value defined once and before use, kinds and producers consistent, ops in the
-registry, ``mutates``/``aliases`` positions valid, outputs and updates defined, update
+registry, ``mutates``/``aliases`` positions valid (and covering every input the op's
+``MUTATES`` entry says it writes), outputs and updates defined, update
 targets inputs or captured values, ``out_slot`` never on an escaping value.
 
 Example:
@@ -11,6 +12,8 @@ Example:
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .ir import Graph, IRError, Sym, Value
 
@@ -24,8 +27,9 @@ def validate(graph: Graph, *, check_ops: bool = True) -> None:
         >>> validate(Graph())
     """
     registry = None
+    writes = None
     if check_ops:
-        from ..ops import optim as _optim  # noqa: F401  (registers the update ops)
+        from ..ops.optim import mutated_positions as writes  # (registers the update ops)
         from ..ops.registry import REGISTRY as registry
     defined: set[int] = set()
     seen: set[Value] = set()
@@ -67,6 +71,8 @@ def validate(graph: Graph, *, check_ops: bool = True) -> None:
             for k in positions:
                 if not (0 <= k < len(n.inputs)) or not isinstance(n.inputs[k], Value):
                     raise IRError(f"{where}: {what} position {k} is not a Value input")
+        if writes is not None:
+            _check_writes(n, where, writes)
         out = n.output
         if out is None or out.producer is not n:
             raise IRError(f"{where}: output's producer is not this node")
@@ -85,3 +91,15 @@ def validate(graph: Graph, *, check_ops: bool = True) -> None:
             raise IRError(f"update value %{u.value.name} is not defined in this graph")
         if u.kind == "copy" and u.value is None:
             raise IRError(f"copy update of %{u.target.name} has no value")
+
+
+def _check_writes(n: Any, where: str, writes: Any) -> None:
+    """Every Value input that ``n``'s op writes in place (its ``MUTATES`` entry, a rule for a
+    variadic op) must be listed in ``n.mutates``, or passes would not see the write."""
+    try:
+        declared = writes(n.op, len(n.inputs), n.attrs)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise IRError(f"{where}: cannot tell which inputs it writes: {exc!r}") from None
+    missing = [k for k in declared if isinstance(n.inputs[k], Value) and k not in n.mutates]
+    if missing:
+        raise IRError(f"{where}: writes inputs {missing} in place but mutates lists {n.mutates}")

@@ -36,16 +36,36 @@ __all__ = [
     "rmsprop_update",
     "adagrad_update",
     "MUTATES",
+    "mutated_positions",
     "scratch_scope",
 ]
 
-# input positions each update writes in place (None inputs are skipped by the tracer)
-MUTATES: dict[str, tuple[int, ...]] = {
+# input positions each update writes in place (None inputs are skipped by the tracer): a
+# tuple, or for a variadic op (``ember.ops.optim_group``) a rule ``(n_inputs, attrs) ->
+# positions``; read it through :func:`mutated_positions`
+MUTATES: dict[str, tuple[int, ...] | Callable[[int, dict[str, Any]], tuple[int, ...]]] = {
     "sgd_update": (0, 2),
     "adam_update": (0, 2, 3, 4),
     "rmsprop_update": (0, 2, 3, 4),
     "adagrad_update": (0, 2),
 }
+
+
+def mutated_positions(op: str, n_inputs: int, attrs: dict[str, Any]) -> tuple[int, ...]:
+    """The input positions a call of ``op`` with ``n_inputs`` inputs and ``attrs`` writes in
+    place (``()`` for an op that writes nothing).
+
+    Example:
+        >>> mutated_positions("adam_update", 7, {}), mutated_positions("mul", 2, {})
+        ((0, 2, 3, 4), ())
+        >>> mutated_positions("sgd_group_update", 7, {"n": 2})  # params, grads, bufs; lr
+        (0, 1, 4, 5)
+    """
+    spec = MUTATES.get(op, ())
+    if callable(spec):
+        spec = spec(n_inputs, attrs)
+    return tuple(k for k in spec if k < n_inputs)
+
 
 _CHUNK_BYTES = 256 * 1024  # per array: a chunk of the update's arrays stays in the L2 cache
 _SHARED_SCRATCH: dict[tuple, Any] = {}
@@ -441,3 +461,6 @@ sgd_update = _sgd
 adam_update = _adam
 rmsprop_update = _rmsprop
 adagrad_update = _adagrad
+
+# the grouped updates (one op per parameter group) register themselves and their MUTATES rules
+from . import optim_group as _optim_group  # noqa: E402,F401

@@ -1,7 +1,10 @@
 """Adam and AdamW (decoupled weight decay), with AMSGrad and ``maximize``.
 
-Each parameter's update is one ``adam_update`` op (``ember.ops.optim``): in place, with
-``out=`` ufuncs into reused scratch buffers on the CPU, one fused kernel on CUDA.
+Eagerly a group's update is one fused C kernel call (``ember.kernels.adam_step``); in an
+``ember.compile`` trace it is one ``adam_group_update`` node (``ember.ops.optim_group``),
+which runs the same kernel. Otherwise each parameter's update is one ``adam_update`` op
+(``ember.ops.optim``): in place, with ``out=`` ufuncs into reused scratch buffers on the
+CPU, one fused kernel on CUDA.
 
 Example:
     >>> import ember
@@ -19,6 +22,7 @@ from typing import Any
 
 from .. import kernels
 from ..ops.optim import adam_update
+from ..ops.optim_group import adam_group_update
 from . import fused
 from .optimizer import Optimizer
 
@@ -106,11 +110,11 @@ class Adam(Optimizer):
                 "decoupled": group.get("decoupled_weight_decay", False),
                 "maximize": group["maximize"],
             }
-            if self._fused_step(group, amsgrad, opts):
+            if self._fused_step(group, amsgrad, opts) or self._grouped_step(group, amsgrad, opts):
                 continue
+            names = _state_names(amsgrad)
             for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 state = self._init_state(p, amsgrad)
-                names = ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
                 checks.extend((state, k, state[k]) for k in names)
                 step = self._next_step(state["step"], p.device)
                 vmax = state["max_exp_avg_sq"] if amsgrad else None
@@ -150,6 +154,36 @@ class Adam(Optimizer):
             s["step"]._data += 1
         fused.done(items)
         return True
+
+    def _grouped_step(self, group: dict[str, Any], amsgrad: bool, opts: dict[str, Any]) -> bool:
+        """While tracing: the whole group as one ``adam_group_update`` node; False: use the
+        per-parameter ops (eagerly, or a group of one parameter)."""
+        batch = self._group_batch(group)
+        if batch is None:
+            return False
+        items, lr, checks = batch
+        names = _state_names(amsgrad)
+        states = [self._init_state(p, amsgrad) for p, _ in items]
+        for s in states:
+            checks.extend((s, k, s[k]) for k in names)
+        steps = [self._next_step(s["step"], p.device) for (p, _), s in zip(items, states)]
+        if items:
+            adam_group_update(
+                *(p for p, _ in items),
+                *(g for _, g in items),
+                *(s[k] for k in names[1:] for s in states),
+                *steps,
+                lr,
+                n=len(items),
+                amsgrad=amsgrad,
+                **opts,
+            )
+        self._group_done(group, items, _OPTIONS, checks)
+        return True
+
+
+def _state_names(amsgrad: bool) -> tuple[str, ...]:
+    return ("step", "exp_avg", "exp_avg_sq") + (("max_exp_avg_sq",) if amsgrad else ())
 
 
 class AdamW(Adam):

@@ -1,10 +1,11 @@
 """The fused (C kernel) path of the optimizers' ``step``: one ``ember.kernels`` call updates
 every parameter of a group in place, instead of one registered update op per parameter.
 
-It runs only eagerly (no ``ember.compile`` trace is recording: a trace must see the
-per-parameter ``*_update`` ops of ``ember.ops.optim``) and only when the kernel accepts
-the arrays (NumPy, one float dtype, C-contiguous); otherwise the step runs its
-per-parameter path. The kernels follow the NumPy path's op order, so both give the same
+It runs only eagerly (no ``ember.compile`` trace is recording: a trace must see registered
+ops, the grouped ``*_group_update`` ops of ``ember.ops.optim_group``, which call the same
+kernels, or the per-parameter ``*_update`` ops of ``ember.ops.optim``) and only when the
+kernel accepts the arrays (NumPy, one float dtype, C-contiguous); otherwise the step runs
+its per-parameter path. The kernels follow the NumPy path's op order, so both give the same
 bits. :func:`gather` collects a group's parameters with gradients, :func:`done` bumps
 their version counters after the update (as the per-parameter path does).
 

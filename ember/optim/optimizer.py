@@ -1,13 +1,16 @@
 """The optimizer base class: parameter groups, per-parameter state, ``zero_grad`` and
 ``state_dict`` / ``load_state_dict`` with PyTorch's structure.
 
-Subclasses implement ``step``: each parameter's update is one impure registered op
+Subclasses implement ``step``: eagerly a group's update is one fused kernel call
+(``ember.optim.fused``) or, where that cannot serve, one impure registered op per parameter
 (``ember.ops.optim``: ``adam_update`` ...) that writes ``p._data`` in place (the same array
-object, so views and aliases of a parameter see the new values), and per-parameter state
+object, so views and aliases of a parameter see the new values); per-parameter state
 (``exp_avg``, ``momentum_buffer`` ...) lives as ember tensors in ``self.state[p]``. Going
-through the dispatcher lets ``ember.compile`` trace a whole training step: the helpers below
-read gradients, the learning rate and the step count through the tracer when one is active
-(live graph inputs, never baked constants) and guard the other hyper-parameters.
+through the dispatcher lets ``ember.compile`` trace a whole training step, where a group of
+several parameters becomes one grouped update op (``ember.ops.optim_group``,
+:meth:`Optimizer._group_batch`): the helpers below read gradients, the learning rate and the
+step count through the tracer when one is active (live graph inputs, never baked constants)
+and guard the other hyper-parameters.
 
 Example:
     >>> import ember
@@ -231,6 +234,39 @@ class Optimizer:
             p._vc[0] += 1
         self._guard(group, options, checks)
 
+    def _group_batch(
+        self, group: dict[str, Any]
+    ) -> tuple[list[tuple[Tensor, Tensor]], Any, list] | None:
+        """While ``ember.compile`` traces: ``(items, lr, checks)`` for one grouped update op
+        (``ember.ops.optim_group``) over the group: its ``(p, grad)`` pairs (parameters
+        without a gradient are skipped, as eagerly), the live learning rate (None when no
+        parameter has a gradient) and an empty ``checks`` list for :meth:`_group_done`.
+        None eagerly, and for a group the per-parameter ops record (one parameter, or
+        parameters on several devices)."""
+        params = group["params"]
+        if state.tracer is None or len(params) < 2:
+            return None
+        dev = params[0].device
+        if any(p.device is not dev for p in params):
+            return None
+        items = []
+        for p in params:
+            grad = self._grad(p)
+            if grad is not None:
+                items.append((p, grad))
+        lr = self._live(group, "lr", dev) if items else None
+        return items, lr, []
+
+    def _group_done(
+        self, group: dict[str, Any], items: list[tuple[Tensor, Tensor]], options: tuple,
+        checks: list,
+    ) -> None:  # fmt: skip
+        """After a grouped update: bump each updated parameter's version counter, then guard
+        the group's ``options`` and the state ``checks`` (as :meth:`_params_with_grad`)."""
+        for p, _ in items:
+            p._vc[0] += 1
+        self._guard(group, options, checks)
+
     def _grad(self, p: Tensor) -> Tensor | None:
         """``p.grad`` (read through the tracer while ``ember.compile`` traces)."""
         tracer = state.tracer
@@ -272,6 +308,22 @@ class Optimizer:
         tracer.add_guard(
             lambda: all(group.get(k) == v for k, v in expect.items()),
             f"{type(self).__name__} options {expect}",
+        )
+        # load_state_dict replaces ``state`` and the groups, add_param_group adds a group: the
+        # traced step would go on updating the old state tensors (and skip new parameters)
+        st, groups, n = self.state, self.param_groups, len(self.param_groups)
+        i = next((k for k, g in enumerate(groups) if g is group), None)
+        params, count = group["params"], len(group["params"])
+        tracer.add_guard(
+            lambda: (
+                self.state is st
+                and self.param_groups is groups
+                and len(groups) == n
+                and (i is None or groups[i] is group)
+                and group["params"] is params
+                and len(params) == count
+            ),
+            f"{type(self).__name__} state and parameter groups are the traced ones",
         )
         if checks:
             tracer.add_guard(

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import kernels
 from ..ops.optim import rmsprop_update
+from ..ops.optim_group import rmsprop_group_update
 from . import fused
 from .optimizer import Optimizer
 
@@ -90,7 +91,7 @@ class RMSprop(Optimizer):
             momentum = group["momentum"]
             centered = group["centered"]
             opts = {k: group[k] for k in ("alpha", "eps", "weight_decay", "momentum", "maximize")}
-            if self._fused_step(group, opts):
+            if self._fused_step(group, opts) or self._grouped_step(group, opts):
                 continue
             for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 state = self._init_state(p, group)
@@ -133,4 +134,34 @@ class RMSprop(Optimizer):
         for s in states:
             s["step"]._data += 1
         fused.done(items)
+        return True
+
+    def _grouped_step(self, group: dict[str, Any], opts: dict[str, Any]) -> bool:
+        """While tracing: the whole group as one ``rmsprop_group_update`` node; False: use
+        the per-parameter ops (eagerly, or a group of one parameter)."""
+        batch = self._group_batch(group)
+        if batch is None:
+            return False
+        items, lr, checks = batch
+        states = [self._init_state(p, group) for p, _ in items]
+        for s in states:
+            checks.extend((s, k, v) for k, v in s.items())
+        steps = [self._next_step(s["step"], p.device) for (p, _), s in zip(items, states)]
+        names = ["square_avg"]
+        if group["centered"]:
+            names.append("grad_avg")
+        if group["momentum"] > 0:
+            names.append("momentum_buffer")
+        if items:
+            rmsprop_group_update(
+                *(p for p, _ in items),
+                *(g for _, g in items),
+                *(s[k] for k in names for s in states),
+                *steps,
+                lr,
+                n=len(items),
+                centered=group["centered"],
+                **opts,
+            )
+        self._group_done(group, items, _OPTIONS, checks)
         return True

@@ -16,6 +16,7 @@ from typing import Any
 
 from .. import kernels
 from ..ops.optim import sgd_update
+from ..ops.optim_group import sgd_group_update
 from . import fused
 from .optimizer import Optimizer
 
@@ -86,7 +87,7 @@ class SGD(Optimizer):
         for group in self.param_groups:
             momentum = group["momentum"]
             opts = {k: group[k] for k in _OPTIONS}
-            if self._fused_step(group, opts):
+            if self._fused_step(group, opts) or self._grouped_step(group, opts):
                 continue
             for p, grad, lr, checks in self._params_with_grad(group, _OPTIONS):
                 buf, first = None, False
@@ -125,4 +126,37 @@ class SGD(Optimizer):
             for (p, _), b in zip(items, bufs):
                 self.state[p]["momentum_buffer"] = b
         fused.done(items)
+        return True
+
+    def _grouped_step(self, group: dict[str, Any], opts: dict[str, Any]) -> bool:
+        """While tracing: the whole group as one ``sgd_group_update`` node; False: use the
+        per-parameter ops (eagerly, or a group of one parameter)."""
+        batch = self._group_batch(group)
+        if batch is None:
+            return False
+        items, lr, checks = batch
+        bufs: list[Any] = []
+        first: tuple[bool, ...] | None = None
+        if opts["momentum"] != 0:
+            flags = []
+            for p, _ in items:
+                state = self.state[p]
+                buf = state.get("momentum_buffer")
+                flags.append(buf is None)
+                checks.append((state, "momentum_buffer", buf))
+                if buf is None:  # becomes a copy of the first (decayed) gradient
+                    buf = state["momentum_buffer"] = self._zeros_like(p)
+                bufs.append(buf)
+            first = tuple(flags)
+        if items:
+            sgd_group_update(
+                *(p for p, _ in items),
+                *(g for _, g in items),
+                *bufs,
+                lr,
+                n=len(items),
+                first=first,
+                **opts,
+            )
+        self._group_done(group, items, _OPTIONS, checks)
         return True
