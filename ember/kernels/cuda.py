@@ -1,8 +1,10 @@
 """CUDA kernels for CuPy arrays, where the NumPy path's chain of ufuncs and reductions would
 be a kernel launch each (on a GPU a small model's step is bound by launches: layer norm was
 a third of the W3 GPT step on an H200): layer norm (one launch forward, two plus a column
-sum backward) and the tanh-approximated GELU (one ``ElementwiseKernel`` each way, the C
-kernels' formulas: ``gelu(x) = x sigmoid(2u)``, no cancellation for negative inputs).
+sum backward), the tanh-approximated GELU (one ``ElementwiseKernel`` each way, the C
+kernels' formulas: ``gelu(x) = x sigmoid(2u)``, no cancellation for negative inputs) and
+max pooling (one launch each way instead of a strided ``maximum`` per kernel position and
+a chain of masks per position backward).
 
 Layer norm:
 One warp normalizes one row: each lane strides over the row, the warp sums with shuffles
@@ -109,8 +111,8 @@ extern "C" __global__ void ln_backward(const T *g, const T *x, const T *w, T *dx
     }
 }
 
-/* partial column sums over a block of ROWS rows: part[0][blk][c] = sum g * xhat (when
-   dw), part[1][blk][c] = sum g (when db); block (32, 8) covers 32 columns */
+/* partial column sums over a block of ROWS rows into part (k, blocks, d): sum g * xhat
+   first when dw, then sum g when db; block (32, 8) covers 32 columns */
 #define ROWS 64
 extern "C" __global__ void ln_affine_grad(const T *g, const T *x, const C *stats, C *part,
                                           long long n, long long d, int dw, int db) {
@@ -133,10 +135,21 @@ extern "C" __global__ void ln_affine_grad(const T *g, const T *x, const C *stats
             aw += sw[k][threadIdx.x];
             ab += sb[k][threadIdx.x];
         }
-        long long blocks = gridDim.y, at = (long long)blockIdx.y * d + c;
+        long long plane = (long long)gridDim.y * d, at = (long long)blockIdx.y * d + c;
         if (dw) part[at] = aw;
-        if (db) part[blocks * d + at] = ab;
+        if (db) part[(dw ? plane : 0) + at] = ab;
     }
+}
+
+/* out[j] = the sum of part (k, blocks, d) over its blocks, for j < k * d */
+extern "C" __global__ void ln_affine_sum(const C *part, T *out, long long blocks, long long d,
+                                         long long kd) {
+    long long j = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (j >= kd) return;
+    const C *p = part + (j / d) * blocks * d + j % d;
+    C s = 0;
+    for (long long b = 0; b < blocks; b++) s += p[b * d];
+    out[j] = (T)s;
 }
 """
 
@@ -158,18 +171,19 @@ def is_cupy(a: Any) -> bool:
     return type(a).__module__.startswith("cupy")
 
 
-def _module(dtype: Any) -> Any:
-    """The compiled kernels for ``dtype`` (built once per dtype)."""
+def _functions(dtype: Any) -> dict[str, Any]:
+    """The layer-norm kernels for ``dtype`` by name (built once per dtype)."""
     name = str(dtype)
-    mod = _MODULES.get(name)
-    if mod is None:
+    fns = _MODULES.get(name)
+    if fns is None:
         import cupy  # noqa: PLC0415  (only reached for CuPy arrays)
 
         t, c = _TYPES[name]
         head = "#include <cuda_fp16.h>\n" if name == "float16" else ""
-        src = head + _SOURCE.replace("TYPE", t, 1).replace("COMPUTE", c, 1)
-        mod = _MODULES[name] = cupy.RawModule(code=src)
-    return mod
+        mod = cupy.RawModule(code=head + _SOURCE.replace("TYPE", t, 1).replace("COMPUTE", c, 1))
+        names = ("ln_forward", "ln_backward", "ln_affine_grad", "ln_affine_sum")
+        fns = _MODULES[name] = {f: mod.get_function(f) for f in names}
+    return fns
 
 
 def _usable(x: Array, *others: Array) -> bool:
@@ -217,7 +231,7 @@ def layer_norm_forward(
     x = cupy.ascontiguousarray(x)
     n = x.size // d
     y = cupy.empty_like(x)
-    f = _module(x.dtype).get_function("ln_forward")
+    f = _functions(x.dtype)["ln_forward"]
     f(((n + _WARPS - 1) // _WARPS,), (32 * _WARPS,),
       (x, x if w is None else w, x if b is None else b, y, np.int64(n), np.int64(d),
        _scalar(x.dtype, eps), np.int32(w is not None), np.int32(b is not None)))  # fmt: skip
@@ -254,20 +268,19 @@ def layer_norm_backward(
     g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
     k = int(weight_grad) + int(bias_grad)
     flat = cupy.empty(x.size + k * d, x.dtype)
-    mod = _module(x.dtype)
+    fns = _functions(x.dtype)
     compute = cupy.float64 if x.dtype == cupy.float64 else cupy.float32
-    stats = cupy.empty(2 * n if k else 1, compute)
+    scratch = cupy.empty(2 * n + k * blocks * d if k else 1, compute)  # stats, then partials
     n64, d64 = np.int64(n), np.int64(d)
-    mod.get_function("ln_backward")(((n + _WARPS - 1) // _WARPS,), (32 * _WARPS,),
-      (g, x, x if w is None else w, flat, stats, n64, d64, _scalar(x.dtype, eps),
+    fns["ln_backward"](((n + _WARPS - 1) // _WARPS,), (32 * _WARPS,),
+      (g, x, x if w is None else w, flat, scratch, n64, d64, _scalar(x.dtype, eps),
        np.int32(w is not None), np.int32(k > 0)))  # fmt: skip
     if k:
-        part = cupy.empty((2, blocks, d), compute)
-        mod.get_function("ln_affine_grad")(((d + 31) // 32, blocks), (32, 8),
-          (g, x, stats, part, n64, d64, np.int32(weight_grad), np.int32(bias_grad)))  # fmt: skip
-        pick = [0] if weight_grad and not bias_grad else [1] if not weight_grad else [0, 1]
-        sums = part[pick].sum(axis=1)
-        flat[x.size :] = sums.ravel().astype(x.dtype, copy=False)
+        part = scratch[2 * n :]
+        fns["ln_affine_grad"](((d + 31) // 32, blocks), (32, 8),
+          (g, x, scratch, part, n64, d64, np.int32(weight_grad), np.int32(bias_grad)))  # fmt: skip
+        fns["ln_affine_sum"](((k * d + 255) // 256,), (256,),
+          (part, flat[x.size :], np.int64(blocks), d64, np.int64(k * d)))  # fmt: skip
     return flat
 
 
@@ -329,3 +342,134 @@ def gelu_tanh_backward(g: Array, x: Array) -> Array | None:
     if not _usable(x, g) or g.shape != x.shape:
         return None
     return _gelu_kernel("backward", x.dtype)(g, x)
+
+
+# -- max pooling -----------------------------------------------------------------------------
+_POOL_SOURCE = r"""
+typedef TYPE T;
+/* one thread per output element (plane, oh, ow): the window's first max, or its first NaN
+   (PyTorch's choice, as the C kernels); positions in the padding are skipped; a window
+   entirely in the padding gives -inf and no gradient */
+__device__ __forceinline__ long long pool_winner(const T *xp, int H, int W, int oh, int ow,
+                                                 const int *g, T *best) {
+    long long at = -1;
+    T b = (T)0;
+    for (int i = 0; i < g[0]; i++) {
+        int h = oh * g[2] - g[4] + i * g[6];
+        if (h < 0 || h >= H) continue;
+        for (int j = 0; j < g[1]; j++) {
+            int w = ow * g[3] - g[5] + j * g[7];
+            if (w < 0 || w >= W) continue;
+            T v = xp[h * W + w];
+            if (at < 0 || v > b || (isnan(v) && !isnan(b))) {
+                b = v;
+                at = (long long)h * W + w;
+            }
+        }
+    }
+    *best = b;
+    return at;
+}
+
+/* geometry g: kh, kw, sh, sw, ph, pw, dh, dw */
+extern "C" __global__ void pool_max_forward(const T *x, T *y, long long total, int H, int W,
+                                            int OH, int OW, int kh, int kw, int sh, int sw,
+                                            int ph, int pw, int dh, int dw) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    int g[8] = {kh, kw, sh, sw, ph, pw, dh, dw};
+    int ow = (int)(i % OW), oh = (int)((i / OW) % OH);
+    long long plane = i / ((long long)OW * OH);
+    T b;
+    long long at = pool_winner(x + plane * H * W, H, W, oh, ow, g, &b);
+    y[i] = at < 0 ? (T)(-1.0 / 0.0) : b;
+}
+
+extern "C" __global__ void pool_max_backward(const T *gy, const T *x, T *dx, long long total,
+                                             int H, int W, int OH, int OW, int kh, int kw,
+                                             int sh, int sw, int ph, int pw, int dh, int dw) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= total) return;
+    int g[8] = {kh, kw, sh, sw, ph, pw, dh, dw};
+    int ow = (int)(i % OW), oh = (int)((i / OW) % OH);
+    long long plane = i / ((long long)OW * OH);
+    T b;
+    long long at = pool_winner(x + plane * H * W, H, W, oh, ow, g, &b);
+    if (at >= 0) atomicAdd(dx + plane * H * W + at, gy[i]);
+}
+"""
+_POOL: dict[str, Any] = {}
+
+
+def _pool_functions(dtype: Any) -> dict[str, Any]:
+    name = str(dtype)
+    fns = _POOL.get(name)
+    if fns is None:
+        import cupy  # noqa: PLC0415
+
+        mod = cupy.RawModule(code=_POOL_SOURCE.replace("TYPE", _TYPES[name][0], 1))
+        fns = _POOL[name] = {f: mod.get_function(f) for f in ("pool_max_forward",
+                                                                "pool_max_backward")}  # fmt: skip
+    return fns
+
+
+def _pool_args(x: Array, geom: tuple) -> tuple | None:
+    """The int32 geometry arguments (H, W, OH, OW, kh, kw, sh, sw, ph, pw, dh, dw), or None
+    for a geometry the kernels do not take (asymmetric padding pairs)."""
+    kernel, stride, padding, dilation, out_hw = geom
+    if any(isinstance(p, (tuple, list)) for p in padding):
+        return None
+    vals = (*x.shape[2:], *out_hw, *kernel, *stride, *padding, *dilation)
+    return tuple(np.int32(v) for v in vals)
+
+
+def _pooled(x: Array) -> bool:
+    return _usable(x) and x.ndim == 4 and str(x.dtype) in ("float32", "float64")
+
+
+def max_pool2d_forward(x: Array, *geom: Any) -> Array | None:
+    """Max pooling of the CuPy array ``x`` (N, C, H, W) over the windows of ``geom``
+    (``kernel_size, stride, padding, dilation, out_hw`` pairs) in one kernel; None when
+    unserved (float16, integers, asymmetric padding).
+
+    Example:
+        >>> max_pool2d_forward(np.zeros((1, 1, 2, 2)), (2, 2), (2, 2), (0, 0), (1, 1), (1, 1))
+    """
+    if not _pooled(x):
+        return None
+    args = _pool_args(x, geom)
+    if args is None:
+        return None
+    import cupy  # noqa: PLC0415
+
+    x = cupy.ascontiguousarray(x)
+    y = cupy.empty(x.shape[:2] + tuple(geom[4]), x.dtype)
+    if y.size:
+        _pool_functions(x.dtype)["pool_max_forward"](
+            ((y.size + 255) // 256,), (256,), (x, y, np.int64(y.size), *args)
+        )
+    return y
+
+
+def max_pool2d_backward(g: Array, x: Array, *geom: Any) -> Array | None:
+    """The input gradient of :func:`max_pool2d_forward`: each window's ``g`` added at its
+    winner in ``x`` (atomic adds: windows may overlap); None when unserved.
+
+    Example:
+        >>> max_pool2d_backward(np.zeros((1, 1, 1, 1)), np.zeros((1, 1, 2, 2)), (2, 2),
+        ...                     (2, 2), (0, 0), (1, 1), (1, 1))
+    """
+    if not _pooled(x) or not _usable(g, x) or g.shape != x.shape[:2] + tuple(geom[4]):
+        return None
+    args = _pool_args(x, geom)
+    if args is None:
+        return None
+    import cupy  # noqa: PLC0415
+
+    g, x = cupy.ascontiguousarray(g), cupy.ascontiguousarray(x)
+    dx = cupy.zeros_like(x)
+    if g.size:
+        _pool_functions(x.dtype)["pool_max_backward"](
+            ((g.size + 255) // 256,), (256,), (g, x, dx, np.int64(g.size), *args)
+        )
+    return dx

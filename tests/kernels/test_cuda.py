@@ -133,3 +133,40 @@ def test_gelu_tanh_matches_the_cpu_kernels(dtype):
     np.testing.assert_allclose(y, gelu_xp(np, x, "tanh"), rtol=tol, atol=tol)
     np.testing.assert_allclose(dx, _gelu_backward.forward(np, g, x, "tanh"), rtol=tol, atol=tol)
     assert y.dtype == x.dtype and dx.dtype == x.dtype
+
+
+POOLS = [  # kernel, stride, padding, dilation
+    ((2, 2), (2, 2), (0, 0), (1, 1)),
+    ((3, 3), (1, 1), (1, 1), (1, 1)),  # overlapping windows: atomic adds
+    ((3, 2), (2, 1), (1, 0), (2, 1)),
+    ((2, 2), (2, 2), (1, 1), (1, 1)),  # windows partly in the padding
+]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kernel,stride,padding,dilation", POOLS)
+def test_max_pool_matches_the_numpy_path(dtype, kernel, stride, padding, dilation):
+    import cupy
+
+    from ember.ops.nn.pool import _max_pool2d, _max_pool2d_backward
+
+    rng = np.random.default_rng(6)
+    x = rng.integers(-3, 3, (2, 3, 7, 6)).astype(dtype)  # many ties: the first max wins
+    x[0, 0, 0, 0] = np.nan
+    x[1, 2, 3:5, 2:4] = -np.inf
+    out_hw = tuple(
+        (n + 2 * p - d * (k - 1) - 1) // s + 1
+        for n, k, s, p, d in zip(x.shape[2:], kernel, stride, padding, dilation)
+    )
+    geom = (kernel, stride, padding, dilation, out_hw)
+    attrs = dict(kernel_size=kernel, stride=stride, padding=padding, dilation=dilation,
+                 out_hw=out_hw)  # fmt: skip
+    want = _max_pool2d.forward(np, x, **attrs)
+    got = cuda.max_pool2d_forward(cupy.asarray(x), *geom)
+    np.testing.assert_array_equal(cupy.asnumpy(got), want)
+    g = rng.standard_normal(want.shape).astype(dtype)
+    want_dx = _max_pool2d_backward.forward(np, g, x, want, **attrs)
+    dx = cuda.max_pool2d_backward(cupy.asarray(g), cupy.asarray(x), *geom)
+    np.testing.assert_allclose(cupy.asnumpy(dx), want_dx, rtol=1e-6, atol=1e-6)
+    assert cuda.max_pool2d_forward(cupy.asarray(x.astype(np.float16)), *geom) is None
