@@ -1,6 +1,8 @@
 """The seam for convolution: ``im2col``/``col2im`` (the data movement around a convolution's
-GEMM, on ``(N, C, H, W)`` arrays) and ``swap01`` (the GEMM's ``(O, N, ...)`` result made
-NCHW, plus the bias, in one pass). Pooling is in :mod:`ember.kernels.pool`.
+GEMM, on ``(N, C, H, W)`` arrays), ``swap01`` (the GEMM's ``(O, N, ...)`` result made
+NCHW, plus the bias, in one pass), and ``conv_direct``/``conv_weight_grad_direct`` (a
+convolution and its weight and bias gradients without a GEMM, for few taps per output:
+``C / groups * kh * kw`` small). Pooling is in :mod:`ember.kernels.pool`.
 
 Geometry arguments follow ``ember/ops/nn/conv.py``: pairs ``(h, w)`` for
 ``kernel_size``, ``stride``, ``dilation`` and ``out_hw``; ``padding`` either ``(ph, pw)``
@@ -26,7 +28,15 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 
-__all__ = ["im2col", "col2im", "col2im_available", "swap01"]
+__all__ = [
+    "im2col",
+    "col2im",
+    "col2im_available",
+    "swap01",
+    "conv_direct",
+    "conv_weight_grad_direct",
+    "direct_available",
+]
 
 Array = Any
 
@@ -183,3 +193,127 @@ def swap01(y: Array, bias: Array | None = None) -> Array | None:
     f(_seam.ptr(y), _seam.NULL if bias is None else _seam.ptr(contiguous(bias)), _seam.ptr(out),
       a, b, rest, min(kernel_threads(y.size), a * b))  # fmt: skip
     return out
+
+
+# the columns of one work item of the direct kernels: small enough to stay in L1/L2
+DIRECT_BLOCK_BYTES = 1 << 15
+
+
+def _direct_rows(k: int, oh: int, ow: int, itemsize: int) -> int:
+    """Output rows per work item of the direct kernels: columns of about
+    ``DIRECT_BLOCK_BYTES``, but at least 64 positions (the kernels work 16 at a time)."""
+    rows = max(DIRECT_BLOCK_BYTES // max(1, k * ow * itemsize), -(-64 // max(ow, 1)))
+    return max(1, min(oh, rows))
+
+
+def _direct_args(x, w_shape, groups, stride, padding, dilation, out_hw):
+    n, c, h, wd = x.shape
+    o, cg, kh, kw = (int(v) for v in w_shape)
+    if cg * groups != c or o % groups:
+        return None
+    kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = _geometry((kh, kw), stride, padding, dilation, out_hw)
+    rows = _direct_rows(cg * kh * kw, oh, ow, x.dtype.itemsize)
+    return (n, c, h, wd, o, int(groups), kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, rows)
+
+
+def direct_available(dtype: Any) -> bool:
+    """True when :func:`conv_direct` and :func:`conv_weight_grad_direct` run in C for arrays
+    of ``dtype`` (float32/float64 and kernels in use).
+
+    Example:
+        >>> direct_available(np.dtype(np.int64))
+        False
+    """
+    return kernel("im2col", "conv_direct", np.dtype(dtype)) is not None
+
+
+def conv_direct(
+    x: Array,
+    w: Array,
+    bias: Array | None,
+    stride: tuple,
+    padding: Any,
+    dilation: tuple,
+    out_hw: tuple,
+    groups: int = 1,
+) -> Array | None:
+    """The convolution of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw), plus ``bias``
+    (O,) when given, computed directly (no column matrix, no GEMM): each (sample, group,
+    block of output rows) builds its columns in a small buffer and writes its NCHW outputs
+    from it. Meant for few taps per output (``C / groups * kh * kw`` small), where a GEMM is
+    memory-bound. None when unserved.
+
+    Example:
+        >>> x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((2, 1, 3, 3), np.float32)
+        >>> y = conv_direct(x, w, None, (1, 1), (1, 1), (1, 1), (3, 3))
+        >>> y is None or y[0, 0].tolist() == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
+        True
+    """
+    if not is_array(x, w) or x.ndim != 4 or w.ndim != 4 or w.dtype != x.dtype:
+        return None
+    if bias is not None and (
+        not is_array(bias) or bias.dtype != x.dtype or bias.size != w.shape[0]
+    ):
+        return None
+    f = kernel("im2col", "conv_direct", x.dtype)
+    if f is None:
+        return None
+    args = _direct_args(x, w.shape, groups, stride, padding, dilation, out_hw)
+    if args is None:
+        return None
+    n, o, oh, ow = args[0], args[4], args[14], args[15]
+    y = np.empty((n, o, oh, ow), x.dtype)
+    if y.size == 0:
+        return y
+    items = n * args[5] * -(-oh // args[16])
+    nt = min(kernel_threads(y.size), items)
+    b = _seam.NULL if bias is None else _seam.ptr(contiguous(bias))
+    x, w = contiguous(x), contiguous(w)
+    if f(_seam.ptr(x), _seam.ptr(w), b, _seam.ptr(y), *args, nt) != 0:
+        return None
+    return y
+
+
+def conv_weight_grad_direct(
+    x: Array,
+    g: Array,
+    kernel_size: tuple,
+    stride: tuple,
+    padding: Any,
+    dilation: tuple,
+    groups: int = 1,
+    bias: bool = False,
+) -> tuple[Array, Array | None] | None:
+    """The gradients of :func:`conv_direct` in its weight, ``(O, C/groups, kh, kw)``, and
+    (with ``bias``) in its bias, ``(O,)``, for the output gradient ``g`` (N, O, OH, OW), in
+    one pass over ``g`` with the columns of ``x`` built a block at a time (sums in double).
+    None when unserved.
+
+    Example:
+        >>> x, g = np.ones((1, 1, 3, 3), np.float32), np.ones((1, 2, 3, 3), np.float32)
+        >>> r = conv_weight_grad_direct(x, g, (3, 3), (1, 1), (1, 1), (1, 1), bias=True)
+        >>> r is None or (r[0][0, 0].tolist(), r[1].tolist()) == (
+        ...     [[4, 6, 4], [6, 9, 6], [4, 6, 4]], [9, 9])
+        True
+    """
+    if not is_array(x, g) or x.ndim != 4 or g.ndim != 4 or g.dtype != x.dtype:
+        return None
+    if g.shape[0] != x.shape[0]:
+        return None
+    f = kernel("im2col", "conv_weight_grad_direct", x.dtype)
+    if f is None:
+        return None
+    o = g.shape[1]
+    w_shape = (o, x.shape[1] // max(groups, 1)) + tuple(kernel_size)
+    args = _direct_args(x, w_shape, groups, stride, padding, dilation, g.shape[2:])
+    if args is None:
+        return None
+    gw = np.empty(w_shape, x.dtype)
+    gb = np.empty(o, x.dtype) if bias else None
+    items = x.shape[0] * args[5] * -(-args[14] // args[16])
+    nt = min(kernel_threads(g.size), items)
+    x, g = contiguous(x), contiguous(g)
+    b = _seam.NULL if gb is None else _seam.ptr(gb)
+    if f(_seam.ptr(x), _seam.ptr(g), _seam.ptr(gw), b, *args, nt) != 0:
+        return None
+    return gw, gb

@@ -112,6 +112,20 @@ CASES = cases(
         grad2=True,
     ),
     Case(
+        "conv2d_one_channel_bias_grad2",  # W2's first layer in small: the direct kernels
+        _conv2d_b(padding=1),
+        [F(2, 1, 5, 6), F(3, 1, 3, 3), F(3)],
+        ref=lambda x, w, b: ref_conv2d(x, w, b, padding=1),
+        grad2=True,
+    ),
+    Case(
+        "conv2d_depthwise_strided_grad2",  # direct kernels, groups, stride, short last rows
+        _conv2d_b(groups=2, stride=2, padding=1),
+        [F(1, 2, 7, 5), F(4, 1, 3, 3), F(4)],
+        ref=lambda x, w, b: ref_conv2d(x, w, b, stride=2, padding=1, groups=2),
+        grad2=True,
+    ),
+    Case(
         "conv2d_stride_pad",
         _conv2d(stride=2, padding=1),
         [F(2, 2, 5, 5), F(3, 2, 3, 3)],

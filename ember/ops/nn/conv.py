@@ -3,15 +3,20 @@
 Three primitives carry every convolution and all of their derivatives, to any order:
 
 * ``conv2d(x, w, b)``: cross-correlation; im2col and one GEMM per group, whose
-  ``(O, N, OH * OW)`` result is made NCHW with the bias added in one pass;
+  ``(O, N, OH * OW)`` result is made NCHW with the bias added in one pass, or, with few
+  taps per output, the direct C kernel (see ``conv_gemm.py``);
 * ``conv_transpose2d(x, w, b)``: its adjoint in ``x`` (the input gradient); one GEMM then
   col2im (the C kernel writes NCHW directly, at any stride; the NumPy path is a loop over
   the ``kh * kw`` kernel positions of strided slice adds);
-* ``conv2d_weight_grad(x, g)``: its adjoint in ``w``; im2col and one GEMM.
+* ``conv2d_weight_grad(x, g)``: its adjoint in ``w``; im2col and one GEMM (or the direct
+  kernel).
 
 Each is bilinear, and the derivatives of each are the other two, so backward rules are
 ember ops and second-order gradients come for free. 1-D convolutions are 2-D ones with a
-height of 1 (two free reshapes).
+height of 1 (two free reshapes). ``conv2d`` and ``conv2d_weight_grad`` may also take the
+columns of ``x`` (the ``im2col`` op's output) as a last input: a training step then builds
+them once, in the forward, for both (the rule is in ``conv_gemm.py``); they get no gradient
+of their own (``x``'s covers them).
 
 Internally the column matrix is ``(C * kh * kw, N * OH * OW)`` (channels first), so that
 each group is one large GEMM: one call that BLAS threads well, rather than one small
@@ -31,14 +36,29 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from ... import kernels
+from ...autograd.mode import state
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
 from ..reduce import sum as _sum
 from ..registry import defop
-from ..shape import reshape
+from ..shape import reshape, slice_dim
+from .conv_gemm import (
+    _channels_first,
+    _col2im,
+    _direct_conv2d,
+    _direct_weight_grad,
+    _finish,
+    _gemm_weight_grad,
+    _im2col,
+    _transpose_unit_stride,
+    keeps_columns,
+    uses_direct,
+)
+from .conv_gemm import im2col as _columns_op
 
 __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 
@@ -47,77 +67,6 @@ __all__ = ["conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d"]
 # on 2 quiet cores, but 2x slower on a busy machine (8x more BLAS calls, each waiting for
 # a descheduled BLAS thread): a memory cap, not a cache size
 _COLS_LIMIT = 1 << 24
-
-
-# -- array helpers (xp arrays) --------------------------------------------------------------
-def _pad_channels_first(xp, x, padding):
-    """``(N, C, H, W)`` -> zero-padded ``(C, N, Hp, Wp)`` (a view when there is no padding)."""
-    xt = x.transpose(1, 0, 2, 3)
-    (pt, pb), (pl, pr) = padding
-    if pt == pb == pl == pr == 0:
-        return xt
-    c, n, h, w = xt.shape
-    buf = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=x.dtype)
-    buf[:, :, pt : pt + h, pl : pl + w] = xt
-    return buf
-
-
-def _im2col(xp, x, kernel, stride, padding, dilation, out_hw, groups):
-    """Columns ``(groups, C/groups * kh * kw, N * OH * OW)`` of ``x`` (N, C, H, W)."""
-    cols = kernels.im2col(x, kernel, stride, padding, dilation, out_hw)
-    if cols is not None:
-        return cols.reshape(groups, -1, x.shape[0] * out_hw[0] * out_hw[1])
-    buf = _pad_channels_first(xp, x, padding)
-    c, n = buf.shape[:2]
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    s0, s1, s2, s3 = buf.strides
-    view = xp.lib.stride_tricks.as_strided(
-        buf, (c, kh, kw, n, oh, ow), (s0, s2 * dh, s3 * dw, s1, s2 * sh, s3 * sw)
-    )
-    return xp.ascontiguousarray(view).reshape(groups, c // groups * kh * kw, n * oh * ow)
-
-
-def _col2im(xp, cols, x_shape, kernel, stride, padding, dilation, out_hw, out=None):
-    """Sum columns ``(C * kh * kw, N, OH, OW)`` back into an ``(N, C, H, W)`` array: ``out``
-    itself when the C kernels can write into it, else a new array."""
-    x = kernels.col2im(cols, x_shape, kernel, stride, padding, dilation, out_hw, out=out)
-    if x is not None:
-        return x
-    n, c, h, w = x_shape
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
-    (pt, pb), (pl, pr) = padding
-    cols = cols.reshape(c, kh, kw, n, oh, ow)
-    buf = xp.zeros((c, n, h + pt + pb, w + pl + pr), dtype=cols.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            r, q = i * dh, j * dw
-            buf[:, :, r : r + sh * (oh - 1) + 1 : sh, q : q + sw * (ow - 1) + 1 : sw] += cols[
-                :, i, j
-            ]
-    return buf[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3)
-
-
-def _transpose_unit_stride(xp, x, wt, out_shape, kernel, padding, dilation):
-    """``conv_transpose2d`` for stride 1: ``x`` is widened with zero columns to the padded
-    output's width ``wp``, so that each kernel position's contribution is one contiguous run
-    of ``IH * wp`` elements per (channel, sample) (long loops instead of rows of ``IW``)."""
-    n, i, ih, iw = x.shape
-    groups = wt.shape[0]
-    c, h, w = out_shape[1:]
-    (kh, kw), (dh, dw) = kernel, dilation
-    (pt, pb), (pl, pr) = padding
-    hp, wp = h + pt + pb, w + pl + pr
-    xm = xp.zeros((i, n, ih, wp), dtype=x.dtype)
-    xm[..., :iw] = x.transpose(1, 0, 2, 3)
-    cols = xp.matmul(wt, xm.reshape(groups, i // groups, n * ih * wp))
-    cols = cols.reshape(c, kh, kw, n, ih * wp)
-    buf = xp.zeros((c, n, hp * wp + (kw - 1) * dw), dtype=cols.dtype)
-    for a in range(kh):
-        for b in range(kw):
-            off = a * dh * wp + b * dw
-            buf[:, :, off : off + ih * wp] += cols[:, a, b]
-    buf = buf[:, :, : hp * wp].reshape(c, n, hp, wp)
-    return buf[:, :, pt : pt + h, pl : pl + w].transpose(1, 0, 2, 3)
 
 
 def _chunks(n: int, rows: int, positions: int):
@@ -129,36 +78,21 @@ def _chunks(n: int, rows: int, positions: int):
     return list(zip(bounds[:-1], bounds[1:]))
 
 
-def _channels_first(a):
-    """``a`` (N, C, H, W) as (C, N, H, W): a contiguous copy made in C when the kernels
-    serve it, else a view (the caller's reshape copies it)."""
-    out = kernels.swap01(a)
-    return a.transpose(1, 0, 2, 3) if out is None else out
-
-
-def _finish(xp, y, bias, shape):
-    """``y`` in (C, N, H, W) layout -> a contiguous (N, C, H, W) array, plus bias."""
-    out = kernels.swap01(y, bias)
-    if out is not None:
-        return out
-    out = xp.empty(shape, dtype=y.dtype)
-    yt = y.transpose(1, 0, 2, 3)
-    if bias is None:
-        out[...] = yt
-    else:
-        xp.add(yt, bias.reshape(1, -1, 1, 1), out=out)
-    return out
-
-
 # -- primitives -----------------------------------------------------------------------------
 @defop("conv2d", onnx="Conv")
-def _conv2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
-    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw)."""
+def _conv2d(xp, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw):
+    """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw); ``cols``,
+    when given, are the columns of ``x`` (the :data:`~.conv_gemm.im2col` op's output)."""
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     oh, ow = out_hw
-    wm = w.reshape(groups, o // groups, cg * kh * kw)
     chunks = _chunks(n, cg * groups * kh * kw, oh * ow)
+    if cols is None and uses_direct(x.shape, w.shape):
+        return _direct_conv2d(xp, x, w, b, stride, padding, dilation, out_hw, groups, chunks)
+    wm = w.reshape(groups, o // groups, cg * kh * kw)
+    if cols is not None:
+        y = xp.matmul(wm, cols.reshape(groups, cg * kh * kw, n * oh * ow))
+        return _finish(xp, y.reshape(o, n, oh, ow), b, (n, o, oh, ow))
     y = None if len(chunks) == 1 else xp.empty((groups, o // groups, n * oh * ow), dtype=x.dtype)
     for a, e in chunks:
         cols = _im2col(xp, x[a:e], (kh, kw), stride, padding, dilation, out_hw, groups)
@@ -174,18 +108,30 @@ def _opts(ctx) -> dict:
     return {k: ctx.attrs[k] for k in ("stride", "padding", "dilation", "groups")}
 
 
+def _geometry(opts: dict) -> dict:
+    """The attributes of the im2col op among a convolution's."""
+    return {k: opts[k] for k in ("stride", "padding", "dilation", "out_hw")}
+
+
 def _conv_grads(ctx, g, input_op, transposed: bool):
     """Gradients of ``conv2d`` (``transposed=False``) or ``conv_transpose2d``: the input's
     through the other op (``input_op``), the weight's through ``_conv2d_weight_grad`` with
     the image and output-gradient roles swapped for the transpose."""
-    x, w, b = ctx.inputs
-    need_x, need_w, need_b = ctx.needs_input_grad
+    x, w, b, *cols = ctx.inputs  # conv2d's columns of x, when it was given them
+    need_x, need_w, need_b = ctx.needs_input_grad[:3]
     opts = _opts(ctx)
     gx = input_op(g, w, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
     image, grad = (g, x) if transposed else (x, g)
-    gw = _conv2d_weight_grad(image, grad, kernel=tuple(w.shape[2:]), **opts) if need_w else None
-    gb = _sum(g, dim=(0, 2, 3)) if need_b else None
-    return gx, gw, gb
+    gw = gb = None
+    fused = need_w and need_b and not transposed  # the bias gradient from the same pass
+    if need_w:
+        kernel = tuple(w.shape[2:])
+        gw = _conv2d_weight_grad(image, grad, *cols, kernel=kernel, with_bias=fused, **opts)
+        if fused:
+            gw, gb = _weight_and_bias(gw, tuple(w.shape))
+    if need_b and not fused:
+        gb = _sum(g, dim=(0, 2, 3))
+    return (gx, gw, gb) + (None,) * len(cols)
 
 
 @_conv2d.defgrad
@@ -229,30 +175,52 @@ def _(ctx, g):
     return _conv_grads(ctx, g, _conv2d, transposed=True)
 
 
-@defop("conv2d_weight_grad")
-def _conv2d_weight_grad(xp, x, g, *, kernel, stride, padding, dilation, groups):
-    """Gradient of ``conv2d(x, w)`` in ``w`` for the output gradient ``g`` (N, O, OH, OW)."""
-    n = x.shape[0]
+@defop("conv2d_weight_grad", saves_inputs=(0, 1))
+def _conv2d_weight_grad(xp, x, g, cols=None, *, kernel, stride, padding, dilation, groups,
+                        with_bias=False):  # fmt: skip
+    """Gradient of ``conv2d(x, w)`` in ``w`` for the output gradient ``g`` (N, O, OH, OW);
+    ``cols``, when given, are the columns of ``x`` (kept from the forward). With
+    ``with_bias`` the result is flat: the weight gradient's values, then the bias gradient
+    (``g`` summed over N, OH, OW), from the same pass over ``g``."""
+    n, c = x.shape[:2]
     o, oh, ow = g.shape[1], g.shape[2], g.shape[3]
-    c = x.shape[1]
     kh, kw = kernel
-    gw = None
-    for a, e in _chunks(n, c * kh * kw, oh * ow):
-        cols = _im2col(xp, x[a:e], kernel, stride, padding, dilation, (oh, ow), groups)
-        gm = _channels_first(g[a:e]).reshape(groups, o // groups, (e - a) * oh * ow)
-        part = xp.matmul(gm, cols.transpose(0, 2, 1))
-        gw = part if gw is None else gw + part
-    return gw.reshape(o, c // groups, kh, kw)
+    w_shape = (o, c // groups, kh, kw)
+    chunks = _chunks(n, c * kh * kw, oh * ow)
+    if cols is None and uses_direct(x.shape, w_shape):
+        geom = (kernel, stride, padding, dilation, groups)
+        gw, gb = _direct_weight_grad(xp, x, g, geom, chunks, with_bias)
+    elif cols is not None:
+        gw, gb = _gemm_weight_grad(xp, cols, g, groups, with_bias)
+    else:
+        gw, gb = None, None
+        for a, e in chunks:
+            cols = _im2col(xp, x[a:e], kernel, stride, padding, dilation, (oh, ow), groups)
+            pw, pb = _gemm_weight_grad(xp, cols, g[a:e], groups, with_bias)
+            gw, gb = (pw, pb) if gw is None else (gw + pw, None if gb is None else gb + pb)
+    gw = gw.reshape(w_shape)
+    return gw if gb is None else xp.concatenate([gw.reshape(-1), gb])
+
+
+def _weight_and_bias(flat, w_shape):
+    """The weight and bias gradients in the flat result of ``conv2d_weight_grad``."""
+    k = math.prod(w_shape)
+    return reshape(slice_dim(flat, 0, 0, k), w_shape), slice_dim(flat, 0, k, k + w_shape[0])
 
 
 @_conv2d_weight_grad.defgrad
 def _(ctx, v):
-    x, g = ctx.inputs
-    need_x, need_g = ctx.needs_input_grad
+    x, g, *cols = ctx.inputs  # the columns are x's: x's gradient covers them
+    need_x, need_g = ctx.needs_input_grad[:2]
     opts = _opts(ctx)
+    vb = None
+    if ctx.attrs.get("with_bias"):
+        v, vb = _weight_and_bias(
+            v, (g.shape[1], x.shape[1] // opts["groups"]) + ctx.attrs["kernel"]
+        )
     gx = _conv_transpose2d(g, v, None, out_hw=tuple(x.shape[2:]), **opts) if need_x else None
-    gg = _conv2d(x, v, None, out_hw=tuple(g.shape[2:]), **opts) if need_g else None
-    return gx, gg
+    gg = _conv2d(x, v, vb, out_hw=tuple(g.shape[2:]), **opts) if need_g else None
+    return (gx, gg) + (None,) * len(cols)
 
 
 # -- argument checking ----------------------------------------------------------------------
@@ -262,7 +230,7 @@ def _onnx_pads(padding):
 
 
 @_conv2d.defonnx
-def _(g, x, w, b, *, stride, padding, dilation, groups, out_hw):
+def _(g, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw):
     y = g.op(
         "Conv", x, w, b, strides=list(stride), pads=_onnx_pads(padding),
         dilations=list(dilation), group=groups,
@@ -296,7 +264,7 @@ def _(g, x, w, b, *, stride, padding, dilation, groups, out_hw):
 
 
 @_conv2d_weight_grad.defonnx
-def _(g, x, dy, *, kernel, stride, padding, dilation, groups):
+def _(g, x, dy, cols=None, *, kernel, stride, padding, dilation, groups, with_bias=False):
     # gw[o, c] = conv(x[:, c] as a batch of images, dy[:, o] as filters): strides and
     # dilations swap roles; the result can overhang the kernel by up to stride - 1
     kh, kw = kernel
@@ -313,7 +281,11 @@ def _(g, x, dy, *, kernel, stride, padding, dilation, groups):
         )  # fmt: skip
         part = g.slice(full, [2, 3], [0, 0], [kh, kw])
         parts.append(g.op("Transpose", part, perm=[1, 0, 2, 3]))
-    return parts[0] if groups == 1 else g.op("Concat", *parts, axis=0)
+    gw = parts[0] if groups == 1 else g.op("Concat", *parts, axis=0)
+    if not with_bias:
+        return gw
+    gb = g.op("ReduceSum", dy, g.ints([0, 2, 3]), keepdims=0)
+    return g.op("Concat", g.reshape(gw, (-1,)), gb, axis=0)
 
 
 def _ints(name: str, arg: str, value: Any, nd: int, low: int) -> tuple[int, ...]:
@@ -426,9 +398,15 @@ def _conv(name, nd, input, weight, bias, stride, padding, dilation, groups):
         out.append((size + lo + hi - span) // s + 1)
     x4, w4, stride, pads, dilation = _to_2d(nd, x, weight, stride, pads, dilation)
     out_hw = tuple(out) if nd == 2 else (1,) + tuple(out)
-    y = _conv2d(
-        x4, w4, bias, stride=stride, padding=pads, dilation=dilation, groups=groups, out_hw=out_hw
-    )
+    opts = dict(stride=stride, padding=pads, dilation=dilation, groups=groups, out_hw=out_hw)
+    cols = ()  # the columns, kept for the weight gradient (see conv_gemm)
+    if (
+        weight.requires_grad
+        and state.grad_enabled
+        and keeps_columns(x4.shape, w4.shape, out_hw, x4._data.dtype, _COLS_LIMIT)
+    ):
+        cols = (_columns_op(x4, kernel=tuple(w4.shape[2:]), **_geometry(opts)),)
+    y = _conv2d(x4, w4, bias, *cols, **opts)
     shape = (x.shape[0], o) + tuple(out)
     if nd == 1:
         y = reshape(y, shape)
