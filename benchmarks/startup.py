@@ -5,6 +5,8 @@ compiled W3 training step takes, cold (C kernels compile) and from the kernel ca
     python benchmarks/startup.py --profile      # also a cProfile of the cold first call
     python benchmarks/startup.py --profile-cached   # ... of the first call from the cache
     python benchmarks/startup.py --repeat 15    # more interpreter starts for the medians
+    python benchmarks/startup.py --cold-runs 5  # several cold first calls (median; noisy)
+    python benchmarks/startup.py --no-prepare   # ... without compile's up-front kernel build
 
 ``import ember`` is the median wall time of several fresh ``python -c "import ember"``
 processes minus the median of bare ``python -c pass`` ones (interpreter start), with NumPy's
@@ -17,7 +19,11 @@ The compile figure is the first call of ``ember.compile(step)`` on the W3 step i
 process whose ``EMBER_CACHE_DIR`` is a new empty directory (cold: the C kernels compile),
 then again in a second fresh process on the same directory (cached), split into phases:
 trace (the eager run under the tracer), passes, codegen (building the executor), C compile,
-loading the compiled libraries (cffi), and the rest. Where ``PYTHONDONTWRITEBYTECODE`` is set,
+loading the compiled libraries (cffi), waiting for libraries other threads compile, and the
+rest. Each kernel library compiled during the cold call is listed with when it started and
+ended (kernels compile on first use, a forward kernel's backward on another thread meanwhile),
+with the CPU seconds of all compiler processes together: wall times on a shared machine are
+noisy, the compiler's CPU time much less so. Where ``PYTHONDONTWRITEBYTECODE`` is set,
 the modules the first call imports (the passes, the kernel sources) are compiled from source
 in that call too; the cached figure is then also given with a bytecode cache, as for imports.
 """
@@ -32,6 +38,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -117,6 +124,8 @@ class Phases:
         phases = self
 
         def timed(*args, **kwargs):
+            if threading.current_thread() is not threading.main_thread():
+                return fn(*args, **kwargs)  # (builds on other threads: see compile_child)
             t = time.perf_counter()
             phases._stack.append(0.0)
             try:
@@ -131,13 +140,16 @@ class Phases:
         setattr(owner, attr, timed)
 
 
-def compile_child(profile: bool = False) -> dict:
+def compile_child(profile: bool = False, prepare: bool = True) -> dict:
     """In this (fresh) process: build the W3 model and its compiled step, time the first
-    call by phase and the second call (the first run of the generated program)."""
+    call by phase and the second call (the first run of the generated program). Without
+    ``prepare``, ``ember.compile`` skips its up-front build of every kernel unit
+    (``_prepare_kernels``): the kernels then compile on first use."""
     t0 = time.perf_counter()
     import ember
     import ember.graph.compile
     import ember.kernels.build as kb
+    import ember.kernels.runtime as rt
     from benchmarks.workloads import w3_gpt
     from ember.graph.executor import Program
 
@@ -150,6 +162,22 @@ def compile_child(profile: bool = False) -> dict:
     phases.wrap(kb, "_compile", "C compile")
     phases.wrap(kb, "_open", "load .so (cffi)")
     phases.wrap(kb, "load_unit", "kernel lookup (toolchain, cffi import)")
+    phases.wrap(rt, "_obtain", "waiting for builds on other threads")
+    phases.wrap(rt, "prepare", "prepare (every kernel unit, in parallel)")
+    if not prepare and hasattr(gc, "_prepare_kernels"):
+        gc._prepare_kernels = lambda: None
+    builds: list[tuple[str, float, float]] = []
+    compile_ = kb._compile
+
+    def timed_compile(unit, *args):
+        t = time.perf_counter()
+        try:
+            return compile_(unit, *args)
+        finally:
+            label = "-".join((unit.name, *unit.keep)) + "." + "+".join(unit.dtypes)
+            builds.append((label, t - start, time.perf_counter() - start))
+
+    kb._compile = timed_compile
     step = w3_gpt.framework_step(ember, compiled=True)
     prof = None
     if profile:
@@ -157,9 +185,14 @@ def compile_child(profile: bool = False) -> dict:
 
         prof = cProfile.Profile()
         prof.enable()
-    t = time.perf_counter()
+    import resource
+
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
     step()
-    first = time.perf_counter() - t
+    first = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    gcc_cpu = max(0.0, after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime)
     if prof is not None:
         import io
         import pstats
@@ -173,13 +206,42 @@ def compile_child(profile: bool = False) -> dict:
     second = time.perf_counter() - t
     split = dict(phases.seconds)
     split["other"] = first - sum(split.values())
-    return {"first_call_s": first, "second_call_s": second, "imports_s": imports, "phases": split}
+    builds.sort(key=lambda b: b[1])
+    return {"first_call_s": first, "second_call_s": second, "imports_s": imports,
+            "phases": split, "compiler_cpu_s": gcc_cpu, "builds": builds}  # fmt: skip
 
 
-def compile_times(profile: bool = False, profile_cached: bool = False) -> dict:
+def _compile_run(env: dict[str, str], profile: bool, label: str, prepare: bool = True) -> dict:
+    """One :func:`compile_child` in a fresh process (its record, or ``{"error": ...}``)."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--compile-child"]
+    cmd += [] if prepare else ["--no-prepare"]
+    r = subprocess.run(cmd + (["--profile"] if profile else []), env=env, capture_output=True,
+                       text=True)  # fmt: skip
+    lines = r.stdout.strip().splitlines()
+    if r.returncode or not lines:
+        return {"error": (r.stderr.strip().splitlines() or ["no output"])[-1]}
+    if profile:
+        print(f"-- cProfile of the {label} first call")
+        print("\n".join(lines[:-1]))
+    return json.loads(lines[-1])
+
+
+def compile_times(
+    profile: bool = False, profile_cached: bool = False, cold_runs: int = 1, prepare: bool = True
+) -> dict:
     """The cold and the cached first call, each in a fresh process on one new cache dir (and,
     where ``PYTHONDONTWRITEBYTECODE`` is set, the cached one again with a bytecode cache:
-    ``cached_bytecode``)."""
+    ``cached_bytecode``). With ``cold_runs`` > 1 the cold call runs that many times, each on
+    a new empty cache dir; ``cold`` is then the run of median time and ``cold_runs`` lists
+    ``(first_call_s, compiler_cpu_s)`` of every run."""
+    out: dict = {"cold_runs": []}
+    colds = []
+    for _ in range(cold_runs - 1):
+        cache = tempfile.mkdtemp(prefix="ember-cache-")
+        try:
+            colds.append(_compile_run(child_env(EMBER_CACHE_DIR=cache), False, "cold", prepare))
+        finally:
+            shutil.rmtree(cache, ignore_errors=True)
     cache = tempfile.mkdtemp(prefix="ember-cache-")
     env = child_env(EMBER_CACHE_DIR=cache)
     runs = [("cold", profile, env), ("cached", profile_cached, env)]
@@ -189,25 +251,18 @@ def compile_times(profile: bool = False, profile_cached: bool = False) -> dict:
         pyc = child_env(EMBER_CACHE_DIR=cache, PYTHONPYCACHEPREFIX=prefix)
         pyc.pop("PYTHONDONTWRITEBYTECODE", None)
         runs += [("bytecode warm-up", False, pyc), ("cached_bytecode", False, pyc)]
-    out = {}
     try:
         for name, prof, run_env in runs:
-            cmd = [sys.executable, os.path.abspath(__file__), "--compile-child"]
-            r = subprocess.run(cmd + (["--profile"] if prof else []), env=run_env,
-                               capture_output=True, text=True)  # fmt: skip
-            lines = r.stdout.strip().splitlines()
-            if r.returncode or not lines:
-                out[name] = {"error": (r.stderr.strip().splitlines() or ["no output"])[-1]}
-                continue
-            if prof:
-                print(f"-- cProfile of the {name} first call")
-                print("\n".join(lines[:-1]))
-            out[name] = json.loads(lines[-1])
+            out[name] = _compile_run(run_env, prof, name, prepare)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         if prefix is not None:
             shutil.rmtree(prefix, ignore_errors=True)
     out.pop("bytecode warm-up", None)
+    colds = [r for r in colds + [out["cold"]] if "error" not in r]
+    out["cold_runs"] = [(r["first_call_s"], r["compiler_cpu_s"]) for r in colds]
+    if len(colds) > 1:
+        out["cold"] = sorted(colds, key=lambda r: r["first_call_s"])[(len(colds) - 1) // 2]
     return out
 
 
@@ -217,11 +272,21 @@ def _phases_text(rec: dict) -> str:
     parts = ", ".join(
         f"{k} {v:.3f}" for k, v in sorted(rec["phases"].items(), key=lambda kv: -kv[1])
     )
-    return f"{rec['first_call_s']:.3f} s = {parts}; next call {rec['second_call_s'] * 1e3:.0f} ms"
+    text = f"{rec['first_call_s']:.3f} s = {parts}; next call {rec['second_call_s'] * 1e3:.0f} ms"
+    if rec.get("builds"):
+        libs = ", ".join(f"{n} {a:.2f}-{b:.2f}" for n, a, b in rec["builds"])
+        text += (f"\n    {len(rec['builds'])} kernel libraries compiled (all compiler processes "
+                 f"{rec['compiler_cpu_s']:.2f} CPU s; started-ended, s into the call): {libs}")  # fmt: skip
+    return text
 
 
 def measure(
-    repeat: int = 9, profile: bool = False, report: Callable = print, profile_cached: bool = False
+    repeat: int = 9,
+    profile: bool = False,
+    report: Callable = print,
+    profile_cached: bool = False,
+    cold_runs: int = 1,
+    prepare: bool = True,
 ) -> dict:
     """Both parts, printed as they finish; returns the figures (keys of :data:`GOALS`)."""
     imp = import_times(repeat)
@@ -240,11 +305,14 @@ def measure(
             f"with a bytecode cache: import ember {pyc['ember_s']:.3f} s, numpy alone "
             f"{pyc['numpy_s']:.3f} s, first use {pyc['first_use_s']:.3f} s"
         )
-    comp = compile_times(profile, profile_cached)
+    comp = compile_times(profile, profile_cached, cold_runs, prepare)
     rec["compile"] = comp
     for name in ("cold", "cached"):
         report(f"  W3 compiled step, first call {name:6s}: {_phases_text(comp[name])}")
         rec[f"compile_{name}_s"] = comp[name].get("first_call_s")
+    if len(comp["cold_runs"]) > 1:
+        runs = ", ".join(f"{t:.2f} s ({c:.2f} CPU s)" for t, c in comp["cold_runs"])
+        report(f"    cold runs (each on an empty cache; the median is shown above): {runs}")
     if "cached_bytecode" in comp:
         report(f"    cached, with a bytecode cache: {_phases_text(comp['cached_bytecode'])}")
     return rec
@@ -266,13 +334,16 @@ def main() -> None:
     p.add_argument(
         "--profile-cached", action="store_true", help="cProfile the first call from the cache"
     )
+    p.add_argument("--cold-runs", type=int, default=1, help="cold first calls (median)")
+    p.add_argument("--no-prepare", action="store_true", help="kernels compile on first use")
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--compile-child", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.compile_child:
-        print(json.dumps(compile_child(a.profile)))
+        print(json.dumps(compile_child(a.profile, not a.no_prepare)))
         return
-    rec = measure(a.repeat, a.profile, profile_cached=a.profile_cached)
+    rec = measure(a.repeat, a.profile, profile_cached=a.profile_cached, cold_runs=a.cold_runs,
+                  prepare=not a.no_prepare)  # fmt: skip
     common.print_goals(goal_rows(rec))
     common.save_json(a.json, rec)
 

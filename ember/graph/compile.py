@@ -216,7 +216,6 @@ class CompiledFunction:
         for (path, t), _ in zip(leaves, tensors):
             tracer.add_input(t, _pretty(path, names))
         self._traces += 1
-        _prepare_kernels()
         with tracer:
             result = self.fn(*args, **kwargs)
         if tracer.broken is not None:
@@ -553,22 +552,3 @@ def compile(
     if isinstance(fn, CompiledFunction):
         return fn
     return CompiledFunction(fn, fullgraph=fullgraph, dynamic=dynamic)
-
-
-def _prepare_kernels() -> None:
-    """Build the eager C kernel units a traced step will call, all at once and in parallel,
-    before tracing (op by op, the first step would run the compiler once per unit, one after
-    another). A no-op once they are loaded, in ``EMBER_KERNELS=numpy`` mode, after a failed
-    build (which :mod:`ember.kernels.runtime` has already reported), and when every pending
-    unit is already compiled in the disk cache: loading is cheap but not free (cffi parses
-    each unit's declarations), so the ops then load only the units they use, when they use
-    them."""
-    from ..kernels import runtime
-
-    if runtime.mode() == "numpy":
-        return
-    from ..dtypes import get_default_dtype
-
-    sfx = ("f64" if get_default_dtype().name == "float64" else "f32",)
-    if runtime.unbuilt(runtime.pending(sfx), sfx):
-        runtime.prepare(dtypes=sfx)

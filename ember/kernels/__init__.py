@@ -11,7 +11,8 @@ path, which remains the reference implementation::
 
 The kernels are C source generated in :mod:`ember.kernels.source`, compiled on first use
 by the system C compiler and cached on disk (:mod:`ember.kernels.build`), loaded through
-cffi (:func:`prepare` builds them all at once, in parallel, ahead of use).
+cffi: each kernel on its first call (with its backward beside a forward one), or all of
+them at once, in parallel, ahead of use (:func:`prepare`).
 ``EMBER_KERNELS=auto|c|numpy`` chooses (:mod:`ember.kernels.runtime`); without a
 compiler ember says so once and runs its NumPy path. Threads follow ``ember.threads``.
 
@@ -20,7 +21,8 @@ Seam functions: ``softmax_forward/backward`` (also log-softmax and the attention
 ``norm_standardize_backward`` (the primitives of layer, group, instance and batch norm),
 ``dropout_mask``, ``gelu_*``, ``silu_*``, ``sigmoid_*``, ``tanh_*``,
 ``cross_entropy_forward/backward`` (fused loss + gradient), ``embedding_backward``,
-``im2col``/``col2im``/``swap01``, ``max_pool2d_*``, ``avg_pool2d_*``,
+``im2col``/``col2im``/``swap01`` and the direct few-tap convolution
+(``conv_direct``, ``conv_weight_grad_direct``, ``direct_available``), ``max_pool2d_*``, ``avg_pool2d_*``,
 ``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
 ``rmsprop_step``.
 
@@ -37,7 +39,15 @@ from __future__ import annotations
 from typing import Any
 
 from .attention import sdpa_backward, sdpa_forward
-from .conv import col2im, col2im_available, im2col, swap01
+from .conv import (
+    col2im,
+    col2im_available,
+    conv_direct,
+    conv_weight_grad_direct,
+    direct_available,
+    im2col,
+    swap01,
+)
 from .nn import (
     cross_entropy_backward,
     cross_entropy_forward,
@@ -112,6 +122,9 @@ __all__ = [
     "relu_backward",
     "col2im_available",
     "swap01",
+    "conv_direct",
+    "conv_weight_grad_direct",
+    "direct_available",
     "sgd_step",
     "adam_step",
     "rmsprop_step",
@@ -122,15 +135,22 @@ __all__ = [
 
 def available() -> bool:
     """True when the C kernels are in use: not ``EMBER_KERNELS=numpy`` and a probe unit
-    builds (or loads from the cache). May compile on first call (about 0.1-0.3 s).
+    builds (or loads from the cache). May compile on first call (under a second).
 
     Example:
         >>> available() in (True, False)
         True
     """
+    return _probe()
+
+
+def _probe() -> bool:
+    """Whether the probe kernel builds or loads (alone: no companion for a probe)."""
+    from ..autograd.mode import no_grad
     from . import runtime
 
-    return runtime.library("softmax") is not None
+    with no_grad():
+        return runtime.function("softmax", "softmax_forward", "f32") is not None
 
 
 def info(probe: bool = True) -> dict[str, Any]:
@@ -153,7 +173,7 @@ def info(probe: bool = True) -> dict[str, Any]:
         reason = "EMBER_KERNELS=numpy"
     elif probe:
         try:
-            ok = runtime.library("softmax") is not None
+            ok = _probe()
         except KernelUnavailableError as e:
             ok, reason = False, str(e)
         if not ok and reason is None:

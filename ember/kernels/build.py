@@ -14,8 +14,10 @@
   its machine code depends on: the C source, the flag ladder, the compiler's identity, the
   CPU's instruction-set flags (``/proc/cpuinfo``), the OS and machine. A ``-march=native``
   build made on one CPU is therefore never loaded on a CPU lacking its instructions, even
-  from a shared home directory. Every build prunes the cache to the :data:`MAX_LIBRARIES`
-  most recently used libraries (:func:`prune`; each compiled graph adds one).
+  from a shared home directory. A part of a unit (:func:`ember.kernels.source.part`) is a
+  library of its own, named after its functions (``norm-layer_norm_forward-<hash>.so``).
+  Every build prunes the cache to the :data:`MAX_LIBRARIES` most recently used libraries
+  (:func:`prune`; each compiled graph adds one).
 * **Atomic writes**: each build happens in a private temporary directory inside the cache;
   the finished library is flushed to disk and moved into place with ``os.replace`` (its
   ``.c`` source and ``.json`` record first). Processes building the same unit at once each
@@ -25,7 +27,8 @@
 * **Loading**: ``cffi`` in ABI mode (``ffi.dlopen``): no Python headers needed and the
   libraries do not depend on the Python version. Calls release the GIL. A build keeps cffi's
   type tables of the unit's declarations in its ``.json`` record (what cffi's out-of-line ABI
-  mode generates), so a cached library loads without pycparser; older records gain them.
+  mode generates, made while the compiler runs), so a cached library loads without
+  pycparser; older records gain them.
 
 Example:
     >>> from ember.kernels import build
@@ -106,8 +109,8 @@ class Toolchain:
 
 @dataclass
 class Library:
-    """A loaded unit: the cffi library object, where it lives, the flags it was built
-    with, and whether this process compiled it (False: it came from the cache).
+    """A loaded unit: its cffi library and FFI, where it lives, the flags it was built with,
+    and whether this process compiled it (False: it came from the cache).
 
     Example:
         >>> Library.__dataclass_fields__.keys() >= {"lib", "path", "flags", "built"}
@@ -355,23 +358,26 @@ def _compile(unit: Unit, tc: Toolchain, target: Path) -> list[str]:
     import shlex
     import subprocess
 
-    try:
-        tables = _ffi_tables(unit)
-    except Exception:  # noqa: BLE001 - without them the library loads by parsing its cdef
-        tables = None
     tmpdir = Path(tempfile.mkdtemp(prefix=f".build-{unit.name}-", dir=target.parent))
     try:
         src = tmpdir / f"{unit.name}.c"
         src.write_text(render(unit))
         out = tmpdir / f"{unit.name}.so"
-        attempts = []
-        for flags in flag_ladder(unit):
+        attempts, tables, proc = [], None, None
+        for i, flags in enumerate(flag_ladder(unit)):
             cmd = [*tc.command, *flags, "-o", str(out), str(src), *_link_flags()]
             try:
-                r = subprocess.run(cmd, capture_output=True, text=True, timeout=_COMPILE_TIMEOUT)
-                ok, text = r.returncode == 0 and out.exists(), r.stderr + r.stdout
+                proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True)  # fmt: skip
+                if i == 0:  # cffi's type tables, made while the compiler runs
+                    tables = _ffi_tables(unit)
+                text = proc.communicate(timeout=_COMPILE_TIMEOUT)[0]
+                ok = proc.returncode == 0 and out.exists()
             except (OSError, subprocess.SubprocessError) as e:
                 ok, text = False, str(e)
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
             attempts.append(f"$ {shlex.join(cmd)}\n{text}")
             if not ok:
                 continue
@@ -404,29 +410,28 @@ def _ffi_tables(unit: Unit) -> str | None:
     """cffi's compiled type tables of ``unit``'s declarations, as the text of a Python
     literal ``(args, kwargs)`` for ``_cffi_backend.FFI``: what cffi's out-of-line ABI mode
     writes into a generated module (``ffibuilder.set_source(name, None)``), kept in the
-    library's record instead. None when cffi writes something else than plain literals."""
+    library's record instead. None when cffi fails or writes something else than plain
+    literals (the library then loads by parsing its declarations)."""
     import io
 
-    import cffi
-    from cffi.recompiler import make_py_source
+    try:
+        import cffi
+        from cffi.recompiler import make_py_source
 
-    ffi = cffi.FFI()
-    ffi.cdef(cdef(unit))
-    out = io.StringIO()
-    make_py_source(ffi, f"_ember_{unit.name}", out)
-    for node in ast.parse(out.getvalue()).body:
-        if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
-            continue
-        if [getattr(t, "id", None) for t in node.targets] != ["ffi"]:
-            continue
-        try:
+        ffi = cffi.FFI()
+        ffi.cdef(cdef(unit))
+        out = io.StringIO()
+        make_py_source(ffi, f"_ember_{unit.name}", out)
+        for node in ast.parse(out.getvalue()).body:
+            if not (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)):
+                continue
+            if [getattr(t, "id", None) for t in node.targets] != ["ffi"]:
+                continue
             args = tuple(ast.literal_eval(a) for a in node.value.args)
             kwargs = {k.arg: ast.literal_eval(k.value) for k in node.value.keywords}
-        except ValueError:
-            return None
-        if None in kwargs:
-            return None
-        return repr((args, kwargs))
+            return None if None in kwargs else repr((args, kwargs))
+    except Exception:  # noqa: BLE001 - only a speed-up for the next process
+        pass
     return None
 
 
@@ -515,7 +520,8 @@ def library_path(unit: Unit) -> Path:
         ...     '.so'
         '.so'
     """
-    return _writable_cache_dir() / f"{unit.name}-{unit_key(unit, toolchain())}.so"
+    name = "-".join((unit.name, *unit.keep))  # a part names its functions: norm-layer_norm_forward
+    return _writable_cache_dir() / f"{name}-{unit_key(unit, toolchain())}.so"
 
 
 def load_unit(unit: Unit) -> Library:
@@ -587,9 +593,6 @@ def _read_json(path: Path) -> Any:
 
 def _add_tables(unit: Unit, target: Path, record: dict) -> None:
     """Write the record of ``target`` again with cffi's type tables (best effort)."""
-    try:
-        tables = _ffi_tables(unit)
-    except Exception:  # noqa: BLE001 - only a speed-up for the next process
-        return
+    tables = _ffi_tables(unit)
     if tables is not None:
         _write_atomic(target.with_suffix(".json"), json.dumps({**record, "ffi": tables}).encode())

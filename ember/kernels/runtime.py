@@ -9,10 +9,16 @@ time):
   fallback;
 * ``numpy``: never compile; every seam function returns None.
 
-Units are built or loaded lazily, one library per unit and element type (``softmax.f32``,
-``softmax.f64``), the first time one of its kernels is asked for, so ``import ember`` never
-runs the compiler and a float32 program never compiles float64 code. A library that fails
-is not retried in this process.
+Kernels are built or loaded lazily, the first time one is asked for, so ``import ember``
+never runs the compiler and a float32 program never compiles float64 code. Each unit has one
+library per element type (``softmax.f32``, ``softmax.f64``); a kernel asked for before its
+unit's library is compiled gets a library of its own (the unit's part holding it, a fraction
+of the compile time), and a forward kernel's backward compiles meanwhile on another thread.
+So the first step of a program waits only for the kernels it calls, about one compiler at a
+time, with the backward kernels compiling on the second core while the forward pass runs.
+:func:`prepare` instead compiles every unit whole, all cores at once. Builds of different
+libraries run concurrently from any threads; each library is built once; a library that
+fails is not retried in this process.
 
 Example:
     >>> from ember.kernels import runtime
@@ -47,13 +53,15 @@ __all__ = [
     "failures",
     "loaded",
     "FUNCS",
+    "BUILD_SECONDS",
 ]
 
 MODES = ("auto", "c", "numpy")
 
 _mode: str | None = None
-_libs: dict[str, Any] = {}  # "unit.f32" -> build.Library
+_libs: dict[str, Any] = {}  # "unit.f32" (or a part: "unit.f32:fn") -> build.Library
 _failed: dict[str, Any] = {}  # "unit.f32" -> build.KernelBuildError
+_building: dict[str, threading.Event] = {}  # libraries being built now (set when done)
 _warned = False
 _lock = threading.RLock()
 FUNCS: dict[tuple[str, str], Any] = {}  # (kernel, dtype suffix) -> cffi function or None
@@ -159,16 +167,81 @@ def warn_fallback(err: Any) -> None:
     )
 
 
-def _key(unit: str, sfx: str) -> str:
-    return f"{unit}.{sfx}"
+def _key(unit: str, sfx: str, lib: Any = None) -> str:
+    """``unit.sfx`` for a whole unit, ``unit.sfx:fn+fn`` for a part of it (``lib``)."""
+    keep = getattr(lib, "keep", ())
+    return f"{unit}.{sfx}" + (f":{'+'.join(keep)}" if keep else "")
 
 
-def _load(unit: str, sfx: str) -> Any:
-    """Build or load the ``sfx`` library of ``unit`` (raises ``KernelBuildError``)."""
-    from .build import load_unit
-    from .source import UNITS, variant
+def _source(unit: str, sfx: str, name: str | None = None) -> Any:
+    """The :class:`~ember.kernels.source.Unit` of ``unit``'s ``sfx`` library, or of its part
+    holding the function ``name``."""
+    from .source import UNITS, part, variant
 
-    return load_unit(variant(UNITS[unit], sfx))
+    whole = variant(UNITS[unit], sfx)
+    return whole if name is None else part(whole, name)
+
+
+def _obtain(key: str, source: Any) -> Any:
+    """The library ``key`` (of the unit ``source``): already loaded, else built or loaded
+    now in this thread, or awaited when another thread is building it. Raises
+    ``KernelBuildError``; a failure is remembered and not retried."""
+    while True:
+        with _lock:
+            lib = _libs.get(key)
+            if lib is not None:
+                return lib
+            err = _failed.get(key)
+            if err is not None:
+                raise err
+            done = _building.get(key)
+            mine = done is None
+            if mine:
+                done = _building[key] = threading.Event()
+        if mine:
+            _build(key, source, done)
+        else:
+            done.wait()  # then look again
+
+
+def _build(key: str, source: Any, done: threading.Event) -> None:
+    """Build or load ``source`` into ``_libs[key]`` (or its failure into ``_failed``), then
+    set ``done``."""
+    from .build import KernelBuildError, load_unit
+
+    try:
+        lib = load_unit(source)
+    except KernelBuildError as e:
+        with _lock:
+            _failed[key] = e
+    else:
+        with _lock:
+            _libs[key] = lib
+    finally:
+        with _lock:
+            _building.pop(key, None)
+        done.set()
+
+
+def _start(key: str, source: Any) -> None:
+    """Build ``source`` into ``_libs[key]`` on a thread of its own (unless it is loaded,
+    failed or under way): a library the program will likely ask for soon."""
+    with _lock:
+        if key in _libs or key in _failed or key in _building:
+            return
+        done = _building[key] = threading.Event()
+    threading.Thread(target=_build, args=(key, source, done), name=f"ember-build-{key}").start()
+
+
+def _unavailable(err: Any, m: str) -> None:
+    """The failure handling of every lookup: an error in ``'c'`` mode, else one warning."""
+    if m == "c":
+        raise KernelUnavailableError(
+            "kernels",
+            f"EMBER_KERNELS=c but the C kernels are unavailable: {err.reason}"
+            + (f" (compiler output: {err.log})" if err.log else ""),
+        )
+    warn_fallback(err)
 
 
 def library(unit: str, sfx: str = "f32") -> Any:
@@ -188,37 +261,37 @@ def library(unit: str, sfx: str = "f32") -> Any:
     m = mode()
     if m == "numpy":
         return None
-    with _lock:
-        lib = _libs.get(key)
-        if lib is not None:
-            return lib
-        err = _failed.get(key)
-        if err is None:
-            from .build import KernelBuildError
+    from .build import KernelBuildError
 
-            try:
-                lib = _load(unit, sfx)
-            except KernelBuildError as e:
-                err = _failed[key] = e
-            else:
-                _libs[key] = lib
-                return lib
-    if m == "c":
-        raise KernelUnavailableError(
-            "kernels",
-            f"EMBER_KERNELS=c but the C kernels are unavailable: {err.reason}"
-            + (f" (compiler output: {err.log})" if err.log else ""),
-        )
-    warn_fallback(err)
+    try:
+        return _obtain(key, _source(unit, sfx))
+    except KernelBuildError as e:
+        _unavailable(e, m)
     return None
+
+
+# rough seconds gcc 12 takes for each unit's float32 library at -O3 (biggest first: two
+# cores then finish together); only the order of prepare() depends on them
+BUILD_SECONDS = {
+    "optim": 1.3,
+    "attention": 1.2,
+    "softmax": 1.0,
+    "im2col": 0.9,
+    "pool": 0.7,
+    "activation": 0.6,
+    "norm": 0.5,
+    "loss": 0.2,
+    "embedding": 0.1,
+    "dropout": 0.1,
+}
 
 
 def prepare(workers: int | None = None, dtypes: tuple[str, ...] = ("f32", "f64")) -> dict:
     """Build or load every kernel unit now for the element types ``dtypes``, running the
-    compiler on several libraries at once (so a program can pay the one-time compilation up
-    front, in parallel, instead of op by op during its first step). Returns ``{unit: 'ok' |
-    reason}``; failures are handled as in :func:`library` (one warning in ``'auto'`` mode, an
-    error in ``'c'`` mode).
+    compiler on several libraries at once, biggest first (so a program can pay the one-time
+    compilation up front, in parallel, instead of op by op during its first step). Returns
+    ``{unit: 'ok' | reason}``; failures are handled as in :func:`library` (one warning in
+    ``'auto'`` mode, an error in ``'c'`` mode).
 
     Example:
         >>> set(prepare(dtypes=("f32",))) >= {"softmax", "optim"}
@@ -231,19 +304,17 @@ def prepare(workers: int | None = None, dtypes: tuple[str, ...] = ("f32", "f64")
 
     if mode() == "numpy":
         return {name: "EMBER_KERNELS=numpy" for name in UNITS}
-    done = _libs | _failed
-    todo = [(u, s) for u in UNITS for s in dtypes if _key(u, s) not in done]
+    order = sorted(UNITS, key=lambda n: -BUILD_SECONDS.get(n, 0.5))
+    todo = [(u, s) for u in order for s in dtypes if _key(u, s) not in _libs]
 
     def one(item: tuple[str, str]) -> None:
         try:
-            lib = _load(*item)
-        except KernelBuildError as e:
-            _failed[_key(*item)] = e
-        else:
-            _libs[_key(*item)] = lib
+            _obtain(_key(*item), _source(*item))
+        except KernelBuildError:
+            pass  # remembered in _failed, reported below
 
     n = workers or min(len(todo), max(1, os.cpu_count() or 1)) or 1
-    with _lock, ThreadPoolExecutor(max_workers=n) as pool:
+    with ThreadPoolExecutor(max_workers=n) as pool:
         list(pool.map(one, todo))
     out = {}
     for name in UNITS:  # the usual failure handling (warning or error), once
@@ -270,9 +341,9 @@ def pending(dtypes: tuple[str, ...] = ("f32", "f64")) -> list[str]:
 
 def unbuilt(names: list[str] | None = None, dtypes: tuple[str, ...] = ("f32", "f64")) -> list:
     """Those of the kernel units ``names`` (default: all) with a library for one of
-    ``dtypes`` not compiled in the disk cache yet, i.e. whose first use would run the
-    compiler; all of them when that cannot be told (no compiler, no cache directory:
-    :func:`prepare` then reports why).
+    ``dtypes`` not compiled whole in the disk cache yet (what :func:`prepare` would compile;
+    parts compiled on first use do not count); all of them when that cannot be told (no
+    compiler, no cache directory: :func:`prepare` then reports why).
 
     Example:
         >>> isinstance(unbuilt(["softmax"]), list)
@@ -293,13 +364,55 @@ def unbuilt(names: list[str] | None = None, dtypes: tuple[str, ...] = ("f32", "f
 def function(unit: str, name: str, sfx: str) -> Any:
     """The cffi function ``ember_<name>_<sfx>`` of ``unit``, or None (see :func:`library`).
 
+    It comes from the unit's whole library when that is loaded or compiled already
+    (:func:`prepare`), else from the unit's part holding ``name`` alone
+    (:func:`ember.kernels.source.part`), compiled now if need be, with the parts of its
+    companions (``x_backward`` for ``x_forward``, unless under ``no_grad``) compiled
+    meanwhile on other threads: the first step of a program waits only for the kernels it
+    calls, and the backward kernels compile while the forward pass runs.
+
     Example:
         >>> f = function("softmax", "softmax_forward", "f32")
         >>> f is None or callable(f)
         True
     """
-    lib = library(unit, sfx)
-    return None if lib is None else getattr(lib.lib, f"ember_{name}_{sfx}")
+    m = mode()
+    if m == "numpy":
+        return None
+    lib = _libs.get(_key(unit, sfx))
+    if lib is None:
+        from .build import KernelBuildError
+
+        try:
+            lib = _function_library(unit, name, sfx)
+        except KernelBuildError as e:
+            _unavailable(e, m)
+            return None
+    return getattr(lib.lib, f"ember_{name}_{sfx}")
+
+
+def _function_library(unit: str, name: str, sfx: str) -> Any:
+    """The library holding ``name`` (see :func:`function`); raises ``KernelBuildError``."""
+    from ..autograd.mode import state
+    from .build import KernelBuildError, library_path
+    from .source import companions
+
+    try:
+        whole = _source(unit, sfx)
+        if library_path(whole).exists():  # compiled whole: one library serves all its kernels
+            return _obtain(_key(unit, sfx), whole)
+        src = _source(unit, sfx, name)
+        key = _key(unit, sfx, src)
+        if key not in _libs and state.grad_enabled and not library_path(src).exists():
+            for other in companions(whole, name):  # (under no_grad, no backward follows)
+                _start(_key(unit, sfx, _source(unit, sfx, other)), _source(unit, sfx, other))
+    except KernelBuildError as e:  # no compiler: remembered like a failed build
+        _failed.setdefault(_key(unit, sfx), e)
+        raise
+    except OSError:  # no cache directory: load_unit says so
+        src = _source(unit, sfx, name)
+        key = _key(unit, sfx, src)
+    return _obtain(key, src)
 
 
 def failures() -> dict[str, str]:
@@ -309,17 +422,32 @@ def failures() -> dict[str, str]:
         >>> isinstance(failures(), dict)
         True
     """
-    return {k: v.reason for k, v in _failed.items()}
+    return {k.split(":")[0]: v.reason for k, v in _failed.items()}
 
 
 def loaded() -> dict[str, Any]:
-    """The units loaded in this process.
+    """The units loaded in this process (``'softmax.f32'``: its library, or the first of
+    its parts loaded).
 
     Example:
         >>> isinstance(loaded(), dict)
         True
     """
-    return dict(_libs)
+    out = {k: v for k, v in _libs.items() if ":" not in k}
+    for k, v in _libs.items():
+        out.setdefault(k.split(":")[0], v)
+    return out
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's build threads: forget their builds."""
+    global _lock
+    _lock = threading.RLock()
+    _building.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def cache_location() -> str:

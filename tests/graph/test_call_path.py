@@ -175,35 +175,6 @@ def test_linear_with_mixed_dtypes_keeps_the_forward():
     assert supports_out(y2.producer) is True
 
 
-def test_prepare_kernels_only_when_something_needs_compiling(monkeypatch, tmp_path):
-    import sys
-
-    from ember.kernels import build, runtime
-    from ember.kernels.source import variant
-
-    cm = sys.modules["ember.graph.compile"]  # the module (ember.graph.compile is the function)
-
-    monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
-    assert runtime.unbuilt(["softmax"]) == ["softmax"]  # an empty cache: compile first
-    calls = []
-    monkeypatch.setattr(runtime, "prepare", lambda dtypes: calls.append(dtypes))
-    monkeypatch.setattr(runtime, "pending", lambda dtypes: ["softmax"])
-    cm._prepare_kernels()
-    assert calls == [("f32",)]  # a float32 program builds only the float32 libraries
-    if build.find_compiler() is not None:
-        build.load_unit(variant(_unit("softmax"), "f32"))
-        assert runtime.unbuilt(["softmax"], ("f32",)) == []  # cached: ops load it lazily
-        assert runtime.unbuilt(["softmax"]) == ["softmax"]  # the float64 one is not built
-        cm._prepare_kernels()
-        assert calls == [("f32",)]
-
-
-def _unit(name):
-    from ember.kernels.source import UNITS
-
-    return UNITS[name]
-
-
 def test_optimize_stops_at_the_first_quiet_cycle():
     calls = []
 

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ember import kernels, threads
-from ember.kernels import runtime
+from ember.kernels import build, runtime
 
 
 @contextlib.contextmanager
@@ -95,3 +96,14 @@ def served(monkeypatch):
 
         monkeypatch.setattr(kernels, name, counted)
     return calls
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def toolchain_or_skip() -> build.Toolchain:
+    """The C toolchain, or skip the test where there is none."""
+    try:
+        return build.toolchain()
+    except build.KernelBuildError as e:
+        pytest.skip(f"no C compiler here: {e}")

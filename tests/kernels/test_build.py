@@ -17,14 +17,7 @@ from ember import kernels
 from ember.kernels import build
 from ember.kernels.source import UNITS, cdef, render
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _toolchain_or_skip() -> build.Toolchain:
-    try:
-        return build.toolchain()
-    except build.KernelBuildError as e:
-        pytest.skip(f"no C compiler here: {e}")
+from .conftest import REPO, toolchain_or_skip
 
 
 def test_cache_key_depends_on_source_flags_compiler_and_cpu(monkeypatch):
@@ -73,7 +66,7 @@ def test_sources_render_and_declare_every_function():
 
 
 def test_build_cache_and_reuse(tmp_path, monkeypatch):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
     lib = build.load_unit(UNITS["embedding"])
     assert lib.built and lib.path.parent == tmp_path / "kernels"
@@ -112,7 +105,7 @@ def _load_in_new_process(cache: Path) -> tuple[bool, Path]:
 
 
 def test_corrupt_or_torn_cache_entry_is_rebuilt(tmp_path):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     built, path = _load_in_new_process(tmp_path)
     assert built
     assert _load_in_new_process(tmp_path) == (False, path)  # from the cache
@@ -126,7 +119,7 @@ def test_corrupt_or_torn_cache_entry_is_rebuilt(tmp_path):
 
 
 def test_a_unit_from_another_abi_is_rebuilt(tmp_path, monkeypatch):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
     path = build.load_unit(UNITS["embedding"]).path
     monkeypatch.setattr(build, "ABI_VERSION", 999)  # the cached file reports version 1
@@ -136,7 +129,7 @@ def test_a_unit_from_another_abi_is_rebuilt(tmp_path, monkeypatch):
 
 
 def test_concurrent_processes_share_one_cache_entry(tmp_path):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     code = textwrap.dedent(
         """
         import numpy as np
@@ -201,7 +194,7 @@ PORTABLE = textwrap.dedent(
 
 
 def test_portable_build_without_openmp_or_native_arch(tmp_path):
-    _toolchain_or_skip()
+    toolchain_or_skip()
     env = dict(os.environ, EMBER_CACHE_DIR=str(tmp_path), EMBER_KERNELS="c")
     r = subprocess.run([sys.executable, "-c", PORTABLE], env=env, cwd=REPO, capture_output=True,
                        text=True, timeout=300)  # fmt: skip

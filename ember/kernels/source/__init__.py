@@ -9,6 +9,16 @@ element type and ``i64`` for 64-bit integers. In the cffi declarations every poi
 parameter becomes ``void *`` (the caller passes ``ffi.from_buffer(array)``; the layout in
 C is the same), so one declaration serves any buffer.
 
+A unit may also be built one function at a time (:func:`part`): the same C file with the
+other exported functions made ``static`` and unused, which the compiler drops before
+optimizing them, so a program that calls only ``adam_multi`` never waits for the SGD and
+RMSprop kernels to compile. The machine code of a function must not depend on how it was
+built: functions whose code would change (a shared helper inlined, or specialized, once it
+has a single caller) are kept together by the unit's ``groups`` or the helper is marked
+``noinline`` (``tests/kernels/test_build_parts.py`` compares the code). :func:`companions`
+names the functions worth building beside a requested one (``x_backward`` beside
+``x_forward``).
+
 Example:
     >>> from ember.kernels.source import UNITS, cdef
     >>> "void ember_softmax_forward_f32(" in cdef(UNITS["softmax"])
@@ -18,12 +28,24 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from dataclasses import dataclass, field
 
 from .common import HEADER, POSTLUDE, PRELUDES
 
-__all__ = ["Unit", "UNITS", "ABI_VERSION", "DTYPES", "render", "cdef", "variant", "function_names"]
+__all__ = [
+    "Unit",
+    "UNITS",
+    "ABI_VERSION",
+    "DTYPES",
+    "render",
+    "cdef",
+    "variant",
+    "part",
+    "companions",
+    "function_names",
+]
 
 ABI_VERSION = 1  # bump when a signature or a calling convention changes
 DTYPES = ("f32", "f64")
@@ -45,6 +67,8 @@ class Unit:
     shared: str = ""  # C emitted once, before the per-dtype bodies
     flags: tuple[str, ...] = field(default=())  # extra compiler flags of this unit
     dtypes: tuple[str, ...] = ("f32", "f64")  # the element types this library holds
+    keep: tuple[str, ...] = ()  # the functions this library exports (empty: all of them)
+    groups: tuple[tuple[str, ...], ...] = ()  # functions only ever built together
 
 
 _SIG = re.compile(r"^\s*([\w\s]+?)\s+(\w+)\s*\((.*)\)\s*$", re.S)
@@ -56,6 +80,11 @@ def _parse(signature: str) -> tuple[str, str, list[str]]:
         raise ValueError(f"bad kernel signature: {signature!r}")
     ret, name, params = m.groups()
     return ret.strip(), name, [p.strip() for p in params.split(",") if p.strip()]
+
+
+def _exported(unit: Unit) -> list[str]:
+    """The signatures ``unit``'s library exports (all, or those named in ``keep``)."""
+    return [s for s in unit.functions if not unit.keep or _parse(s)[1] in unit.keep]
 
 
 def function_names(unit: Unit) -> list[str]:
@@ -84,7 +113,7 @@ def cdef(unit: Unit) -> str:
     for sfx, ctype in (("f32", "float"), ("f64", "double")):
         if sfx not in unit.dtypes:
             continue
-        for sig in unit.functions:
+        for sig in _exported(unit):
             ret, name, params = _parse(sig)
             out = []
             for p in params:
@@ -94,6 +123,10 @@ def cdef(unit: Unit) -> str:
     return "\n".join(lines) + "\n"
 
 
+_EXPORTED = re.compile(r"\bEMBER_API(\s[^;{}()]*?)\bFN\((\w+)\)(\s*\()")  # a definition
+
+
+@functools.lru_cache(maxsize=64)  # (a unit's key, its build and cffi all need its text)
 def render(unit: Unit) -> str:
     """The complete C source of ``unit`` (header, shared part, float and double bodies).
 
@@ -101,9 +134,22 @@ def render(unit: Unit) -> str:
         >>> "ember_softmax_abi" in render(UNITS["softmax"])
         True
     """
+    body = unit.body
+    if unit.keep:  # the others static and never called: the compiler drops them unoptimized
+        seen: list[str] = []
+
+        def hide(m: re.Match) -> str:
+            seen.append(m.group(2))
+            if m.group(2) in unit.keep:
+                return m.group(0)
+            return f"static __attribute__((unused)){m.group(1)}FN({m.group(2)}){m.group(3)}"
+
+        body = _EXPORTED.sub(hide, body)
+        if sorted(seen) != sorted(function_names(unit)):
+            raise ValueError(f"{unit.name}: 'EMBER_API ... FN(name)(' does not match its functions")
     parts = [HEADER, unit.shared]
     for sfx in unit.dtypes:
-        parts += [PRELUDES[sfx], unit.body, POSTLUDE]
+        parts += [PRELUDES[sfx], body, POSTLUDE]
     parts.append(f"EMBER_API int ember_{unit.name}_abi(void) {{ return {ABI_VERSION}; }}\n")
     return "\n".join(parts)
 
@@ -119,12 +165,49 @@ def variant(unit: Unit, sfx: str) -> Unit:
     return dataclasses.replace(unit, dtypes=(sfx,))
 
 
+def part(unit: Unit, name: str) -> Unit:
+    """The library of ``unit`` that holds its function ``name``: ``unit`` exporting only
+    ``name`` and the functions grouped with it (the whole unit when that is all of them).
+    It compiles in a fraction of the unit's time, into the same machine code.
+
+    Example:
+        >>> cdef(part(UNITS["softmax"], "softmax_backward")).count("softmax_forward")
+        0
+    """
+    known = function_names(unit)
+    if name not in known:
+        raise ValueError(f"the {unit.name} kernels have no function {name!r}")
+    group = next((g for g in unit.groups if name in g), (name,))
+    keep = tuple(n for n in known if n in group)
+    return unit if len(keep) == len(known) else dataclasses.replace(unit, keep=keep)
+
+
+def companions(unit: Unit, name: str) -> list[str]:
+    """The functions of ``unit`` likely called soon after ``name``, worth compiling at the
+    same time (when they are in another :func:`part`): ``x_backward`` after ``x_forward``.
+
+    Example:
+        >>> companions(UNITS["softmax"], "softmax_forward")
+        ['softmax_backward']
+    """
+    if not name.endswith("_forward"):
+        return []
+    other = name[: -len("_forward")] + "_backward"
+    if other not in function_names(unit) or part(unit, other) == part(unit, name):
+        return []
+    return [other]
+
+
 def _units() -> dict[str, Unit]:
     from . import activation, dropout, embedding, im2col, loss, norm, optim, pool, softmax
     from .attention import UNIT as ATTENTION
 
-    mods = (softmax, norm, activation, loss, optim, embedding, pool, im2col, dropout)
-    return {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
+    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout)
+    units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
+    # built whole until its direct convolutions' shared helpers keep their machine code when
+    # built apart (see the module docstring)
+    whole = (tuple(function_names(im2col.UNIT)),)
+    return units | {"im2col": dataclasses.replace(im2col.UNIT, groups=whole)}
 
 
 UNITS: dict[str, Unit] = _units()

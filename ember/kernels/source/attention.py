@@ -483,4 +483,7 @@ UNIT = Unit(
     ),
     body=BODY,
     shared=SHARED,
+    # built together: apart, each would specialize and inline the shared matrix product
+    # differently (other sums, other bits)
+    groups=(("sdpa_forward", "sdpa_backward"),),
 )

@@ -90,8 +90,10 @@ EMBER_INLINE void FN(pool_tap)(const scalar *restrict row, scalar *restrict yr,
 
 /* Winners of output row oh of one plane into yr (values) and ir (flat indices). Columns
    whose windows lie inside the input are done tap by tap (row-major, so the first max
-   wins), each tap a vectorized pass over the row; the few border columns go one by one. */
-static void FN(pool_row)(const scalar *restrict plane, const pool_geom *q, i64 oh,
+   wins), each tap a vectorized pass over the row; the few border columns go one by one.
+   Never inlined: forward and backward call it, and either built alone would inline it
+   (the same machine code however the unit is built: see ember/kernels/source/__init__.py). */
+static __attribute__((noinline)) void FN(pool_row)(const scalar *restrict plane, const pool_geom *q, i64 oh,
                          scalar *restrict yr, int32_t *restrict ir) {
     i64 c0 = (q->pw + q->sw - 1) / q->sw;
     i64 last = q->W - 1 - (q->kw - 1) * q->dw + q->pw; /* ow * sw <= last */

@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from ... import kernels
-from ...kernels import conv as conv_kernels
 from ..registry import defop
 
 __all__ = ["im2col", "keeps_columns", "uses_direct", "KEEP_COLUMNS_BYTES", "DIRECT_MAX_TAPS"]
@@ -192,7 +191,7 @@ def _sample_columns(xp, x, kernel, stride, padding, dilation, out_hw, groups):
 def _direct_conv2d(xp, x, w, b, stride, padding, dilation, out_hw, groups, chunks):
     """``conv2d`` on the direct path: the C kernel, else one GEMM per sample and group,
     on the columns of the sample ranges ``chunks`` in turn (``conv._chunks``)."""
-    y = conv_kernels.conv_direct(x, w, b, stride, padding, dilation, out_hw, groups)
+    y = kernels.conv_direct(x, w, b, stride, padding, dilation, out_hw, groups)
     if y is not None:
         return y
     n, (o, cg, kh, kw) = x.shape[0], w.shape
@@ -213,7 +212,7 @@ def _direct_weight_grad(xp, x, g, geometry, chunks, with_bias=False):
     samples, a range of ``chunks`` at a time. Returns the weight gradient and, ``with_bias``,
     the bias gradient (O,) (else None)."""
     kernel, stride, padding, dilation, groups = geometry
-    out = conv_kernels.conv_weight_grad_direct(
+    out = kernels.conv_weight_grad_direct(
         x, g, kernel, stride, padding, dilation, groups, with_bias
     )
     if out is not None:
