@@ -371,30 +371,28 @@ __device__ __forceinline__ long long pool_winner(const T *xp, int H, int W, int 
     return at;
 }
 
-/* geometry g: kh, kw, sh, sw, ph, pw, dh, dw */
+/* this thread's output element i (none past total): its plane, and its window's winner
+   ``at`` (-1: none) and value ``b``; geometry g: kh, kw, sh, sw, ph, pw, dh, dw */
+#define POOL_WINDOW                                                                         \
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;                         \
+    if (i >= total) return;                                                                 \
+    int g[8] = {kh, kw, sh, sw, ph, pw, dh, dw};                                            \
+    int ow = (int)(i % OW), oh = (int)((i / OW) % OH);                                      \
+    long long plane = i / ((long long)OW * OH);                                             \
+    T b;                                                                                    \
+    long long at = pool_winner(x + plane * H * W, H, W, oh, ow, g, &b)
+
 extern "C" __global__ void pool_max_forward(const T *x, T *y, long long total, int H, int W,
                                             int OH, int OW, int kh, int kw, int sh, int sw,
                                             int ph, int pw, int dh, int dw) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    int g[8] = {kh, kw, sh, sw, ph, pw, dh, dw};
-    int ow = (int)(i % OW), oh = (int)((i / OW) % OH);
-    long long plane = i / ((long long)OW * OH);
-    T b;
-    long long at = pool_winner(x + plane * H * W, H, W, oh, ow, g, &b);
+    POOL_WINDOW;
     y[i] = at < 0 ? (T)(-1.0 / 0.0) : b;
 }
 
 extern "C" __global__ void pool_max_backward(const T *gy, const T *x, T *dx, long long total,
                                              int H, int W, int OH, int OW, int kh, int kw,
                                              int sh, int sw, int ph, int pw, int dh, int dw) {
-    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= total) return;
-    int g[8] = {kh, kw, sh, sw, ph, pw, dh, dw};
-    int ow = (int)(i % OW), oh = (int)((i / OW) % OH);
-    long long plane = i / ((long long)OW * OH);
-    T b;
-    long long at = pool_winner(x + plane * H * W, H, W, oh, ow, g, &b);
+    POOL_WINDOW;
     if (at >= 0) atomicAdd(dx + plane * H * W + at, gy[i]);
 }
 """
