@@ -15,6 +15,12 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+# first, before anything imports NumPy (which loads OpenBLAS): importing ember.threads sets
+# the BLAS threads' wait policy (ember.threads.configure_blas_env)
+from . import threads as _threads  # noqa: F401
+
+# isort: split
+
 # Start-up stays fast (``import ember`` is ~ NumPy's own import): the names below are cheap
 # to import; the op library (ember.ops: ``ember.tensor``, ``ember.matmul``, ``Tensor``'s
 # operators...), ember.random and the subpackages load on first use through __getattr__.

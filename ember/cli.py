@@ -76,6 +76,8 @@ def _blas_info() -> dict[str, Any]:
                 info["configuration"] = conf
         except Exception:  # old NumPy without mode="dicts", or an unusual build
             info = {"name": "unknown", "source": "numpy"}
+    if "openblas" in str(info.get("name", "")).lower():  # its idle threads' spin (ember.threads)
+        info["thread_timeout"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "default")
     return info
 
 
@@ -140,6 +142,8 @@ def _print_info(info: dict[str, Any]) -> None:
     blas_text = " ".join(str(blas[k]) for k in ("name", "version") if blas.get(k))
     if blas.get("threads"):
         blas_text += f", {blas['threads']} threads"
+    if blas.get("thread_timeout"):
+        blas_text += f" (OPENBLAS_THREAD_TIMEOUT={blas['thread_timeout']})"
     dev = info["devices"]
     if dev["cuda_available"]:
         gpus = "; ".join(
