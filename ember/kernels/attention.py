@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -35,10 +36,7 @@ Array = Any  # np.ndarray
 
 def _aligned(a: Array) -> Array:
     """``a`` itself when its address and strides are whole elements, else a contiguous copy."""
-    size = a.itemsize
-    if a.__array_interface__["data"][0] % size or any(s % size for s in a.strides):
-        return np.ascontiguousarray(a)
-    return a
+    return a if a.flags.aligned else np.ascontiguousarray(a)
 
 
 def _addr(a: Array) -> Any:
@@ -51,6 +49,38 @@ def _strides4(a: Array) -> list[int]:
     return [0] * (4 - len(st)) + st
 
 
+# what _prepare derives from the operands' dtypes, shapes and strides alone (a model calls
+# with the same few layouts every step): key -> (mask kind, dims, strides array), or None
+_PLANS: dict[tuple, tuple | None] = {}
+
+
+def _plan(q: Array, k: Array, v: Array, mask: Array) -> tuple | None:
+    """(mask kind, dims, the 16 element strides as an int64 array) for aligned operands, or
+    None when their shapes do not fit the kernels."""
+    batch, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
+    if k.shape != batch + (S, E) or v.shape[:-2] != batch:
+        return None
+    kind = 0
+    st = _strides4(q) + _strides4(k) + _strides4(v)
+    if mask is None:
+        st += [0, 0, 0, 0]
+    else:
+        if mask.ndim > q.ndim:
+            return None
+        if mask.dtype == np.bool_:
+            kind = 2
+        elif mask.dtype == q.dtype:
+            kind = 1
+        else:
+            return None
+        try:
+            st += _strides4(np.broadcast_to(mask, batch + (L, S)))
+        except ValueError:
+            return None
+    B, H = ((1, 1) + batch)[-2:]
+    return kind, (B, H, L, S, E, Ev), np.array(st, dtype=np.int64)
+
+
 def _prepare(q: Array, k: Array, v: Array, mask: Array, name: str) -> Any:
     """(kernel, arrays, mask, mask kind, dims, strides) or None when the kernel cannot serve."""
     if not is_array(q, k, v) or not q.ndim == k.ndim == v.ndim or not 2 <= q.ndim <= 4:
@@ -58,35 +88,25 @@ def _prepare(q: Array, k: Array, v: Array, mask: Array, name: str) -> Any:
     dt = q.dtype
     if k.dtype != dt or v.dtype != dt:
         return None
-    batch, (L, E), (S, Ev) = q.shape[:-2], q.shape[-2:], v.shape[-2:]
-    if k.shape != batch + (S, E) or v.shape[:-2] != batch:
+    if mask is not None and type(mask) is not np.ndarray:
         return None
-    kind = 0
-    if mask is not None:
-        if type(mask) is not np.ndarray or mask.ndim > q.ndim:
-            return None
-        if mask.dtype == np.bool_:
-            kind = 2
-        elif mask.dtype == dt:
-            kind = 1
-        else:
-            return None
-        try:
-            mask = np.broadcast_to(mask, batch + (L, S))
-        except ValueError:
-            return None
     f = kernel("attention", name, dt)
     if f is None:
         return None
     q, k, v = _aligned(q), _aligned(k), _aligned(v)
-    st = _strides4(q) + _strides4(k) + _strides4(v)
+    key = (dt, q.shape, q.strides, k.shape, k.strides, v.shape, v.strides)
     if mask is not None:
         mask = _aligned(mask)
-        st += _strides4(mask)
-    else:
-        st += [0, 0, 0, 0]
-    B, H = ((1, 1) + batch)[-2:]
-    return f, q, k, v, mask, kind, (B, H, L, S, E, Ev), np.array(st, dtype=np.int64)
+        key += (mask.dtype, mask.shape, mask.strides)
+    plan = _PLANS.get(key, _PLANS)
+    if plan is _PLANS:
+        if len(_PLANS) >= 256:
+            _PLANS.clear()
+        plan = _PLANS[key] = _plan(q, k, v, mask)
+    if plan is None:
+        return None
+    kind, dims, st = plan
+    return f, q, k, v, mask, kind, dims, st
 
 
 def _threads(dims: tuple) -> int:
@@ -147,6 +167,12 @@ def _out_strides(shape: tuple, inner: bool) -> list[int]:
     return [L * H * E, E, H * E] if inner else [H * L * E, L * E, E]
 
 
+@functools.lru_cache(maxsize=64)
+def _out_array(shape: tuple, inner: bool) -> Array:
+    """:func:`_out_strides` as the int64 array the forward kernel reads."""
+    return np.array(_out_strides(shape, inner), dtype=np.int64)
+
+
 def sdpa_forward(
     q: Array, k: Array, v: Array, mask: Array, scale: float, causal: bool
 ) -> Array | None:
@@ -172,7 +198,7 @@ def sdpa_forward(
         out = flat.reshape(B, L, H, Ev).transpose(0, 2, 1, 3)
     else:
         out = flat.reshape(shape)
-    ost = np.array(_out_strides(shape, inner), dtype=np.int64)
+    ost = _out_array(shape, inner)
     f(_addr(q), _addr(k), _addr(v), _addr(mask) if mask is not None else _seam.NULL,
       _seam.ptr(flat), B, H, L, S, E, Ev, _seam.ptr(st), _seam.ptr(ost), kind, int(causal),
       float(scale), _threads(dims))  # fmt: skip
