@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import kernels
 from .ir import Node, Value
 
 __all__ = ["emit", "lowering", "supports_out", "LOWERINGS", "HELPERS", "forward_name"]
@@ -120,9 +121,20 @@ for _op, _fn in {
     lowering(_op, out=_op != "where")(_ufunc(_fn))
 
 
+def _relu_into(xp: Any, x: Any, out: Any) -> Any:
+    """``relu`` into ``out``: the threaded C kernel when it serves, else ``xp.maximum``."""
+    y = kernels.relu_forward(x, out)
+    return xp.maximum(x, 0, out=out) if y is None else y
+
+
+HELPERS["_relu_into"] = _relu_into
+
+
 @lowering("relu", out=True)
-def _relu(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str:
-    return _call("xp.maximum", [args[0], "0"], out)
+def _relu(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
+    if out is None:
+        return None  # a fresh result: the op's own forward
+    return f"_relu_into(xp, {args[0]}, {out})"
 
 
 def _matmul_2d(node: Node) -> bool:

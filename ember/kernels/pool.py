@@ -192,10 +192,11 @@ def avg_pool2d_backward(
     return dx
 
 
-def relu_forward(x: Array) -> Array | None:
+def relu_forward(x: Array, out: Array | None = None) -> Array | None:
     """``maximum(x, 0)`` exactly as NumPy computes it (NaN kept, ``-0.0`` becomes ``+0.0``),
-    in C threads.
-    None when unserved (other dtypes, no kernels).
+    in C threads, into ``out`` when given (a C-contiguous array of ``x``'s shape and dtype;
+    it may be ``x`` itself). None when unserved (other dtypes, no kernels, an ``out`` the
+    kernel cannot write).
 
     Example:
         >>> y = relu_forward(np.array([-1.0, 2.0, np.nan]))
@@ -204,11 +205,19 @@ def relu_forward(x: Array) -> Array | None:
     """
     if not is_array(x):
         return None
+    if out is not None and (
+        type(out) is not np.ndarray
+        or out.shape != x.shape
+        or out.dtype != x.dtype
+        or not out.flags.c_contiguous
+        or not out.flags.writeable
+    ):
+        return None
     f = kernel("pool", "relu_forward", x.dtype)
     if f is None:
         return None
     x = contiguous(x)
-    y = np.empty(x.shape, x.dtype)
+    y = np.empty(x.shape, x.dtype) if out is None else out
     f(_seam.ptr(x), _seam.ptr(y), x.size, kernel_threads(x.size))
     return y
 

@@ -53,6 +53,41 @@ def test_relu_forward_is_numpys_maximum_bit_for_bit(c_kernels, threaded, shape, 
     assert kernels.relu_forward(x[..., ::-1]) is not None  # non-contiguous: copied
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_relu_forward_into_out_and_in_place(c_kernels, threaded, dtype):
+    rng = np.random.default_rng(3)
+    x = with_specials(rng.standard_normal((64, 32, 28, 28)).astype(dtype), rng)
+    want = np.maximum(x, 0)
+    out = np.empty_like(x)
+    assert kernels.relu_forward(x, out) is out
+    np.testing.assert_array_equal(out, want)
+    assert kernels.relu_forward(x, x) is x  # in place
+    np.testing.assert_array_equal(x, want)
+    # an out the kernel cannot write: declined (the caller falls back to NumPy)
+    assert kernels.relu_forward(x, np.empty(x.shape, np.float16)) is None
+    assert kernels.relu_forward(x, np.empty((64, 32, 28, 27), dtype)) is None
+    assert kernels.relu_forward(x, np.empty((64, 32, 28, 56), dtype)[..., ::2]) is None
+
+
+def test_compiled_relu_writes_its_buffer_with_the_kernel(c_kernels, monkeypatch):
+    """A compiled relu with a planned buffer runs the C kernel into it, and matches eager."""
+    calls = []
+    real = kernels.relu_forward
+    monkeypatch.setattr(kernels, "relu_forward", lambda *a: calls.append(len(a)) or real(*a))
+    rng = np.random.default_rng(4)
+    w = ember.tensor(rng.standard_normal((16, 16)).astype(np.float32))
+    x = ember.tensor(rng.standard_normal((8, 16)).astype(np.float32))
+
+    def f(x):
+        return ember.relu(ember.relu(x @ w) @ w).sum()
+
+    fc = ember.compile(f)
+    want = f(x).item()
+    calls.clear()
+    assert fc(x).item() == want and fc(x).item() == want
+    assert 2 in calls  # (x, out): the lowering's buffer
+
+
 def test_relu_backward_nan_cases_like_torch(c_kernels):
     y = np.array([np.nan, 0.0, 0.0, 2.0, -0.0], np.float32)
     g = np.array([1.0, np.nan, np.inf, 3.0, 5.0], np.float32)
