@@ -77,7 +77,12 @@ def _blas_info() -> dict[str, Any]:
         except Exception:  # old NumPy without mode="dicts", or an unusual build
             info = {"name": "unknown", "source": "numpy"}
     if "openblas" in str(info.get("name", "")).lower():  # its idle threads' spin (ember.threads)
-        info["thread_timeout"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "default")
+        from .threads import blas_spin_unfixed
+
+        timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "default")
+        if blas_spin_unfixed():
+            timeout += ", not in effect: numpy was imported before ember"
+        info["thread_timeout"] = timeout
     return info
 
 

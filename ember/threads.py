@@ -13,12 +13,15 @@ The rest of the policy, applied by the kernels:
   runtime loads unless the user set it): busy-waiting threads steal the cores of the other
   threads and processes on the machine, which costs 20-200x under contention;
 * OpenBLAS's idle worker threads go to sleep almost at once (``OPENBLAS_THREAD_TIMEOUT=4``,
-  set by ``import ember`` before NumPy loads OpenBLAS, unless the user set it; it has no
-  effect when NumPy was imported first). By default they spin for about 2^28 cycles after
-  every BLAS call, and a training step calls BLAS every few hundred microseconds, so they
-  spin all the time, on the cores the C kernels' OpenMP threads need: on this 2-core
-  machine a GELU kernel right after a GEMM took 1.60 ms instead of 0.83 ms, and the W2/W3
-  training steps ran 8-17% slower;
+  set by ``import ember`` before NumPy loads OpenBLAS, unless the user set it). By default
+  they spin for about 2^28 cycles (~0.1 s) after every BLAS call, and a training step calls
+  BLAS every few hundred microseconds, so they spin all the time, on the cores the C
+  kernels' OpenMP threads need: on this 2-core machine a GELU kernel right after a GEMM
+  took 1.60 ms instead of 0.83 ms, and the W2/W3 training steps ran 8-17% slower. OpenBLAS
+  reads the variable once, when it loads, so it cannot apply when NumPy was imported before
+  ember: :func:`blas_spin_unfixed` then says so, ``ember info`` shows it, and the first C
+  kernel that would use several threads warns once (:class:`BlasSpinWarning`; setting
+  ``OPENBLAS_THREAD_TIMEOUT`` to any value, or importing ember first, avoids it);
 * :func:`limit_this_thread` caps the kernels called from one Python thread (a data loader
   thread calls ``limit_this_thread(1)`` so that it never competes with the training loop
   for cores), and a forked child process starts single-threaded (OpenMP thread pools do
@@ -33,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import Any
 
@@ -43,6 +47,8 @@ __all__ = [
     "limit_this_thread",
     "MIN_WORK_PER_THREAD",
     "configure_blas_env",
+    "blas_spin_unfixed",
+    "BlasSpinWarning",
 ]
 
 MIN_WORK_PER_THREAD = 1 << 15  # elements; below 2x this a kernel runs single-threaded
@@ -51,9 +57,36 @@ _limiter: Any = None
 _requested: int | None = None
 _kernel_threads: int | None = None  # None: not decided yet (see _default_threads)
 _local = threading.local()
+_blas_loaded_first = False  # NumPy (and OpenBLAS) was loaded before configure_blas_env ran
+
+
+class BlasSpinWarning(RuntimeWarning):
+    """NumPy was imported before ember, so OpenBLAS's idle threads spin (see the module
+    docstring).
+
+    Example:
+        >>> issubclass(BlasSpinWarning, RuntimeWarning)
+        True
+    """
 
 
 def _default_threads() -> int:
+    n = _cores()
+    if n > 1 and blas_spin_unfixed():
+        import warnings
+
+        warnings.warn(
+            "numpy was imported before ember, so OpenBLAS's idle threads spin for ~0.1 s "
+            "after every matrix product on the cores ember's C kernels need (training steps "
+            "ran 10-35% slower here). Import ember before numpy, or set "
+            "OPENBLAS_THREAD_TIMEOUT=4 (any value silences this) in the environment.",
+            BlasSpinWarning,
+            stacklevel=2,
+        )
+    return n
+
+
+def _cores() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
@@ -149,7 +182,30 @@ def configure_blas_env() -> None:
         >>> configure_blas_env(); os.environ["OPENBLAS_THREAD_TIMEOUT"] != ""
         True
     """
-    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+    global _blas_loaded_first
+    if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
+        _blas_loaded_first = "numpy" in sys.modules
+        os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+
+
+def blas_spin_unfixed() -> bool:
+    """True when NumPy's BLAS is OpenBLAS and it was loaded before ember could set
+    ``OPENBLAS_THREAD_TIMEOUT`` (NumPy imported first, the variable not set by the user): its
+    idle threads (when it has more than one) then spin after every BLAS call, slowing
+    ember's C kernels.
+
+    Example:
+        >>> blas_spin_unfixed() in (True, False)
+        True
+    """
+    if not _blas_loaded_first:
+        return False
+    from threadpoolctl import threadpool_info
+
+    return any(
+        i.get("internal_api") == "openblas" and i.get("num_threads", 1) > 1
+        for i in threadpool_info()
+    )
 
 
 configure_blas_env()  # at import: ember/__init__.py imports this module before NumPy

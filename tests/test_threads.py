@@ -51,3 +51,52 @@ def test_blas_idle_threads_sleep_is_set_before_numpy_loads(preset, want):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"at numpy import: {want}"
+
+
+_IMPORT_ORDER = """
+import sys, warnings
+if sys.argv[1] == "numpy-first":
+    import numpy
+import ember
+from ember import threads
+from threadpoolctl import threadpool_info
+
+spinning = any(
+    i.get("internal_api") == "openblas" and i.get("num_threads", 1) > 1 for i in threadpool_info()
+)
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    threads._kernel_threads = None  # decide the default again
+    threads.kernel_threads(10**9)
+warned = [w for w in caught if issubclass(w.category, threads.BlasSpinWarning)]
+print(spinning, threads.blas_spin_unfixed(), len(warned))
+"""
+
+
+@pytest.mark.parametrize(
+    "order, preset, unfixed",
+    [("numpy-first", None, True), ("ember-first", None, False), ("numpy-first", "4", False)],
+)
+def test_numpy_imported_first_is_detected_and_warned_once(order, preset, unfixed):
+    # OpenBLAS read its environment when NumPy loaded it: imported before ember, its idle
+    # threads spin, and ember says so (unless the user set the variable: their choice)
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")
+    }
+    env["OMP_NUM_THREADS"] = "2"  # kernels that would use two threads
+    if preset is not None:
+        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORT_ORDER, order], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    spinning, got, warned = out.stdout.split()
+    want = unfixed and spinning == "True"  # only an OpenBLAS with worker threads spins
+    assert got == str(want)
+    assert warned == ("1" if want else "0")
