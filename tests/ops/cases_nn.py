@@ -321,6 +321,13 @@ CASES = cases(
         ref=ref_linear,
         grad2=True,
     ),
+    Case(  # >= BIAS_GEMV_ROWS rows: the bias gradient is a matrix-vector product
+        "linear_tall_batch",
+        lambda m, x, w, b: m.nn.functional.linear(x, w, b),
+        [F(2, 150, 3), F(2, 3), F(2)],
+        ref=ref_linear,
+        grad2=True,
+    ),
     Case(
         "linear_batched_no_bias",
         lambda m, x, w: m.nn.functional.linear(x, w),

