@@ -19,6 +19,7 @@ import argparse
 import importlib.util
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -184,6 +185,35 @@ def run(pairs: list[tuple[str, str]], timed: int) -> list[dict]:
     return records
 
 
+def combine(rounds: list[list[dict]]) -> list[dict]:
+    """One record per pair from several rounds of :func:`run`: the median of its figures
+    (``rounds`` keeps each round's); a pair that failed in any round keeps that error."""
+    out = []
+    for recs in zip(*rounds):
+        bad = [r for r in recs if "error" in r]
+        if bad or len(recs) == 1:
+            out.append(bad[0] if bad else recs[0])
+            continue
+        key = "median_ms" if "median_ms" in recs[0] else "median_us"
+        values = [r[key] for r in recs]
+        rec = dict(sorted(recs, key=lambda r: r[key])[len(recs) // 2])
+        rec[key], rec["rounds"] = statistics.median(values), values
+        out.append(rec)
+    return out
+
+
+def round_ratio(rounds: list[list[dict]], workload: str, a: str, b: str) -> list[float]:
+    """``a``'s figure over ``b``'s for ``workload`` in each round where both ran: pairs of
+    one round run minutes apart at most, so their ratio drifts less than the figures."""
+    ratios = []
+    for recs in rounds:
+        by = {(r["workload"], r["impl"]): r for r in recs}
+        av, bv = _value(by.get((workload, a))), _value(by.get((workload, b)))
+        if av is not None and bv is not None:
+            ratios.append(av / bv)
+    return ratios
+
+
 def _figure(r: dict) -> str:
     if "median_ms" in r:
         return f"{r['median_ms']:.2f} ms"
@@ -227,9 +257,15 @@ def table(records: list[dict]) -> None:
         print(f"({TF_NAME}: the issue's figure for TensorFlow, not measured here: not installed)")
 
 
-def summary(records: list[dict], start: dict | None = None, goals: bool = True) -> list[dict]:
+def summary(
+    records: list[dict],
+    start: dict | None = None,
+    goals: bool = True,
+    rounds: list[list[dict]] | None = None,
+) -> list[dict]:
     """Print the ratios and (with ``goals``) each goal of the issue with its measured ratio
-    and met/missed; returns the goal rows."""
+    and met/missed; returns the goal rows. With several ``rounds`` a goal's ratio is the
+    median of the per-round ratios (:func:`round_ratio`), and its range is shown."""
     by = {(r["workload"], r["impl"]): r for r in records}
     print("\nratios (ember figure / other figure; lower is better for ember):")
     for w in dict.fromkeys(r["workload"] for r in records):
@@ -247,8 +283,14 @@ def summary(records: list[dict], start: dict | None = None, goals: bool = True) 
         return rows
     for w, e, o, limit in GOALS:
         ev, ov = _value(by.get((w, e))), _value(by.get((w, o)))
-        if ev is not None and ov is not None:
-            rows.append({"goal": f"{w} {e} <= {limit:g}x {o}", "ratio": ev / ov, "limit": limit})
+        per_round = round_ratio(rounds, w, e, o) if rounds and len(rounds) > 1 else []
+        goal = f"{w} {e} <= {limit:g}x {o}"
+        if len(per_round) > 1:
+            spread = f" ({min(per_round):.2f}-{max(per_round):.2f} over {len(per_round)} rounds)"
+            ratio = statistics.median(per_round)
+            rows.append({"goal": goal, "ratio": ratio, "limit": limit, "spread": spread})
+        elif ev is not None and ov is not None:
+            rows.append({"goal": goal, "ratio": ev / ov, "limit": limit})
     rows += startup.goal_rows(start or {})
     print("\ngoals of the kernels issue:")
     common.print_goals(rows)
@@ -260,6 +302,9 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="workloads to run, e.g. W1 W3 startup")
     p.add_argument("--impl", nargs="*", help="implementations, e.g. ember ember-compiled")
     p.add_argument("--timed", type=int, default=50, help="timed training steps")
+    p.add_argument(
+        "--rounds", type=int, default=1, help="run every pair this many times, interleaved"
+    )
     p.add_argument("--json", help="write raw records to this file")
     p.add_argument("--device", default="cpu", help="device of W1-W3 (cpu, cuda)")
     p.add_argument("--single", nargs=2, metavar=("WORKLOAD", "IMPL"), help=argparse.SUPPRESS)
@@ -279,7 +324,13 @@ def main() -> None:
         f"(its W2 figure is quoted); each pair timed in its own process; device {a.device}"
     )
     only = set(a.only) if a.only else None
-    records = run(selected(only, set(a.impl) if a.impl else None), a.timed)
+    pairs = selected(only, set(a.impl) if a.impl else None)
+    rounds = []
+    for i in range(max(1, a.rounds)):
+        if a.rounds > 1:
+            print(f"round {i + 1} of {a.rounds}:", flush=True)
+        rounds.append(run(pairs, a.timed))
+    records = combine(rounds)
     start = None
     if DEVICE != "cpu":  # the goals and the start-up figures are CPU ones
         table(records)
@@ -291,8 +342,8 @@ def main() -> None:
         start = startup.measure()
     if records:
         table(records)
-    summary(records, start)
-    common.save_json(a.json, {"records": records, "startup": start})
+    summary(records, start, rounds=rounds)
+    common.save_json(a.json, {"records": records, "rounds": rounds, "startup": start})
 
 
 if __name__ == "__main__":

@@ -106,6 +106,26 @@ def test_summary_rates_each_goal(capsys):
     assert compiled.speedups(records) == {"W1": pytest.approx(5 / 3)}
 
 
+def test_rounds_combine_to_medians_and_goals_use_per_round_ratios(capsys):
+    def rnd(ember_ms, torch_ms, err=False):
+        e = {"workload": "W1", "impl": "ember", "median_ms": ember_ms}
+        if err:
+            e = {"workload": "W1", "impl": "ember", "error": "boom"}
+        return [e, {"workload": "W1", "impl": "torch", "median_ms": torch_ms}]
+
+    # the host slows down in round 2: figures drift, their ratio does not
+    rounds = [rnd(4.0, 5.0), rnd(8.0, 10.0), rnd(5.0, 5.0)]
+    records = run.combine(rounds)
+    assert records[0]["median_ms"] == 5.0 and records[0]["rounds"] == [4.0, 8.0, 5.0]
+    assert records[1]["median_ms"] == 5.0
+    assert run.round_ratio(rounds, "W1", "ember", "torch") == [0.8, 0.8, 1.0]
+    rows = {r["goal"]: r for r in run.summary(records, rounds=rounds)}
+    assert rows["W1 ember <= 1x torch"]["ratio"] == pytest.approx(0.8)
+    assert "0.80-1.00 over 3 rounds" in capsys.readouterr().out
+    # a pair that failed in one round keeps its error
+    assert "error" in run.combine([rnd(4.0, 5.0), rnd(1.0, 5.0, err=True)])[0]
+
+
 def test_phases_count_nested_time_once():
     class Work:
         def outer(self):

@@ -182,12 +182,12 @@ def inference_call(m, model, x, compiled: bool = False) -> Callable[[], object]:
 
 
 def print_goals(rows: list[dict]) -> None:
-    """Print goal rows ``{"goal", "ratio", "limit"[, "unit": "s"]}``: the measured value and
-    met / MISSED (a value at or under its limit is met)."""
+    """Print goal rows ``{"goal", "ratio", "limit"[, "unit": "s"][, "spread"]}``: the measured
+    value and met / MISSED (a value at or under its limit is met), then the spread if any."""
     for g in rows:
         got = f"{g['ratio']:.3f} s" if g.get("unit") else f"{g['ratio']:.2f}x"
         verdict = "met" if g["ratio"] <= g["limit"] else "MISSED"
-        print(f"  {g['goal']:50s} measured {got:>9s}  {verdict}")
+        print(f"  {g['goal']:50s} measured {got:>9s}  {verdict}{g.get('spread', '')}")
 
 
 def save_json(path: str | None, obj: object) -> None:
