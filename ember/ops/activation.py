@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import kernels
 from ..tensor import Tensor
+from ..threads import MIN_WORK_PER_THREAD
 from . import hard_activations, thresholds
 from .activation_grad import (
     gelu_backward,
@@ -82,8 +83,11 @@ def _run(input: Tensor, inplace: bool, fn, *args: Any) -> Tensor:
 @defop("relu", saves_inputs=False, saves_output=True, onnx="Relu")
 @kernel
 def _relu(xp, x):
-    y = kernels.relu_forward(x)
-    return y if y is not None else xp.maximum(x, 0)
+    if x.size >= 2 * MIN_WORK_PER_THREAD:  # threads pay; below, NumPy's call is cheaper
+        y = kernels.relu_forward(x)
+        if y is not None:
+            return y
+    return xp.maximum(x, 0)
 
 
 @_relu.defgrad

@@ -70,22 +70,25 @@ def test_relu_forward_into_out_and_in_place(c_kernels, threaded, dtype):
 
 
 def test_compiled_relu_writes_its_buffer_with_the_kernel(c_kernels, monkeypatch):
-    """A compiled relu with a planned buffer runs the C kernel into it, and matches eager."""
+    """A compiled relu with a planned buffer runs the C kernel into it when the array is big
+    enough for threads (NumPy's maximum below that), and matches eager."""
     calls = []
     real = kernels.relu_forward
     monkeypatch.setattr(kernels, "relu_forward", lambda *a: calls.append(len(a)) or real(*a))
     rng = np.random.default_rng(4)
-    w = ember.tensor(rng.standard_normal((16, 16)).astype(np.float32))
-    x = ember.tensor(rng.standard_normal((8, 16)).astype(np.float32))
+    for rows, want_kernel in ((512, True), (8, False)):  # 512 x 160 = 81920 elements
+        w = ember.tensor(rng.standard_normal((160, 160)).astype(np.float32))
+        x = ember.tensor(rng.standard_normal((rows, 160)).astype(np.float32))
 
-    def f(x):
-        return ember.relu(ember.relu(x @ w) @ w).sum()
+        def f(x, w=w):
+            return ember.relu(ember.relu(x @ w) @ w).sum()
 
-    fc = ember.compile(f)
-    want = f(x).item()
-    calls.clear()
-    assert fc(x).item() == want and fc(x).item() == want
-    assert 2 in calls  # (x, out): the lowering's buffer
+        fc = ember.compile(f)
+        want = f(x).item()
+        calls.clear()
+        assert fc(x).item() == want and fc(x).item() == want
+        assert (2 in calls) == want_kernel  # (x, out): the lowering's buffer
+        assert ("xp.maximum" in fc.code) != want_kernel
 
 
 def test_relu_backward_nan_cases_like_torch(c_kernels):
@@ -344,8 +347,12 @@ def test_max_pool2d_backward_nan_and_inf_like_torch(c_kernels):
 
 
 def test_relu_op_served_and_numpy_mode(served, c_kernels):
-    x = _randn(np.random.default_rng(12), 64, 33)
+    x = _randn(np.random.default_rng(12), 640, 105)  # big enough for the kernel's threads
     _check(served, lambda t: ember.relu(t), [x], ["relu_forward", "relu_backward"])
     _check(served, lambda t: ember.relu(t.T), [x], ["relu_forward", "relu_backward"])
+    small = _randn(np.random.default_rng(13), 64, 33)  # forward on NumPy: its call is cheaper
+    before = served["relu_forward"]
+    _check(served, lambda t: ember.relu(t), [small], ["relu_backward"])
+    assert served["relu_forward"] == before
     assert ember.relu(ember.tensor(-2.0)).item() == 0.0  # 0-d
     assert ember.relu(ember.tensor([-2, 3])).tolist() == [0, 3]  # integers: NumPy
