@@ -13,6 +13,7 @@ Example:
 from .compile import CacheInfo, CompiledFunction, GraphBreakWarning, RetraceWarning, compile
 from .executor import GraphRuntimeError, Program
 from .ir import Graph, IRError, Node, SourceLoc, Sym, Update, Value
+from .profile import GraphProfile
 from .trace import GraphBreak, Tracer, trace
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "RetraceWarning",
     "GraphRuntimeError",
     "Program",
+    "GraphProfile",
     "Tracer",
     "trace",
     "Graph",

@@ -352,6 +352,20 @@ class CompiledFunction:
             return None
         return self._last.program.c_code
 
+    def profile(self, *args: Any, runs: int = 10, warmup: int = 2, **kwargs: Any) -> Any:
+        """Time every node of the graph these arguments run: :func:`ember.graph.profile.profile`
+        (the calls really run: a training step trains ``warmup + runs`` steps).
+
+        Example:
+            >>> import ember
+            >>> f = compile(lambda x: (x * 2).sum())
+            >>> print(f.profile(ember.ones(4), runs=2).table(top=3))  # doctest: +ELLIPSIS
+            2 calls: ...
+        """
+        from .profile import profile
+
+        return profile(self, *args, runs=runs, warmup=warmup, **kwargs)
+
     def __repr__(self) -> str:
         return f"<compiled {self.name}: {self.cache_info()}>"
 
