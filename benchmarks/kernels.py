@@ -18,11 +18,14 @@ import sys
 import timeit
 from collections.abc import Callable
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# ember before NumPy: it sets OpenBLAS's thread timeout, read when NumPy loads OpenBLAS
 import ember  # noqa: E402
+
+# isort: split
+import numpy as np  # noqa: E402
+
 import ember.nn.functional  # noqa: E402, F401  (registers the nn ops)
 from benchmarks.workloads import w3_gpt  # noqa: E402
 from ember import kernels  # noqa: E402

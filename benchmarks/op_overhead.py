@@ -8,11 +8,17 @@ better; 1.0 means parity). Run: ``python benchmarks/op_overhead.py [--repeat 5]`
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 import timeit
 
-import numpy as np
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import ember
+# ember before NumPy: it sets OpenBLAS's thread timeout, read when NumPy loads OpenBLAS
+import ember  # noqa: E402
+
+# isort: split
+import numpy as np  # noqa: E402
 
 try:
     import torch

@@ -64,9 +64,12 @@ IMPORTS = {
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    """The environment of a measured child: this checkout first on the path."""
+    """The environment of a measured child: this checkout first on the path, and OpenBLAS's
+    idle threads told to sleep as ``import ember`` would tell them (a compile child loads
+    NumPy before it imports ember, too late for ember to set it; see ember.threads)."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (ROOT, env.get("PYTHONPATH")) if p)
+    env.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
     env.update(extra)
     return env
 
