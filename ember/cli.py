@@ -77,11 +77,13 @@ def _blas_info() -> dict[str, Any]:
         except Exception:  # old NumPy without mode="dicts", or an unusual build
             info = {"name": "unknown", "source": "numpy"}
     if "openblas" in str(info.get("name", "")).lower():  # its idle threads' spin (ember.threads)
-        from .threads import blas_spin_unfixed
+        from . import threads
 
         timeout = os.environ.get("OPENBLAS_THREAD_TIMEOUT", "default")
-        if blas_spin_unfixed():
+        if threads.blas_spin_unfixed():
             timeout += ", not in effect: numpy was imported before ember"
+        elif threads._blas_restarted:
+            timeout += ", applied by restarting OpenBLAS's threads: numpy came first"
         info["thread_timeout"] = timeout
     return info
 

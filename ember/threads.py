@@ -18,10 +18,12 @@ The rest of the policy, applied by the kernels:
   BLAS every few hundred microseconds, so they spin all the time, on the cores the C
   kernels' OpenMP threads need: on this 2-core machine a GELU kernel right after a GEMM
   took 1.60 ms instead of 0.83 ms, and the W2/W3 training steps ran 8-17% slower. OpenBLAS
-  reads the variable once, when it loads, so it cannot apply when NumPy was imported before
-  ember: :func:`blas_spin_unfixed` then says so, ``ember info`` shows it, and the first C
-  kernel that would use several threads warns once (:class:`BlasSpinWarning`; setting
-  ``OPENBLAS_THREAD_TIMEOUT`` to any value, or importing ember first, avoids it);
+  reads the variable when it loads; when NumPy was imported before ember,
+  :func:`restart_blas_threads` makes the loaded OpenBLAS read it again and restarts its
+  threads. Where that is impossible (an OpenBLAS without those entry points,
+  ``EMBER_BLAS_RESTART=0``), :func:`blas_spin_unfixed` says so, ``ember info`` shows it,
+  and the first C kernel that would use several threads warns once
+  (:class:`BlasSpinWarning`; setting ``OPENBLAS_THREAD_TIMEOUT`` yourself avoids it);
 * :func:`limit_this_thread` caps the kernels called from one Python thread (a data loader
   thread calls ``limit_this_thread(1)`` so that it never competes with the training loop
   for cores), and a forked child process starts single-threaded (OpenMP thread pools do
@@ -48,6 +50,7 @@ __all__ = [
     "MIN_WORK_PER_THREAD",
     "configure_blas_env",
     "blas_spin_unfixed",
+    "restart_blas_threads",
     "BlasSpinWarning",
 ]
 
@@ -57,7 +60,8 @@ _limiter: Any = None
 _requested: int | None = None
 _kernel_threads: int | None = None  # None: not decided yet (see _default_threads)
 _local = threading.local()
-_blas_loaded_first = False  # NumPy (and OpenBLAS) was loaded before configure_blas_env ran
+_blas_loaded_first = False  # OpenBLAS was loaded before ember could set its timeout, for good
+_blas_restarted = False  # ... or it was, and restart_blas_threads applied the timeout
 
 
 class BlasSpinWarning(RuntimeWarning):
@@ -76,10 +80,11 @@ def _default_threads() -> int:
         import warnings
 
         warnings.warn(
-            "numpy was imported before ember, so OpenBLAS's idle threads spin for ~0.1 s "
-            "after every matrix product on the cores ember's C kernels need (training steps "
-            "ran 10-35% slower here). Import ember before numpy, or set "
-            "OPENBLAS_THREAD_TIMEOUT=4 (any value silences this) in the environment.",
+            "numpy was imported before ember and its OpenBLAS could not be told to let idle "
+            "threads sleep, so they spin for ~0.1 s after every matrix product on the cores "
+            "ember's C kernels need (training steps ran 10-35% slower here). Import ember "
+            "before numpy, or set OPENBLAS_THREAD_TIMEOUT=4 (any value silences this) in the "
+            "environment.",
             BlasSpinWarning,
             stacklevel=2,
         )
@@ -176,23 +181,65 @@ def configure_openmp_env() -> None:
 def configure_blas_env() -> None:
     """Make OpenBLAS's idle worker threads sleep instead of spinning, unless the user chose
     a timeout; ``import ember`` calls it before NumPy loads OpenBLAS (which reads its
-    environment once, when it loads).
+    environment once, when it loads). When NumPy was imported first, the loaded OpenBLAS is
+    told to read its environment again and its worker threads are restarted
+    (:func:`restart_blas_threads`).
 
     Example:
         >>> configure_blas_env(); os.environ["OPENBLAS_THREAD_TIMEOUT"] != ""
         True
     """
-    global _blas_loaded_first
+    global _blas_loaded_first, _blas_restarted
     if "OPENBLAS_THREAD_TIMEOUT" not in os.environ:
-        _blas_loaded_first = "numpy" in sys.modules
         os.environ["OPENBLAS_THREAD_TIMEOUT"] = "4"
+        if "numpy" in sys.modules:
+            _blas_restarted = restart_blas_threads()
+            _blas_loaded_first = not _blas_restarted
+
+
+def restart_blas_threads() -> bool:
+    """Make an OpenBLAS that is already loaded (NumPy imported before ember) take
+    ``OPENBLAS_THREAD_TIMEOUT`` now: it re-reads its environment (``openblas_read_env``) and
+    its worker threads are stopped (``blas_thread_shutdown_``, what OpenBLAS itself does
+    before a ``fork``); the next BLAS call starts them again with the new timeout. Returns
+    True when every OpenBLAS with worker threads took it (or there is none). Call it only
+    while no other thread is inside a BLAS call; ``EMBER_BLAS_RESTART=0`` turns it off.
+
+    Example:
+        >>> restart_blas_threads() in (True, False)
+        True
+    """
+    if os.environ.get("EMBER_BLAS_RESTART", "1") == "0":
+        return False
+    try:
+        import ctypes
+
+        from threadpoolctl import threadpool_info
+
+        want = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", "4"))
+        for info in threadpool_info():
+            if info.get("internal_api") != "openblas" or info.get("num_threads", 1) <= 1:
+                continue
+            lib = ctypes.CDLL(info["filepath"])
+            read_env = getattr(lib, "openblas_read_env", None)
+            timeout = getattr(lib, "openblas_thread_timeout", None)
+            shutdown = getattr(lib, "blas_thread_shutdown_", None)
+            if read_env is None or timeout is None or shutdown is None:
+                return False
+            read_env()
+            if timeout() != want:
+                return False
+            shutdown()
+        return True
+    except Exception:  # no threadpoolctl, an unloadable library: keep the warning
+        return False
 
 
 def blas_spin_unfixed() -> bool:
-    """True when NumPy's BLAS is OpenBLAS and it was loaded before ember could set
-    ``OPENBLAS_THREAD_TIMEOUT`` (NumPy imported first, the variable not set by the user): its
-    idle threads (when it has more than one) then spin after every BLAS call, slowing
-    ember's C kernels.
+    """True when NumPy's BLAS is OpenBLAS, it was loaded before ember could set
+    ``OPENBLAS_THREAD_TIMEOUT`` (NumPy imported first, the variable not set by the user) and
+    :func:`restart_blas_threads` could not apply it: its idle threads (when it has more than
+    one) then spin after every BLAS call, slowing ember's C kernels.
 
     Example:
         >>> blas_spin_unfixed() in (True, False)

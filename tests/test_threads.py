@@ -54,49 +54,61 @@ def test_blas_idle_threads_sleep_is_set_before_numpy_loads(preset, want):
 
 
 _IMPORT_ORDER = """
-import sys, warnings
+import ctypes, sys, warnings
 if sys.argv[1] == "numpy-first":
     import numpy
 import ember
 from ember import threads
 from threadpoolctl import threadpool_info
 
-spinning = any(
-    i.get("internal_api") == "openblas" and i.get("num_threads", 1) > 1 for i in threadpool_info()
-)
+blas = [i for i in threadpool_info() if i.get("internal_api") == "openblas"]
+pool = [i for i in blas if i.get("num_threads", 1) > 1]
+timeout = ctypes.CDLL(pool[0]["filepath"]).openblas_thread_timeout() if pool else -1
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
     threads._kernel_threads = None  # decide the default again
     threads.kernel_threads(10**9)
 warned = [w for w in caught if issubclass(w.category, threads.BlasSpinWarning)]
-print(spinning, threads.blas_spin_unfixed(), len(warned))
+import numpy as np
+a = np.arange(90000, dtype=np.float32).reshape(300, 300) / 9e4
+ok = np.allclose(a @ a, np.einsum("ij,jk->ik", a, a), rtol=1e-4)  # BLAS works afterwards
+print(bool(pool), timeout, threads._blas_restarted, threads.blas_spin_unfixed(), len(warned), ok)
 """
 
 
 @pytest.mark.parametrize(
-    "order, preset, unfixed",
-    [("numpy-first", None, True), ("ember-first", None, False), ("numpy-first", "4", False)],
+    "order, env, restarted, unfixed",
+    [
+        ("numpy-first", {}, True, False),  # ember restarts OpenBLAS's threads
+        ("numpy-first", {"EMBER_BLAS_RESTART": "0"}, False, True),  # ... unless told not to
+        ("ember-first", {}, False, False),
+        ("numpy-first", {"OPENBLAS_THREAD_TIMEOUT": "4"}, False, False),  # the user's choice
+    ],
 )
-def test_numpy_imported_first_is_detected_and_warned_once(order, preset, unfixed):
+def test_numpy_imported_first_gets_its_blas_threads_restarted_or_a_warning(
+    order, env, restarted, unfixed
+):
     # OpenBLAS read its environment when NumPy loaded it: imported before ember, its idle
-    # threads spin, and ember says so (unless the user set the variable: their choice)
+    # threads would spin; ember makes it re-read the variable and restarts its threads, and
+    # warns once where it cannot
     import os
     import subprocess
     import sys
 
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")
-    }
-    env["OMP_NUM_THREADS"] = "2"  # kernels that would use two threads
-    if preset is not None:
-        env["OPENBLAS_THREAD_TIMEOUT"] = preset
+    drop = ("OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS", "EMBER_BLAS_RESTART")
+    child = {k: v for k, v in os.environ.items() if k not in drop}
+    child["OMP_NUM_THREADS"] = "2"  # kernels that would use two threads
+    child.update(env)
     out = subprocess.run(
-        [sys.executable, "-c", _IMPORT_ORDER, order], env=env, capture_output=True, text=True
+        [sys.executable, "-c", _IMPORT_ORDER, order], env=child, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    spinning, got, warned = out.stdout.split()
-    want = unfixed and spinning == "True"  # only an OpenBLAS with worker threads spins
-    assert got == str(want)
-    assert warned == ("1" if want else "0")
+    pool, timeout, got_restarted, got_unfixed, warned, ok = out.stdout.split()
+    assert ok == "True"
+    if pool != "True":  # no OpenBLAS worker threads here: nothing spins, nothing to do
+        assert (got_unfixed, warned) == ("False", "0")
+        return
+    assert got_restarted == str(restarted)
+    assert got_unfixed == str(unfixed)
+    assert warned == ("1" if unfixed else "0")
+    assert timeout == ("0" if unfixed else "4")  # what the loaded OpenBLAS now uses
