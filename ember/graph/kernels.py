@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import kernels
+from ..kernels.gemm import MIN_ROWS
 from ..threads import MIN_WORK_PER_THREAD
 from .ir import Node, Value
 
@@ -156,10 +157,43 @@ def _matmul_2d(node: Node) -> bool:
     )
 
 
+def _rows(v: Value) -> int | None:
+    """The rows of ``v`` as a matrix (the product of all but its last dim; None when one
+    is dynamic)."""
+    n = 1
+    for d in v.shape[:-1]:
+        if not isinstance(d, int):
+            return None
+        n *= d
+    return n
+
+
+def _tall(v: Value) -> bool:
+    """True when the left operand ``v`` may be tall or deep enough for ember's GEMM (rows or
+    inner dim at least ``kernels.gemm.MIN_ROWS``, as ``kernels.tall_matmul`` decides)."""
+    rows, inner = _rows(v), v.shape[-1]
+    return rows is None or not isinstance(inner, int) or max(rows, inner) >= MIN_ROWS
+
+
+def _matmul_into(xp: Any, a: Any, b: Any, out: Any) -> Any:
+    """A 2-D ``matmul`` into ``out``: ember's GEMM for tall products, else ``xp.matmul``."""
+    if kernels.tall_matmul(a, b, out=out) is None:
+        xp.matmul(a, b, out=out)
+    return out
+
+
+HELPERS["_matmul_into"] = _matmul_into
+
+
 @lowering("matmul", out=True)
 def _matmul(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str | None:
     if not _matmul_2d(node):
         return None  # batched: the forward folds/contiguates operands for BLAS
+    a = node.inputs[0]
+    if out is not None and a.ndim == 2 and _tall(a):
+        return f"_matmul_into(xp, {args[0]}, {args[1]}, {out})"
+    if out is None and a.ndim == 2 and _tall(a):
+        return None  # a fresh result: the op's forward, which picks the GEMM
     return _call("xp.matmul", args, out)
 
 
@@ -191,11 +225,13 @@ def _linear_out_ok(node: Node) -> bool:
 
 
 def _linear_into(xp: Any, x: Any, w: Any, b: Any, out: Any) -> Any:
-    """``linear``'s forward computed into ``out`` (same BLAS product, bias added in place)."""
-    if x.ndim > 2:
-        xp.matmul(x.reshape(-1, x.shape[-1]), w.T, out=out.reshape(-1, w.shape[0]))
-    else:
-        xp.matmul(x, w.T, out=out)
+    """``linear``'s forward computed into ``out``: ember's GEMM with the bias fused for tall
+    products (the forward's choice), else the BLAS product with the bias added in place."""
+    x2 = x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x
+    o2 = out.reshape(-1, w.shape[0]) if x.ndim > 2 else out
+    if kernels.tall_matmul(x2, w.T, out=o2, bias=b) is not None:
+        return out
+    xp.matmul(x2, w.T, out=o2)
     if b is not None:
         xp.add(out, b, out=out)
     return out
@@ -209,7 +245,7 @@ def _linear(node: Node, args: list[str], attrs: dict[str, str], out: str | None)
     if out is None or not _linear_out_ok(node):
         return None  # a fresh result: the op's own forward
     x, w, b = args
-    if node.inputs[0].ndim > 2:  # the batch dims fold into one GEMM, as in the forward
+    if node.inputs[0].ndim > 2 or _tall(node.inputs[0]):  # one folded GEMM, as the forward
         return f"_linear_into(xp, {x}, {w}, {b}, {out})"
     product = f"xp.matmul({x}, {w}.T, out={out})"
     return product if node.inputs[2] is None else f"xp.add({product}, {b}, out={out})"

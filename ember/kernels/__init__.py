@@ -24,7 +24,7 @@ Seam functions: ``softmax_forward/backward`` (also log-softmax and the attention
 ``im2col``/``col2im``/``swap01`` and the direct few-tap convolution
 (``conv_direct``, ``conv_weight_grad_direct``, ``direct_available``), ``max_pool2d_*``, ``avg_pool2d_*``,
 ``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
-``rmsprop_step``.
+``rmsprop_step``, ``tall_matmul`` (matrix products of many rows, bias fused: :mod:`.gemm`).
 
 Example:
     >>> import numpy as np
@@ -48,6 +48,7 @@ from .conv import (
     im2col,
     swap01,
 )
+from .gemm import tall_matmul
 from .nn import (
     cross_entropy_backward,
     cross_entropy_forward,
@@ -130,6 +131,7 @@ __all__ = [
     "rmsprop_step",
     "sdpa_forward",
     "sdpa_backward",
+    "tall_matmul",
 ]
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import kernels
 from ..errors import ShapeError
 from ..tensor import Tensor
 from ._util import normalize_dim
@@ -30,9 +31,12 @@ _LINALG = (norm, vector_norm, matrix_norm)
 
 @defop("matmul", onnx="MatMul")
 def _matmul(xp, a, b):
-    if b.ndim == 2 and a.ndim > 2:  # fold the batch into one GEMM: (..., K) @ (K, N)
-        out = xp.matmul(a.reshape(-1, a.shape[-1]), b)
-        return out.reshape(a.shape[:-1] + (b.shape[-1],))
+    if b.ndim == 2 and a.ndim >= 2:  # fold the batch into one GEMM: (..., K) @ (K, N)
+        a2 = a.reshape(-1, a.shape[-1]) if a.ndim > 2 else a
+        out = kernels.tall_matmul(a2, b)  # many rows: ember's GEMM
+        if out is None:
+            out = xp.matmul(a2, b)
+        return out.reshape(a.shape[:-1] + (b.shape[-1],)) if a.ndim > 2 else out
     if a.ndim > 2 or b.ndim > 2:  # strided batched operands fall off BLAS's fast path
         if not a.flags.c_contiguous:
             a = xp.ascontiguousarray(a)

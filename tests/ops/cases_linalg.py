@@ -50,6 +50,9 @@ CASES = cases(
         ref=np.matmul,
     ),
     Case("matmul_size0_batch", lambda m, a, b: a @ b, [F(0, 2, 3), F(3, 4)], ref=np.matmul),
+    # >= kernels.gemm.MIN_ROWS rows: ember's GEMM (its backward too: g @ b.T)
+    Case("matmul_tall", lambda m, a, b: a @ b, [F(1030, 3), F(3, 5)], ref=np.matmul),
+    Case("matmul_tall_batch", lambda m, a, b: a @ b, [F(2, 520, 3), F(3, 5)], ref=np.matmul),
     Case(
         "matmul_promote_int_float",
         lambda m, a, b: m.matmul(a, b),

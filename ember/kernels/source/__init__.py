@@ -199,10 +199,10 @@ def companions(unit: Unit, name: str) -> list[str]:
 
 
 def _units() -> dict[str, Unit]:
-    from . import activation, dropout, embedding, im2col, loss, norm, optim, pool, softmax
+    from . import activation, dropout, embedding, gemm, im2col, loss, norm, optim, pool, softmax
     from .attention import UNIT as ATTENTION
 
-    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout)
+    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm)
     units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
     # built whole until its direct convolutions' shared helpers keep their machine code when
     # built apart (see the module docstring)

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+from ... import kernels
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
 from ..creation import ones
@@ -27,13 +28,13 @@ __all__ = ["linear", "bilinear"]
 
 @defop("linear", saves_inputs=(0, 1), onnx="Gemm")
 def _linear(xp, x, w, b):
-    if x.ndim > 2:  # fold the batch dims into one GEMM (NumPy loops per batch otherwise)
-        y = xp.matmul(x.reshape(-1, x.shape[-1]), w.T).reshape(x.shape[:-1] + (w.shape[0],))
-    else:
-        y = xp.matmul(x, w.T)
-    if b is not None:
-        y += b
-    return y
+    x2 = x.reshape(-1, x.shape[-1]) if x.ndim > 2 else x  # the batch dims fold into one GEMM
+    y = kernels.tall_matmul(x2, w.T, bias=b)  # many rows: ember's GEMM, bias fused
+    if y is None:
+        y = xp.matmul(x2, w.T)
+        if b is not None:
+            y += b
+    return y.reshape(x.shape[:-1] + (w.shape[0],)) if x.ndim > 2 else y
 
 
 @_linear.defgrad

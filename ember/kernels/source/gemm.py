@@ -1,0 +1,346 @@
+"""C kernel of the matrix product ``C (+)= A @ B (+ bias)`` on float32 and float64, for the
+tall products of linear layers (thousands of rows, a few hundred columns): run on ember's
+OpenMP threads, with the bias added as each block is stored, inside a training step it
+beat the NumPy wheel's OpenBLAS (see :mod:`ember.kernels.gemm` for where it is used).
+
+Every operand is read through its own element strides (``sam, sak`` for ``A (M, K)``,
+``sbk, sbn`` for ``B (K, N)``), so the transposed views of a linear layer (``x @ W.T``,
+``dY.T @ X``) are never copied by the caller; ``C`` has unit column stride and row stride
+``ldc``. The structure is GotoBLAS/BLIS's: ``B`` is packed, one ``KC x NC`` block at a
+time, into panels of ``NR`` columns (``KC`` rows each, contiguous, zero-padded at the right
+edge), ``A`` one ``MC x KC`` block at a time into panels of ``MR`` rows, and a register
+block of ``MR x NR`` (6 rows by two vectors: 6 x 16 floats, 12 ymm accumulators with
+AVX2) is accumulated over ``KC`` in registers with GCC/Clang vector extensions (a broadcast
+of one ``A`` entry times two ``B`` vectors: two fused multiply-adds). The output is split
+between threads as a grid of rectangles of whole register blocks (rows or columns,
+whichever keeps the threads busiest, counting the packing each one then repeats); each
+thread packs its own operands, so there are no barriers.
+
+No product is skipped: a zero times inf or NaN gives NaN as in NumPy. The padding of the
+edge panels makes lanes that are never stored.
+
+Example:
+    >>> from ember.kernels.source.gemm import UNIT
+    >>> UNIT.name
+    'gemm'
+"""
+
+from __future__ import annotations
+
+from . import Unit
+
+SHARED = r"""
+#define GEMM_VB 32 /* bytes of one vector: 8 floats or 4 doubles */
+#define GEMM_MR 6  /* rows of a register block */
+static i64 gemm_cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
+static i64 gemm_min(i64 a, i64 b) { return a < b ? a : b; }
+#ifdef _OPENMP
+#define GEMM_PARALLEL(nt) EMBER_PRAGMA(omp parallel num_threads(nt) if(nt > 1))
+#else
+#define GEMM_PARALLEL(nt)
+#endif
+#if defined(__GNUC__) && defined(__AVX__)
+#define GEMM_IN_REG(v) __asm__("" : "+x"(v))
+#else
+#define GEMM_IN_REG(v) (void)0
+#endif
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+/* d[k ld + j] = s[j ls + k] for j, k < 8 (floats) */
+static inline void gemm_tr_f32(const float *s, i64 ls, float *d, i64 ld) {
+#if defined(__AVX__)
+    __m256 r0 = _mm256_loadu_ps(s), r1 = _mm256_loadu_ps(s + ls);
+    __m256 r2 = _mm256_loadu_ps(s + 2 * ls), r3 = _mm256_loadu_ps(s + 3 * ls);
+    __m256 r4 = _mm256_loadu_ps(s + 4 * ls), r5 = _mm256_loadu_ps(s + 5 * ls);
+    __m256 r6 = _mm256_loadu_ps(s + 6 * ls), r7 = _mm256_loadu_ps(s + 7 * ls);
+    __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+    __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+    __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+    __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    _mm256_storeu_ps(d, _mm256_permute2f128_ps(u0, u4, 0x20));
+    _mm256_storeu_ps(d + ld, _mm256_permute2f128_ps(u1, u5, 0x20));
+    _mm256_storeu_ps(d + 2 * ld, _mm256_permute2f128_ps(u2, u6, 0x20));
+    _mm256_storeu_ps(d + 3 * ld, _mm256_permute2f128_ps(u3, u7, 0x20));
+    _mm256_storeu_ps(d + 4 * ld, _mm256_permute2f128_ps(u0, u4, 0x31));
+    _mm256_storeu_ps(d + 5 * ld, _mm256_permute2f128_ps(u1, u5, 0x31));
+    _mm256_storeu_ps(d + 6 * ld, _mm256_permute2f128_ps(u2, u6, 0x31));
+    _mm256_storeu_ps(d + 7 * ld, _mm256_permute2f128_ps(u3, u7, 0x31));
+#else
+    for (i64 j = 0; j < 8; j++)
+        for (i64 k = 0; k < 8; k++) d[k * ld + j] = s[j * ls + k];
+#endif
+}
+/* d[k ld + j] = s[j ls + k] for j, k < 4 (doubles) */
+static inline void gemm_tr_f64(const double *s, i64 ls, double *d, i64 ld) {
+#if defined(__AVX__)
+    __m256d r0 = _mm256_loadu_pd(s), r1 = _mm256_loadu_pd(s + ls);
+    __m256d r2 = _mm256_loadu_pd(s + 2 * ls), r3 = _mm256_loadu_pd(s + 3 * ls);
+    __m256d t0 = _mm256_unpacklo_pd(r0, r1), t1 = _mm256_unpackhi_pd(r0, r1);
+    __m256d t2 = _mm256_unpacklo_pd(r2, r3), t3 = _mm256_unpackhi_pd(r2, r3);
+    _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+    _mm256_storeu_pd(d + ld, _mm256_permute2f128_pd(t1, t3, 0x20));
+    _mm256_storeu_pd(d + 2 * ld, _mm256_permute2f128_pd(t0, t2, 0x31));
+    _mm256_storeu_pd(d + 3 * ld, _mm256_permute2f128_pd(t1, t3, 0x31));
+#else
+    for (i64 j = 0; j < 4; j++)
+        for (i64 k = 0; k < 4; k++) d[k * ld + j] = s[j * ls + k];
+#endif
+}
+/* a 64-byte aligned scratch of at least n bytes, kept by the calling thread for its next
+   calls (grown when too small): allocating, and faulting in, fresh pages at every call
+   cost as much as a small product */
+static __thread void *gemm_buf;
+static __thread size_t gemm_cap;
+static void *gemm_scratch(size_t n) {
+    if (n > gemm_cap) {
+        free(gemm_buf);
+        gemm_cap = 0;
+        gemm_buf = aligned_alloc(64, (n + 63) / 64 * 64);
+        if (gemm_buf) gemm_cap = n;
+    }
+    return gemm_buf;
+}
+/* thread t of tm x tn: its part [lo, hi) of n items split into tm (or tn) nearly equal runs */
+static void gemm_range(i64 n, i64 parts, i64 p, i64 *lo, i64 *hi) {
+    *lo = n * p / parts;
+    *hi = n * (p + 1) / parts;
+}
+"""
+
+BODY = r"""
+typedef scalar FN(gvec) __attribute__((vector_size(GEMM_VB)));
+#define VL ((i64)(GEMM_VB / sizeof(scalar)))
+#define NR (2 * VL)
+#define MR GEMM_MR
+
+EMBER_INLINE FN(gvec) FN(gld)(const scalar *p) { FN(gvec) v; memcpy(&v, p, sizeof v); return v; }
+EMBER_INLINE void FN(gst)(scalar *p, FN(gvec) v) { memcpy(p, &v, sizeof v); }
+
+/* rows x cols of C (row stride ldc) set from (first) or added to the MR x NR block t, plus
+   bias[0..cols) when bias is not NULL */
+static void FN(gemm_put_edge)(scalar *c, i64 ldc, const scalar *t, i64 rows, i64 cols,
+                              int add, const scalar *bias) {
+    for (i64 r = 0; r < rows; r++)
+        for (i64 j = 0; j < cols; j++) {
+            scalar v = t[r * NR + j];
+            if (bias) v += bias[j];
+            c[r * ldc + j] = add ? c[r * ldc + j] + v : v;
+        }
+}
+
+/* the MR x NR register block: C[0..rows, 0..cols) (+)= A panel (kc x MR) times B panel
+   (kc x NR), plus bias when not NULL */
+static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *restrict bp,
+                           scalar *restrict c, i64 ldc, i64 rows, i64 cols, int add,
+                           const scalar *bias) {
+    FN(gvec) c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
+    FN(gvec) c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
+    for (i64 r = 0; r < rows; r++) __builtin_prefetch(c + r * ldc, 1, 3);
+    EMBER_PRAGMA(GCC unroll 4)
+    for (i64 k = 0; k < kc; k++) {
+        FN(gvec) b0 = FN(gld)(bp + k * NR), b1 = FN(gld)(bp + k * NR + VL);
+        GEMM_IN_REG(b0);
+        GEMM_IN_REG(b1);
+        const scalar *a = ap + k * MR;
+        scalar a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
+        c00 += a0 * b0;
+        c01 += a0 * b1;
+        c10 += a1 * b0;
+        c11 += a1 * b1;
+        c20 += a2 * b0;
+        c21 += a2 * b1;
+        c30 += a3 * b0;
+        c31 += a3 * b1;
+        c40 += a4 * b0;
+        c41 += a4 * b1;
+        c50 += a5 * b0;
+        c51 += a5 * b1;
+    }
+    if (rows == MR && cols == NR) {
+        FN(gvec) acc[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+        FN(gvec) bb0 = {0}, bb1 = {0};
+        if (bias) {
+            bb0 = FN(gld)(bias);
+            bb1 = FN(gld)(bias + VL);
+        }
+        for (i64 r = 0; r < MR; r++) {
+            FN(gvec) v0 = acc[2 * r] + bb0, v1 = acc[2 * r + 1] + bb1;
+            if (add) {
+                v0 += FN(gld)(c + r * ldc);
+                v1 += FN(gld)(c + r * ldc + VL);
+            }
+            FN(gst)(c + r * ldc, v0);
+            FN(gst)(c + r * ldc + VL, v1);
+        }
+        return;
+    }
+    scalar t[MR * NR];
+    FN(gvec) acc[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
+    for (i64 r = 0; r < MR; r++) {
+        FN(gst)(t + r * NR, acc[2 * r]);
+        FN(gst)(t + r * NR + VL, acc[2 * r + 1]);
+    }
+    FN(gemm_put_edge)(c, ldc, t, rows, cols, add, bias);
+}
+
+/* A[0..rows, 0..kc) (strides sam, sak) into panels of MR rows: p[(i / MR) kc MR + k MR + i % MR],
+   the last panel zero-padded */
+static void FN(gemm_pack_a)(const scalar *a, i64 sam, i64 sak, i64 rows, i64 kc, scalar *p) {
+    for (i64 i0 = 0; i0 < rows; i0 += MR, p += kc * MR) {
+        i64 h = gemm_min(MR, rows - i0);
+        const scalar *s = a + i0 * sam;
+        if (h == MR && sam == 1) {
+            for (i64 k = 0; k < kc; k++)
+                for (i64 r = 0; r < MR; r++) p[k * MR + r] = s[k * sak + r];
+        } else if (h == MR) {
+            for (i64 r = 0; r < MR; r++)
+                for (i64 k = 0; k < kc; k++) p[k * MR + r] = s[r * sam + k * sak];
+        } else {
+            for (i64 k = 0; k < kc; k++)
+                for (i64 r = 0; r < MR; r++) p[k * MR + r] = r < h ? s[r * sam + k * sak] : 0;
+        }
+    }
+}
+
+/* B[0..kc, 0..cols) (strides sbk, sbn) into panels of NR columns: p[(j / NR) kc NR + k NR +
+   j % NR], the last panel zero-padded */
+static void FN(gemm_pack_b)(const scalar *b, i64 sbk, i64 sbn, i64 kc, i64 cols, scalar *p) {
+    for (i64 j0 = 0; j0 < cols; j0 += NR, p += kc * NR) {
+        i64 w = gemm_min(NR, cols - j0);
+        const scalar *s = b + j0 * sbn;
+        if (w == NR && sbn == 1) {
+            for (i64 k = 0; k < kc; k++) {
+                FN(gst)(p + k * NR, FN(gld)(s + k * sbk));
+                FN(gst)(p + k * NR + VL, FN(gld)(s + k * sbk + VL));
+            }
+        } else if (w == NR && sbk == 1) { /* rows of B^T: VL x VL blocks transposed */
+            i64 k = 0;
+            for (; k + VL <= kc; k += VL)
+                for (i64 h = 0; h < NR; h += VL) {
+                    if (sizeof(scalar) == 4)
+                        gemm_tr_f32((const float *)(s + h * sbn + k), sbn,
+                                    (float *)(p + k * NR + h), NR);
+                    else
+                        gemm_tr_f64((const double *)(s + h * sbn + k), sbn,
+                                    (double *)(p + k * NR + h), NR);
+                }
+            for (; k < kc; k++)
+                for (i64 j = 0; j < NR; j++) p[k * NR + j] = s[j * sbn + k];
+        } else if (w == NR) {
+            for (i64 j = 0; j < NR; j++)
+                for (i64 k = 0; k < kc; k++) p[k * NR + j] = s[j * sbn + k * sbk];
+        } else {
+            for (i64 k = 0; k < kc; k++)
+                for (i64 j = 0; j < NR; j++) p[k * NR + j] = j < w ? s[j * sbn + k * sbk] : 0;
+        }
+    }
+}
+
+/* the rectangle rows [m0, m1) x columns [n0, n1) of C, on one thread, with its own scratch */
+static void FN(gemm_block)(const scalar *a, const scalar *b, scalar *c, const scalar *bias,
+                           i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 ldc, int acc,
+                           i64 m0, i64 m1, i64 n0, i64 n1, i64 KC, i64 MC, i64 NC,
+                           scalar *pa, scalar *pb) {
+    for (i64 jc = n0; jc < n1; jc += NC) {
+        i64 nc = gemm_min(NC, n1 - jc);
+        for (i64 pc = 0; pc < K; pc += KC) {
+            i64 kc = gemm_min(KC, K - pc);
+            int add = acc || pc > 0;
+            const scalar *bs = pc == 0 && bias ? bias + jc : NULL;
+            FN(gemm_pack_b)(b + pc * sbk + jc * sbn, sbk, sbn, kc, nc, pb);
+            for (i64 ic = m0; ic < m1; ic += MC) {
+                i64 mc = gemm_min(MC, m1 - ic);
+                FN(gemm_pack_a)(a + ic * sam + pc * sak, sam, sak, mc, kc, pa);
+                for (i64 jr = 0; jr < nc; jr += NR) {
+                    i64 cols = gemm_min(NR, nc - jr);
+                    const scalar *bp = pb + (jr / NR) * kc * NR;
+                    for (i64 ir = 0; ir < mc; ir += MR)
+                        FN(gemm_micro)(kc, pa + (ir / MR) * kc * MR, bp,
+                                       c + (ic + ir) * ldc + jc + jr, ldc,
+                                       gemm_min(MR, mc - ir), cols, add, bs ? bs + jr : NULL);
+                }
+            }
+        }
+    }
+}
+
+/* thread t's rectangle of the tm x tn grid of C's register blocks */
+static void FN(gemm_part)(const scalar *a, const scalar *b, scalar *c, const scalar *bias, i64 M,
+                          i64 N, i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 ldc, int acc,
+                          i64 t, i64 tm, i64 tn, i64 KC, i64 MC, i64 NC) {
+    i64 lo, hi, lo2, hi2;
+    gemm_range(gemm_cdiv(M, MR), tm, t / tn, &lo, &hi);
+    gemm_range(gemm_cdiv(N, NR), tn, t % tn, &lo2, &hi2);
+    i64 m0 = lo * MR, m1 = gemm_min(hi * MR, M), n0 = lo2 * NR, n1 = gemm_min(hi2 * NR, N);
+    if (m0 >= m1 || n0 >= n1) return;
+    i64 mc = gemm_min(MC, gemm_cdiv(m1 - m0, MR) * MR);
+    i64 nc = gemm_min(NC, gemm_cdiv(n1 - n0, NR) * NR);
+    i64 na = (mc * KC + 15) / 16 * 16, nb = nc * KC;
+    scalar *pa = gemm_scratch(sizeof(scalar) * (na + nb));
+    if (pa)
+        FN(gemm_block)(a, b, c, bias, K, sam, sak, sbk, sbn, ldc, acc, m0, m1, n0, n1, KC, MC, NC,
+                       pa, pa + na);
+}
+
+/* C (M, N; row stride ldc, unit column stride) (+)= A (M, K) B (K, N) (+ bias (N,)) with
+   A[m, k] = a[m sam + k sak], B[k, n] = b[k sbk + n sbn]; acc: add to C's values; bias: NULL
+   or N contiguous values; M, N, K >= 1 */
+EMBER_API void FN(gemm)(const scalar *a, const scalar *b, scalar *c, const scalar *bias, i64 M,
+                        i64 N, i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 ldc, int acc,
+                        int nt) {
+#ifndef _OPENMP
+    nt = 1; /* no threads: the grid must be one rectangle */
+#endif
+    i64 KC = K <= 384 ? K : gemm_cdiv(K, gemm_cdiv(K, 256));
+    i64 MC = gemm_min(gemm_cdiv(M, MR) * MR, (32768 / (i64)sizeof(scalar) / KC) / MR * MR * 4);
+    if (MC < MR) MC = MR;
+    i64 NC = (262144 / (i64)sizeof(scalar) / KC) / NR * NR;
+    if (NC < NR) NC = NR;
+    /* the thread grid tm x tn with the least work on its busiest thread */
+    i64 mt = gemm_cdiv(M, MR), ntl = gemm_cdiv(N, NR), tm = 1, tn = 1;
+    if (nt > 1) {
+        double best = -1;
+        for (i64 x = 1; x <= nt; x++) {
+            if (nt % x) continue;
+            i64 y = nt / x;
+            if (x > mt || y > ntl) continue;
+            double rows = (double)gemm_cdiv(mt, x) * MR, cols = (double)gemm_cdiv(ntl, y) * NR;
+            double cost = rows * cols * K / 16 + (rows * gemm_cdiv((i64)cols, NC) + cols) * K;
+            if (best < 0 || cost < best) best = cost, tm = x, tn = y;
+        }
+        if (best < 0) tm = 1, tn = 1;
+        nt = (int)(tm * tn);
+    }
+    if (nt == 1) { /* no parallel region: entering one costs microseconds, even if(0) */
+        FN(gemm_part)(a, b, c, bias, M, N, K, sam, sak, sbk, sbn, ldc, acc, 0, 1, 1, KC, MC, NC);
+        return;
+    }
+    GEMM_PARALLEL(nt) {
+#ifdef _OPENMP
+        i64 t = omp_get_thread_num();
+#else
+        i64 t = 0;
+#endif
+        FN(gemm_part)(a, b, c, bias, M, N, K, sam, sak, sbk, sbn, ldc, acc, t, tm, tn, KC, MC, NC);
+    }
+}
+
+#undef VL
+#undef NR
+#undef MR
+"""
+
+UNIT = Unit(
+    name="gemm",
+    functions=(
+        "void gemm(const scalar *a, const scalar *b, scalar *c, const scalar *bias, i64 M,"
+        " i64 N, i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 ldc, int acc, int nt)",
+    ),
+    body=BODY,
+    shared=SHARED,
+)
