@@ -233,6 +233,31 @@ def _start(key: str, source: Any) -> None:
     threading.Thread(target=_build, args=(key, source, done), name=f"ember-build-{key}").start()
 
 
+def warm(unit: str, name: str, sfx: str = "f32") -> None:
+    """Start building (or loading from the cache) the library that holds kernel ``name`` of
+    ``unit`` on a thread of its own, unless kernels are off (``'numpy'`` mode) or it is
+    loaded, failed or under way: for kernels a program is about to need (creating an
+    optimizer warms the fused step and the GEMM of the training steps to come, so that they
+    compile while the model is set up). Never raises: a failed build is reported when the
+    kernel is asked for.
+
+    Example:
+        >>> warm("gemm", "gemm")
+    """
+    if mode() == "numpy":
+        return
+    try:
+        from .build import library_path
+
+        if _libs.get(_key(unit, sfx)) is not None:
+            return
+        whole = _source(unit, sfx)
+        src = whole if library_path(whole).exists() else _source(unit, sfx, name)
+        _start(_key(unit, sfx, src), src)
+    except Exception:  # no cache directory, an unknown kernel: the lookup will say
+        return
+
+
 def _unavailable(err: Any, m: str) -> None:
     """The failure handling of every lookup: an error in ``'c'`` mode, else one warning."""
     if m == "c":

@@ -47,6 +47,8 @@ class Adam(Optimizer):
         (0.9, 0.99)
     """
 
+    _kernel = "adam_multi"  # its fused C step (ember.kernels.optim)
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -89,6 +89,24 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+        self._warm_kernels()
+
+    # the fused C step of this optimizer (ember.kernels.optim), warmed at creation
+    _kernel: str | None = None
+
+    def _warm_kernels(self) -> None:
+        """Start compiling, in the background, the C kernels every training step of these
+        parameters will call: this optimizer's fused step and the GEMM of the linear layers
+        (``ember.kernels.runtime.warm``), while the rest of the set-up runs."""
+        p = self.param_groups[0]["params"][0]
+        sfx = {"float32": "f32", "float64": "f64"}.get(str(p.dtype.np))
+        if sfx is None or p.device.type != "cpu":
+            return
+        from ..kernels import runtime
+
+        if self._kernel is not None:
+            runtime.warm("optim", self._kernel, sfx)
+        runtime.warm("gemm", "gemm", sfx)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Record that step() ran, so an LR scheduler can warn when it is stepped first.

@@ -40,6 +40,8 @@ class RMSprop(Optimizer):
         0.99
     """
 
+    _kernel = "rmsprop_multi"  # its fused C step (ember.kernels.optim)
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -40,6 +40,8 @@ class SGD(Optimizer):
         True
     """
 
+    _kernel = "sgd_multi"  # its fused C step (ember.kernels.optim)
+
     def __init__(
         self,
         params: Iterable[Any],

@@ -213,3 +213,40 @@ def test_a_failed_part_is_not_retried_and_falls_back_once(monkeypatch):
     assert [w.category for w in caught] == [runtime.KernelFallbackWarning]  # one message
     assert calls == [("relu_forward",)]  # not retried
     assert runtime.failures() == {"pool.f32": "compiling the 'pool' kernels failed"}
+
+
+WARM = textwrap.dedent("""
+    import json, sys, threading
+    import ember
+    dtype = {"f32": ember.float32, "f16": ember.float16}[sys.argv[1]]
+    ember.optim.Adam([ember.nn.Parameter(ember.ones(3, 3, dtype=dtype))], lr=0.1)
+    names = [t.name for t in threading.enumerate() if t.name.startswith("ember-build-")]
+    for t in threading.enumerate():
+        if t.name.startswith("ember-build-"):
+            t.join()
+    print(json.dumps(sorted(names)))
+""")
+
+
+@pytest.mark.parametrize("kernels, dtype", [("c", "f32"), ("numpy", "f32"), ("c", "f16")])
+def test_creating_an_optimizer_warms_its_step_and_the_gemm(tmp_path, kernels, dtype):
+    # the kernels every training step will call compile in the background while the
+    # program sets up: the optimizer's fused step and the GEMM of the linear layers
+    if kernels == "c":
+        toolchain_or_skip()
+    env = dict(os.environ, EMBER_CACHE_DIR=str(tmp_path), EMBER_KERNELS=kernels)
+    r = subprocess.run([sys.executable, "-c", WARM, dtype], env=env, cwd=REPO,
+                       capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    threads_started = json.loads(r.stdout.strip().splitlines()[-1])
+    libs = sorted(p.name.rsplit("-", 1)[0] for p in tmp_path.glob("kernels/*.so"))
+    if kernels == "c" and dtype == "f32":
+        assert len(threads_started) == 2
+        assert libs == ["gemm", "optim-adam_multi"]  # (gemm: a one-function unit)
+    else:  # kernels off, or a dtype they do not cover: nothing starts
+        assert (threads_started, libs) == ([], [])
+
+
+def test_warm_never_raises():
+    runtime.warm("no-such-unit", "nothing")
+    runtime.warm("gemm", "no_such_function")
