@@ -98,9 +98,11 @@ class Optimizer:
         """Start compiling, in the background, the C kernels every training step of these
         parameters will call: this optimizer's fused step and the GEMM of the linear layers
         (``ember.kernels.runtime.warm``), while the rest of the set-up runs."""
-        p = self.param_groups[0]["params"][0]
+        p = next((p for g in self.param_groups for p in g["params"]), None)
+        if p is None or p.device.type != "cpu":
+            return
         sfx = {"float32": "f32", "float64": "f64"}.get(str(p.dtype.np))
-        if sfx is None or p.device.type != "cpu":
+        if sfx is None:
             return
         from ..kernels import runtime
 

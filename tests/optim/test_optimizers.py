@@ -177,6 +177,16 @@ def test_zero_grad():
     assert w.grad is None
 
 
+def test_an_empty_first_group_is_allowed_like_torch():
+    # (creating an optimizer warms its kernels from its first parameter, whichever group)
+    w = ember.nn.Parameter(ember.ones(2))
+    opt = ember.optim.SGD([{"params": []}, {"params": [w]}], lr=0.1)
+    assert [len(g["params"]) for g in opt.param_groups] == [0, 1]
+    w.grad = ember.ones(2)
+    opt.step()
+    np.testing.assert_allclose(w.numpy(force=True), [0.9, 0.9], rtol=1e-6)
+
+
 def test_float16_parameters():
     arrays = problem(np.float32)
     ref_losses, ref_hist = run(ember, "Adam", {"lr": 0.01}, arrays, steps=10)
