@@ -8,6 +8,10 @@ strided views a GPT block makes with ``transpose(1, 2)``, and inputs holding inf
 which must land exactly where the composite puts them. The gradients of q, k, v split from
 one fused qkv projection come back interleaved in one buffer (``packed``), so that the
 engine's merge of the split's slice gradients is a view, not a copy, eagerly and compiled.
+The kernels' blocking has its own cases: 8 x 8 transposed tiles with tails (and inf/NaN
+inside them), more than 64 query rows (the backward's chunks), one-vector column blocks,
+the GPT layouts, exponentials that round into denormals or to zero, and the thread policy
+that keeps small calls on the calling thread.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ SHAPES = [
     ((1, 2), 3, 6, 7, 5),
     ((3,), 9, 4, 2, 3),
     ((), 4, 4, 8, 8),
+]
+ODD_SHAPES = [  # (batch dims, L, S, E, Ev): 8 x 8 transposed tiles with tails, L > 64 (the
+    # backward's chunks of 64 rows), one-vector column blocks, length 1 and 3
+    ((2,), 17, 17, 17, 9),
+    ((1, 2), 65, 65, 8, 16),
+    ((1,), 3, 17, 65, 3),
+    ((2, 1), 65, 1, 3, 1),
+    ((1, 1), 12, 12, 24, 40),
 ]
 MASKS = ["none", "causal", "bool", "float", "bool_broadcast"]
 
@@ -76,7 +88,7 @@ def _check(q, k, v, g, mask, scale, causal, inner=False):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("shape", SHAPES + ODD_SHAPES, ids=str)
 @pytest.mark.parametrize("kind", MASKS)
 def test_kernels_match_the_composite(c_kernels, threaded, shape, dtype, kind):
     batch, L, S, E, Ev = shape
@@ -412,3 +424,60 @@ def test_a_compiled_gpt_block_matches_eager_and_torch(c_kernels, dtype):
         plain, _ = ember_grads(True)
     for a, b in zip(plain[-1][1:], want[1:]):
         np.testing.assert_allclose(a, b, **tol)
+
+
+# -- the kernels' blocking: tiles, tails, chunks, exponentials, threads ----------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("T", [64, 19])
+def test_the_gpt_shapes_read_in_place(c_kernels, threaded, dtype, T):
+    """The W3/W4 layout (T = 64, 4 heads of 32, split from one qkv projection), causal."""
+    rng = np.random.default_rng(17)
+    q, k, v = _split_qkv(rng.standard_normal((2, T, 3 * 4 * 32)).astype(dtype), 4, 32)
+    g = rng.standard_normal((2, T, 4, 32)).astype(dtype).transpose(0, 2, 1, 3)
+    for causal in (True, False):
+        _check(q, k, v, g, None, 32**-0.5, causal, True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("where", ["q", "k", "v", "g"])
+@pytest.mark.parametrize("kind", ["none", "causal", "bool"])
+def test_non_finite_entries_inside_the_tiles_spread_like_the_composite(
+    c_kernels, dtype, where, kind
+):
+    batch, L, S, E, Ev = (2,), 19, 19, 17, 17
+    rng, q, k, v, g = _operands(batch, L, S, E, Ev, dtype, 23)
+    a = {"q": q, "k": k, "v": v, "g": g}[where]
+    a[0, 9, 10] = np.nan  # inside an 8 x 8 tile of the transposed k or v
+    a[1, 17, 16] = np.inf  # in the tails (row 16 + 1, column 16)
+    a[1, 2, 3] = -np.inf
+    mask = _mask(kind, rng, batch, L, S, dtype)
+    _check(q, k, v, g, mask, 0.3, kind == "causal")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exponentials_round_into_denormals_and_to_zero(c_kernels, dtype):
+    """Scores 0, -100 and -110 below the row's largest: exp gives 1, a denormal (float32) and
+    0; values of 1e38 make the denormal weight visible in the output."""
+    q = np.ones((1, 3, 1), dtype)
+    k = np.array([[[0.0], [-100.0], [-110.0]]], dtype)
+    v = np.array([[[0.0, 1.0], [1e38, 1.0], [1e38, 1.0]]], dtype)
+    g = np.ones((1, 3, 2), dtype)
+    for causal in (False, True):
+        _check(q, k, v, g, None, 1.0, causal)
+    out = kernels.sdpa_forward(q, k, v, None, 1.0, False)
+    with np.errstate(under="ignore"):
+        want = (np.exp(dtype(-100.0)) + np.exp(dtype(-110.0))) * dtype(1e38)
+    assert out[0, 0, 0] == pytest.approx(want, rel=1e-5) and out[0, 0, 0] > 0
+
+
+def test_small_calls_stay_on_the_calling_thread(monkeypatch):
+    from ember import threads
+    from ember.kernels.attention import _threads
+
+    monkeypatch.setattr(threads, "_kernel_threads", 2)
+    W3, W4 = (32, 4, 64, 64, 32, 32), (1, 4, 64, 64, 32, 32)
+    assert _threads(W4, True, False) == 1 and _threads(W4, True, True) == 1
+    assert _threads(W3, True, False) == 2 and _threads(W3, True, True) == 2
+    assert _threads((8, 4, 64, 64, 32, 32), True, False) == 2
