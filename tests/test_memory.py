@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import ember.memory
@@ -27,3 +28,15 @@ def test_tuned_at_import_on_glibc():
 def test_opt_out_and_user_settings_win():
     assert _tuned_in_child(EMBER_MALLOC_TUNING="0") == "False"
     assert _tuned_in_child(MALLOC_TRIM_THRESHOLD_="1000") == "False"
+
+
+@pytest.mark.parametrize("shape", [(256, 64), (3, 1000), 5000, (2, 3), (0, 4)], ids=str)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_empty_aligned(shape, dtype):
+    a = ember.memory.empty_aligned(shape, dtype)
+    want = (shape,) if isinstance(shape, int) else shape
+    assert a.shape == want and a.dtype == dtype and a.flags.c_contiguous and a.flags.writeable
+    if a.nbytes >= 4096:  # smaller arrays are plain np.empty
+        assert a.__array_interface__["data"][0] % ember.memory.ALIGNMENT == 0
+    a[...] = 1  # all of it is usable memory
+    assert a.sum() == a.size

@@ -41,8 +41,11 @@ import math
 import re
 from typing import Any
 
+import numpy as np
+
 from ..device import CPU
 from ..errors import EmberError
+from ..memory import empty_aligned
 from ..tensor import Tensor
 from .ir import Graph, Node, Sym, Value
 from .kernels import HELPERS, emit, forward_name, supports_out
@@ -286,7 +289,10 @@ class Program:
             bufs = [None] * (max(specs, default=-1) + 1)
             for slot, (shape, dtype) in specs.items():
                 shape = tuple(d.resolve(bval) if isinstance(d, Sym) else d for d in shape)
-                bufs[slot] = self.xp.empty(shape, dtype=dtype)
+                if self.xp is np:  # vector kernels store whole cache lines
+                    bufs[slot] = empty_aligned(shape, dtype)
+                else:
+                    bufs[slot] = self.xp.empty(shape, dtype=dtype)
             self._buffers[bval] = bufs
         return bufs
 

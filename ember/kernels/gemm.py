@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from ..memory import empty_aligned
 from ..threads import kernel_threads
 from . import _seam
 from ._seam import kernel
@@ -94,7 +95,7 @@ def matmul(
     if out is None:
         if accumulate:
             return None
-        out = np.empty((M, N), dt)
+        out = empty_aligned((M, N), dt)  # whole cache lines per stored row segment
     elif (
         type(out) is not np.ndarray
         or out.dtype != dt

@@ -60,3 +60,19 @@ def test_a_training_step_keeps_what_it_returns_and_writes_back():
         np.testing.assert_allclose(w.detach().numpy(), ref_w.detach().numpy(), rtol=1e-6)
         np.testing.assert_allclose(w.grad.numpy(), ref_w.grad.numpy(), rtol=1e-6)
     assert fast.cache_info().traces == 1 and "del " in fast.code
+
+
+def test_planned_buffers_start_on_a_cache_line():
+    g = Graph("buffers")
+    x = g.add_input((64, 32), np.float32, label="x")
+    a = g.add_node("exp", [x], {}, (64, 32), np.float32)
+    a.producer.out_slot = 0
+    g.meta["buffers"] = {0: ((64, 32), np.dtype(np.float32))}
+    g.outputs = [
+        g.add_node("sum", [a], {"dim": None, "keepdim": False, "dtype": None}, (), np.float32)
+    ]
+    prog = Program(g)
+    (buf,) = prog.buffers(None)
+    assert buf.shape == (64, 32) and buf.__array_interface__["data"][0] % 64 == 0
+    x0 = np.full((64, 32), 0.5, np.float32)
+    np.testing.assert_allclose(prog.run([x0], [])[0], np.exp(x0).sum(), rtol=1e-5)

@@ -28,6 +28,8 @@ SHAPES = [
     (13, 5, 300),
     (64, 96, 128),
     (65, 130, 257),
+    (9, 20, 512),  # the deepest product done in one pass over K
+    (5, 18, 513),  # the shallowest one split
     (20, 40, 800),
 ]
 
@@ -107,6 +109,13 @@ def test_inf_and_nan_spread_as_in_numpy(c_kernels, threaded, dtype, shape):
     np.testing.assert_array_equal(np.isneginf(got), np.isneginf(want))
     fin = np.isfinite(want)
     np.testing.assert_allclose(got[fin], want[fin], **_tol(dtype, K))
+
+
+def test_fresh_results_start_on_a_cache_line(c_kernels):
+    a = np.ones((256, 64), np.float32)
+    c = matmul(a, a.T)
+    assert c is not None and c.flags.c_contiguous
+    assert c.__array_interface__["data"][0] % 64 == 0
 
 
 def test_declines(c_kernels):
