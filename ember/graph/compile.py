@@ -352,9 +352,17 @@ class CompiledFunction:
             return None
         return self._last.program.c_code
 
-    def profile(self, *args: Any, runs: int = 10, warmup: int = 2, **kwargs: Any) -> Any:
+    def profile(
+        self,
+        *args: Any,
+        runs: int = 10,
+        warmup: int = 2,
+        synchronize: bool = True,
+        **kwargs: Any,
+    ) -> Any:
         """Time every node of the graph these arguments run: :func:`ember.graph.profile.profile`
-        (the calls really run: a training step trains ``warmup + runs`` steps).
+        (the calls really run: a training step trains ``warmup + runs`` steps; on a GPU
+        ``synchronize`` waits for the device at every clock read).
 
         Example:
             >>> import ember
@@ -364,7 +372,7 @@ class CompiledFunction:
         """
         from .profile import profile
 
-        return profile(self, *args, runs=runs, warmup=warmup, **kwargs)
+        return profile(self, *args, runs=runs, warmup=warmup, synchronize=synchronize, **kwargs)
 
     def __repr__(self) -> str:
         return f"<compiled {self.name}: {self.cache_info()}>"

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..device import array_module
 from ..tensor import Tensor
 from .ir import Graph, Sym, Value
 
@@ -308,7 +309,12 @@ def _merge(g1: Graph, g2: Graph, b1: int, b2: int, source: tuple[int, int]) -> G
 
 
 def _equal(a: Any, b: Any) -> bool:
+    """Constants compare by value on their own device (a GPU constant, such as a backward
+    seed made on the device, is a CuPy array that NumPy refuses to convert)."""
     try:
-        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+        xp = array_module(a)
+        if array_module(b) is not xp or (xp is not np and a.device != b.device):
+            return False
+        return bool(xp.array_equal(a, b))
     except Exception:
         return a is b

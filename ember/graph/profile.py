@@ -7,6 +7,11 @@ it computes. The result, a :class:`GraphProfile`, sums the time per op and per n
 node with the user's source line that created it. Each profiled call really runs (a training
 step updates its parameters), and the clock reads add about a microsecond per statement.
 
+On a GPU a statement only queues its kernels, so each clock read there first waits for the
+device (``synchronize=True``, the default): the times are then what each node costs the
+GPU plus its launch, and their sum is slower than a plain call, which overlaps launching
+with the GPU's work. ``synchronize=False`` times the launches alone (the Python side).
+
 Example:
     >>> import ember
     >>> f = ember.compile(lambda x: (x @ x).relu().sum())
@@ -117,6 +122,21 @@ def _instrument(code: str) -> ast.Module:
     return ast.fix_missing_locations(tree)
 
 
+def _clock(prog: Any, synchronize: bool) -> Any:
+    """``time.perf_counter``, or on a GPU with ``synchronize`` one that first waits for
+    the device's queued work."""
+    xp = getattr(prog, "xp", None)
+    if not synchronize or xp is None or xp.__name__ == "numpy":
+        return time.perf_counter
+    device = xp.cuda.Device()
+
+    def clock() -> float:
+        device.synchronize()
+        return time.perf_counter()
+
+    return clock
+
+
 def _region_labels(prog: Any) -> dict[Any, str]:
     """Node -> "C region N: ops" for the last node of each fused C region (the executor
     writes a region's lines under a ``# C region N: ops`` comment, all mapped to that node)."""
@@ -127,11 +147,18 @@ def _region_labels(prog: Any) -> dict[Any, str]:
     return out
 
 
-def profile(fn: Any, *args: Any, runs: int = 10, warmup: int = 2, **kwargs: Any) -> GraphProfile:
+def profile(
+    fn: Any,
+    *args: Any,
+    runs: int = 10,
+    warmup: int = 2,
+    synchronize: bool = True,
+    **kwargs: Any,
+) -> GraphProfile:
     """Call the compiled function ``fn`` ``warmup`` times, then ``runs`` times with every
     statement of its graph timed; returns the :class:`GraphProfile` (see the module
-    docstring). Raises ValueError when the calls do not run a compiled graph (eager mode, a
-    graph break).
+    docstring; ``synchronize`` matters on a GPU only). Raises ValueError when the calls do
+    not run a compiled graph (eager mode, a graph break).
 
     Example:
         >>> import ember
@@ -151,14 +178,15 @@ def profile(fn: Any, *args: Any, runs: int = 10, warmup: int = 2, **kwargs: Any)
         )
     prog = entry.program
     ticks: list[tuple[int, float]] = []
-    ns = dict(prog._fn.__globals__, _prof_t=ticks, _prof_clock=time.perf_counter)
+    ns = dict(prog._fn.__globals__, _prof_t=ticks, _prof_clock=_clock(prog, synchronize))
     exec(compile(_instrument(prog.code), prog.filename, "exec"), ns)  # noqa: S102 - ours
     plain, prog._fn = prog._fn, ns["_graph"]
     try:
-        t0 = time.perf_counter()
+        clock = _clock(prog, synchronize)
+        t0 = clock()
         for _ in range(runs):
             fn(*args, **kwargs)
-        total = (time.perf_counter() - t0) / runs
+        total = (clock() - t0) / runs
     finally:
         prog._fn = plain
     per_line: dict[int, float] = {}

@@ -363,8 +363,8 @@ def test_numpy_fallback_gives_the_kernel_bits(name, kwargs):
 
 
 def test_compiled_step_calls_the_kernel_once_per_group(monkeypatch):
-    if not kernels.available():
-        pytest.skip("the C kernels cannot be built here")
+    if not kernels.available() or ember.get_default_device().type != "cpu":
+        pytest.skip("the C kernels cannot be built here, or the model would be on the GPU")
     calls = []
     real = kernels.adam_step
 
@@ -387,7 +387,7 @@ def test_mixed_dtypes_and_non_contiguous_parameters_fall_back():
         rng.standard_normal(3).astype(np.float64),
         np.asfortranarray(rng.standard_normal((3, 5)).astype(np.float32)),
     ]
-    x = ember.tensor(rng.standard_normal((6, 4)).astype(np.float32))
+    x = ember.from_numpy(rng.standard_normal((6, 4)).astype(np.float32))  # on the CPU, as ps
 
     def run(compiled, name):
         ps = [ember.from_numpy(a.copy(order="K")).requires_grad_() for a in arrays]
