@@ -42,15 +42,15 @@ __all__ = [
 
 Array = Any  # cupy.ndarray
 
-_SOURCE = r"""
-typedef TYPE T;
-typedef COMPUTE C;
-
+# the start of every row kernel's source, after the typedefs of T and C (row_kernels)
+PRELUDE = r"""
 __device__ __forceinline__ C warp_sum(C s) {
     for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
     return s;
 }
+"""
 
+_SOURCE = r"""
 /* one warp per row: its mean and rstd (two passes over the row, as the NumPy path) */
 __device__ __forceinline__ void row_stats(const T *xr, long long d, int lane, C eps, C *mean,
                                           C *rstd) {
@@ -154,7 +154,7 @@ extern "C" __global__ void ln_affine_sum(const C *part, T *out, long long blocks
 """
 
 _MODULES: dict[str, Any] = {}
-_TYPES = {"float16": ("__half", "float"), "float32": ("float", "float"),
+TYPES = {"float16": ("__half", "float"), "float32": ("float", "float"),
           "float64": ("double", "double")}  # fmt: skip
 _WARPS = 8  # rows (warps) per block of the row kernels
 _ROWS = 64  # rows per block of the column-sum kernel (ROWS in the source)
@@ -171,23 +171,35 @@ def is_cupy(a: Any) -> bool:
     return type(a).__module__.startswith("cupy")
 
 
-def _functions(dtype: Any) -> dict[str, Any]:
-    """The layer-norm kernels for ``dtype`` by name (built once per dtype)."""
+def row_kernels(cache: dict, source: str, names: tuple, dtype: Any) -> dict[str, Any]:
+    """The kernels ``names`` of CUDA ``source`` (written over ``T``, the storage type, and
+    ``C``, the compute type, after :data:`PRELUDE`) for ``dtype``, built once per dtype
+    into ``cache``; shared by the row kernels here and in :mod:`.cuda_loss`.
+
+    Example:
+        >>> # fns = row_kernels({}, "extern \"C\" __global__ void k(T *x) {}", ("k",), "float32")
+    """
     name = str(dtype)
-    fns = _MODULES.get(name)
+    fns = cache.get(name)
     if fns is None:
         import cupy  # noqa: PLC0415  (only reached for CuPy arrays)
 
-        t, c = _TYPES[name]
+        t, c = TYPES[name]
         head = "#include <cuda_fp16.h>\n" if name == "float16" else ""
-        mod = cupy.RawModule(code=head + _SOURCE.replace("TYPE", t, 1).replace("COMPUTE", c, 1))
-        names = ("ln_forward", "ln_backward", "ln_affine_grad", "ln_affine_sum")
-        fns = _MODULES[name] = {f: mod.get_function(f) for f in names}
+        code = head + f"typedef {t} T;\ntypedef {c} C;\n" + PRELUDE + source
+        mod = cupy.RawModule(code=code)
+        fns = cache[name] = {f: mod.get_function(f) for f in names}
     return fns
 
 
+def _functions(dtype: Any) -> dict[str, Any]:
+    """The layer-norm kernels for ``dtype`` by name (built once per dtype)."""
+    names = ("ln_forward", "ln_backward", "ln_affine_grad", "ln_affine_sum")
+    return row_kernels(_MODULES, _SOURCE, names, dtype)
+
+
 def _usable(x: Array, *others: Array) -> bool:
-    if not is_cupy(x) or x.size == 0 or str(x.dtype) not in _TYPES:
+    if not is_cupy(x) or x.size == 0 or str(x.dtype) not in TYPES:
         return False
     return all(o is None or (is_cupy(o) and o.dtype == x.dtype) for o in others)
 
@@ -405,7 +417,7 @@ def _pool_functions(dtype: Any) -> dict[str, Any]:
     if fns is None:
         import cupy  # noqa: PLC0415
 
-        mod = cupy.RawModule(code=_POOL_SOURCE.replace("TYPE", _TYPES[name][0], 1))
+        mod = cupy.RawModule(code=_POOL_SOURCE.replace("TYPE", TYPES[name][0], 1))
         fns = _POOL[name] = {f: mod.get_function(f) for f in ("pool_max_forward",
                                                                 "pool_max_backward")}  # fmt: skip
     return fns

@@ -29,6 +29,7 @@ import numpy as np
 
 from ... import kernels
 from ...errors import DTypeError, ShapeError
+from ...kernels import cuda_loss
 from ...tensor import Tensor
 from ..creation import cast
 from ..elementwise import mul, sub
@@ -118,7 +119,10 @@ def _mean(xp: Any, total: Any, denom: Any) -> Any:
 
 
 def _kernel_forward(x: Any, t: Any, w: Any, ignore_index: int, eps: float, reduction: str):
-    """The C kernel's cross-entropy of class-index targets (``(N, C)`` logits), or None."""
+    """The C kernel's cross-entropy of class-index targets (``(N, C)`` logits), or None; for
+    CuPy arrays the CUDA kernel's (one launch, the reduction included, on the device)."""
+    if cuda_loss.is_cupy(x):
+        return cuda_loss.cross_entropy_loss(x, t, w, ignore_index, eps, reduction)
     out = kernels.cross_entropy_forward(x, t, w, ignore_index, eps)
     if out is None:
         return None
@@ -130,7 +134,11 @@ def _kernel_forward(x: Any, t: Any, w: Any, ignore_index: int, eps: float, reduc
 
 
 def _kernel_backward(x: Any, t: Any, w: Any, g: Any, ignore_index: int, eps: float, red: str):
-    """The C kernel's cross-entropy gradient for class-index targets, or None."""
+    """The C kernel's cross-entropy gradient for class-index targets, or None; for CuPy
+    arrays the CUDA kernel's (one launch: 'mean''s ``g * _inv(sum(weights))`` is formed on
+    the device, no host sync)."""
+    if cuda_loss.is_cupy(x):
+        return cuda_loss.cross_entropy_grad(x, t, g, w, ignore_index, eps, red)
     if type(x) is not np.ndarray or x.ndim != 2 or t.dtype.kind not in "iu":
         return None
     scale = g
