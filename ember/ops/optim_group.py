@@ -13,8 +13,12 @@ written positions (parameters and state buffers) from the input count and ``n``.
 On the CPU a call is one fused C kernel over the whole group, as the eager step, so compiled
 and eager training give the same bits; where the kernel cannot serve (``EMBER_KERNELS=numpy``,
 CuPy arrays, mixed dtypes, non-contiguous parameters or state) each parameter runs its
-per-parameter op (``ember.ops.optim``), which is what the eager step then does too. The op
-returns the first parameter's array (the per-parameter ops return their parameter).
+per-parameter op (``ember.ops.optim``), which is what the eager step then does too. On the
+GPU, Adam/AdamW runs the whole group as one CUDA launch (``ember.optim.cuda_kernels.
+adam_multi``, bit-identical to the per-parameter kernel) where every array is a C-contiguous
+CuPy array of one dtype on the current device; SGD and RMSprop, and Adam otherwise, run per
+parameter. The op returns the first parameter's array (the per-parameter ops return their
+parameter).
 
 Example:
     >>> import ember
@@ -88,6 +92,17 @@ def _contiguous(grads: list[Any]) -> list[Any]:
     ]
 
 
+def _contiguous_gpu(grads: list[Any]) -> list[Any]:
+    """The gradients as C-contiguous arrays where they are strided GPU arrays (one copy each
+    keeps the group on the multi-tensor kernel instead of one launch per parameter)."""
+    from ..device import array_module
+
+    return [
+        g if type(g) is np.ndarray or g.flags.c_contiguous else array_module(g).ascontiguousarray(g)
+        for g in grads
+    ]
+
+
 def _on_cpu(params: list[Any]) -> bool:
     return all(type(p) is np.ndarray for p in params)
 
@@ -116,6 +131,14 @@ def _adam_group(
 
         grads = _contiguous(grads)
         if kernels.adam_step(
+            params, grads, exp_avgs, exp_avg_sqs, vmax, steps, lr=float(lr), **opts
+        ):
+            return params[0]
+    else:
+        from ..optim import cuda_kernels  # one launch for the group (CuPy arrays)
+
+        grads = _contiguous_gpu(grads)
+        if cuda_kernels.adam_multi(
             params, grads, exp_avgs, exp_avg_sqs, vmax, steps, lr=float(lr), **opts
         ):
             return params[0]
