@@ -23,7 +23,7 @@ from typing import Any
 from .. import kernels
 from ..ops.optim import adam_update
 from ..ops.optim_group import adam_group_update
-from . import fused
+from . import cuda_kernels, fused
 from .optimizer import Optimizer
 
 __all__ = ["Adam", "AdamW"]
@@ -134,21 +134,25 @@ class Adam(Optimizer):
         return state
 
     def _fused_step(self, group: dict[str, Any], amsgrad: bool, opts: dict[str, Any]) -> bool:
-        """The whole group in one C kernel call (eager only); False: use the per-parameter
-        ops (nothing was changed but the state's zero initialization)."""
+        """The whole group in one C kernel call, or one CUDA launch on a GPU (eager only);
+        False: use the per-parameter ops (nothing was changed but the state's zero
+        initialization)."""
         items = fused.gather(group)
         if items is None:
             return False
         states = [self._init_state(p, amsgrad) for p, _ in items]
-        ok = kernels.adam_step(
+        args = (
             [p._data for p, _ in items],
             [g for _, g in items],
             [s["exp_avg"]._data for s in states],
             [s["exp_avg_sq"]._data for s in states],
             [s["max_exp_avg_sq"]._data for s in states] if amsgrad else None,
             [float(s["step"]._data + 1) for s in states],  # float32 count, as _next_step
-            lr=float(group["lr"]),
-            **opts,
+        )
+        lr = float(group["lr"])
+        # the C kernel for NumPy arrays, one CUDA launch for CuPy arrays (as a compiled step)
+        ok = kernels.adam_step(*args, lr=lr, **opts) or cuda_kernels.adam_multi(
+            *args, lr=lr, **opts
         )
         if not ok:
             return False
