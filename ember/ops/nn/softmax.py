@@ -26,6 +26,7 @@ import numpy as np
 from ... import dtypes, kernels
 from ...device import device_of
 from ...errors import DTypeError
+from ...kernels import cuda_softmax
 from ...random import default_generator
 from ...tensor import Tensor
 from .._util import normalize_dim
@@ -39,6 +40,12 @@ __all__ = ["softmax", "log_softmax", "softmin", "gumbel_softmax"]
 
 
 # -- array-level helpers (xp is numpy or cupy) ---------------------------------------------
+def _kernels(a: Any) -> Any:
+    """The seam serving ``a``: the CUDA kernels for a CuPy array (one launch instead of
+    the NumPy path's chain), else the C kernels."""
+    return cuda_softmax if cuda_softmax.is_cupy(a) else kernels
+
+
 def _upcast(x: Any) -> tuple[Any, Any]:
     """float16 is computed in float32 (returns the array and the dtype to cast back to)."""
     if x.dtype == np.float16:
@@ -53,7 +60,7 @@ def softmax_xp(xp: Any, x: Any, axis: int | None, safe: bool = False, scale: Any
     With ``safe``, rows whose entries are all ``-inf`` give zeros instead of NaN.
     """
     if scale is None and axis is not None:
-        y = kernels.softmax_forward(x, axis, safe=safe)
+        y = _kernels(x).softmax_forward(x, axis, safe=safe)
         if y is not None:
             return y
     if x.size == 0:
@@ -87,7 +94,7 @@ def logsumexp_xp(xp: Any, x: Any, axis: int | None) -> Any:
 def log_softmax_xp(xp: Any, x: Any, axis: int | None) -> Any:
     """``x - logsumexp(x)`` along ``axis`` (stable for any magnitude); one temporary."""
     if axis is not None:
-        y = kernels.softmax_forward(x, axis, log=True)
+        y = _kernels(x).softmax_forward(x, axis, log=True)
         if y is not None:
             return y
     if x.size == 0:
@@ -152,7 +159,7 @@ _safe_softmax.defgrad(_softmax_grad)
 def _softmax_backward(xp, g, y, dim):
     if y.ndim == 0:  # softmax of a scalar is the constant 1
         return xp.zeros_like(g)
-    out = kernels.softmax_backward(g, y, dim)
+    out = _kernels(y).softmax_backward(g, y, dim)
     if out is not None:
         return out
     axis = _axis(y.ndim, dim)
@@ -204,7 +211,7 @@ def _(ctx, g):
 @defop("log_softmax_backward")
 def _log_softmax_backward(xp, g, y, dim):
     if y.ndim:
-        out = kernels.softmax_backward(g, y, dim, log=True)
+        out = _kernels(y).softmax_backward(g, y, dim, log=True)
         if out is not None:
             return out
     axis = _axis(y.ndim, dim)
