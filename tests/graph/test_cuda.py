@@ -12,11 +12,14 @@ from ember import nn
 pytestmark = pytest.mark.skipif(not ember.cuda_is_available(), reason="needs a CUDA GPU")
 
 
-def _train(compiled, batches, dtype=np.float32):
+def _train(compiled, batches, dtype=np.float32, make_opt=None, dropout=True, device="cuda"):
+    """A small classifier trained on ``device`` (eagerly or compiled), one fresh batch of
+    each size in ``batches``: (losses, final parameters as NumPy arrays, the step)."""
     ember.manual_seed(0)
-    layers = [nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.1), nn.Linear(8, 3)]
-    model = nn.Sequential(*layers).to("cuda").to(dtype)
-    opt = ember.optim.AdamW(model.parameters(), lr=1e-2)
+    layers = [nn.Linear(6, 8), nn.ReLU()] + [nn.Dropout(0.1)] * dropout + [nn.Linear(8, 3)]
+    model = nn.Sequential(*layers).to(device).to(dtype)
+    make_opt = make_opt or (lambda ps: ember.optim.AdamW(ps, lr=1e-2))
+    opt = make_opt(model.parameters())
 
     def step(x, y):
         opt.zero_grad()
@@ -29,8 +32,8 @@ def _train(compiled, batches, dtype=np.float32):
     rng = np.random.default_rng(0)
     losses = []
     for b in batches:
-        x = ember.tensor(rng.standard_normal((b, 6)).astype(dtype), device="cuda")
-        y = ember.tensor(rng.integers(0, 3, b), device="cuda")
+        x = ember.tensor(rng.standard_normal((b, 6)).astype(dtype), device=device)
+        y = ember.tensor(rng.integers(0, 3, b), device=device)
         losses.append(fn(x, y).item())
     return losses, [p.numpy(force=True) for p in model.parameters()], fn
 

@@ -9,6 +9,7 @@ import pytest
 
 import ember
 from ember.nn.utils.clip_grad import clip_grad_norm_, clip_grad_value_
+from tests.graph.test_cuda import _train
 from tests.optim.test_optimizers import CONFIGS
 
 gpu = pytest.mark.skipif(not ember.cuda_is_available(), reason="needs a CUDA GPU")
@@ -250,7 +251,6 @@ def test_adam_group_op_on_gpu_is_one_launch(case, monkeypatch):
     [("AdamW", {"lr": 1e-2}), ("Adam", {"lr": 1e-2, "amsgrad": True, "weight_decay": 0.1})],
 )
 def test_eager_and_compiled_steps_on_gpu_run_the_multi_tensor_kernel(name, kwargs, monkeypatch):
-    from ember import nn
     from ember.optim import cuda_kernels
 
     calls = []
@@ -264,23 +264,10 @@ def test_eager_and_compiled_steps_on_gpu_run_the_multi_tensor_kernel(name, kwarg
     monkeypatch.setattr(cuda_kernels, "adam_multi", spy)
 
     def train(compiled):
-        ember.manual_seed(0)
-        model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 3)).to("cuda")
-        opt = getattr(ember.optim, name)(model.parameters(), **kwargs)
+        def make_opt(ps):
+            return getattr(ember.optim, name)(ps, **kwargs)
 
-        def step(x, y):
-            opt.zero_grad()
-            loss = nn.functional.cross_entropy(model(x), y)
-            loss.backward()
-            opt.step()
-            return loss
-
-        fn = ember.compile(step) if compiled else step
-        rng = np.random.default_rng(0)
-        x = ember.tensor(rng.standard_normal((5, 6)).astype(np.float32), device="cuda")
-        y = ember.tensor(rng.integers(0, 3, 5), device="cuda")
-        losses = [fn(x, y).item() for _ in range(4)]
-        return losses, [p.numpy(force=True) for p in model.parameters()]
+        return _train(compiled, [5] * 4, make_opt=make_opt, dropout=False)[:2]
 
     eager = train(False)
     assert calls == [(4, True)] * 4  # the eager step: one launch per step too
