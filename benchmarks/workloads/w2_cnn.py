@@ -3,6 +3,9 @@ relu, fc 128->10, cross-entropy, Adam(1e-3)."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -151,3 +154,78 @@ def framework_step(m, compiled: bool = False, device: str = "cpu"):
     x, y = (m.tensor(a).to(device) for a in make_batch())
     opt = m.optim.Adam(model.parameters(), lr=1e-3)
     return classifier_step(m, model, x, y, opt, compiled=compiled)
+
+
+# -- TensorFlow under tf.function (NHWC) ------------------------------------------------------
+def tf_step() -> Callable[[], float]:
+    """One W2 training step of TensorFlow under ``tf.function``; returns a callable that runs
+    a step and gives back the loss as a Python float.
+
+    Protocol (WORKLOADS.md): the canonical weights of :func:`make_weights` (conv
+    ``(out, in, kh, kw)`` -> TF's ``(kh, kw, in, out)``, linear ``(in, out)`` as is) and the
+    batch of :func:`make_batch`, transposed once to NHWC outside the timed step; inside it
+    ``conv2d(SAME) + bias``, ReLU, ``max_pool2d(2)`` twice, the pooled activations transposed
+    back to C·H·W order before flattening, two dense layers and the mean sparse softmax
+    cross-entropy; gradients by ``GradientTape`` and Adam(lr 1e-3) with PyTorch semantics
+    (ε after bias correction) through TF's fused ``ResourceApplyAdam`` kernel: its
+    ``lr·sqrt(bc2)/bc1 · m / (sqrt(v) + ε')`` equals PyTorch's
+    ``lr/bc1 · m / (sqrt(v)/sqrt(bc2) + ε)`` with ``ε' = ε·sqrt(bc2)``, passed each step. No
+    ``jit_compile`` (TF's default graph runtime, oneDNN convolutions), default thread pools.
+    TensorFlow is imported here, so only in the process that times it
+    (``TF_CPP_MIN_LOG_LEVEL=2`` silences its start-up banner). The first loss is 2.3171.
+
+    Example:
+        >>> step = tf_step()  # doctest: +SKIP
+        >>> round(step(), 4)  # doctest: +SKIP
+        2.3171
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    w = make_weights()
+    x_nchw, y_np = make_batch()
+    x = tf.constant(np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1)))  # untimed NHWC
+    y = tf.constant(y_np.astype(np.int64))
+    loads = {k: w[k].transpose(2, 3, 1, 0) if w[k].ndim == 4 else w[k] for k in w}
+    names = ["c1w", "c1b", "c2w", "c2b", "f1w", "f1b", "f2w", "f2b"]
+    params = [tf.Variable(np.ascontiguousarray(loads[k]), name=k) for k in names]
+    moments = [(tf.Variable(tf.zeros_like(p)), tf.Variable(tf.zeros_like(p))) for p in params]
+    t = tf.Variable(0.0, dtype=tf.float64)
+    lr, b1, b2, eps = 1e-3, 0.9, 0.999, 1e-8
+
+    def forward(x):
+        c1w, c1b, c2w, c2b, f1w, f1b, f2w, f2b = params
+        h = tf.nn.relu(tf.nn.conv2d(x, c1w, 1, "SAME") + c1b)
+        h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+        h = tf.nn.relu(tf.nn.conv2d(h, c2w, 1, "SAME") + c2b)
+        h = tf.nn.max_pool2d(h, 2, 2, "VALID")
+        h = tf.reshape(tf.transpose(h, (0, 3, 1, 2)), (BATCH, -1))  # C·H·W order
+        h = tf.nn.relu(h @ f1w + f1b)
+        return h @ f2w + f2b
+
+    @tf.function
+    def step(x, y):
+        with tf.GradientTape() as tape:
+            logits = forward(x)
+            loss = tf.reduce_mean(
+                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=logits)
+            )
+        grads = tape.gradient(loss, params)
+        t.assign_add(1.0)
+        b1_power = tf.pow(tf.constant(b1, tf.float64), t)
+        b2_power = tf.pow(tf.constant(b2, tf.float64), t)
+        scalars = [b1_power, b2_power, lr, b1, b2, eps * tf.sqrt(1.0 - b2_power)]
+        scalars = [tf.cast(s, tf.float32) for s in scalars]
+        for p, (m, v), g in zip(params, moments, grads):
+            tf.raw_ops.ResourceApplyAdam(
+                var=p.handle, m=m.handle, v=v.handle, beta1_power=scalars[0],
+                beta2_power=scalars[1], lr=scalars[2], beta1=scalars[3], beta2=scalars[4],
+                epsilon=scalars[5], grad=g,
+            )  # fmt: skip
+        return loss
+
+    def run() -> float:
+        return float(step(x, y))
+
+    run.note = f"TensorFlow {tf.__version__}"  # type: ignore[attr-defined]
+    return run
