@@ -22,7 +22,9 @@ Seam functions: ``softmax_forward/backward`` (also log-softmax and the attention
 ``dropout_mask``, ``gelu_*``, ``silu_*``, ``sigmoid_*``, ``tanh_*``,
 ``cross_entropy_forward/backward`` (fused loss + gradient), ``embedding_backward``,
 ``im2col``/``col2im``/``swap01`` and the direct few-tap convolution
-(``conv_direct``, ``conv_weight_grad_direct``, ``direct_available``), ``max_pool2d_*``, ``avg_pool2d_*``,
+(``conv_direct``, ``conv_weight_grad_direct``, ``direct_available``), the implicit-GEMM
+convolution (``implicit_conv2d``, ``implicit_weight_grad``, ``implicit_transpose2d``,
+``implicit_available``: no column matrix), ``max_pool2d_*``, ``avg_pool2d_*``,
 ``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
 ``rmsprop_step``, ``tall_matmul`` (matrix products of many rows, bias fused: :mod:`.gemm`).
 
@@ -47,6 +49,12 @@ from .conv import (
     direct_available,
     im2col,
     swap01,
+)
+from .conv_gemm import (
+    implicit_available,
+    implicit_conv2d,
+    implicit_transpose2d,
+    implicit_weight_grad,
 )
 from .gemm import tall_matmul
 from .nn import (
@@ -126,6 +134,10 @@ __all__ = [
     "conv_direct",
     "conv_weight_grad_direct",
     "direct_available",
+    "implicit_conv2d",
+    "implicit_weight_grad",
+    "implicit_transpose2d",
+    "implicit_available",
     "sgd_step",
     "adam_step",
     "rmsprop_step",

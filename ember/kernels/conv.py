@@ -54,6 +54,14 @@ def _geometry(kernel_size, stride, padding, dilation, out_hw) -> tuple[int, ...]
     return int(kh), int(kw), int(sh), int(sw), pt, pl, int(dh), int(dw), int(oh), int(ow)
 
 
+def _operands(x: Any, w: Any, bias: Any = None) -> bool:
+    """True when ``x`` and ``w`` (a weight, or an output gradient with ``x``'s batch) are
+    4-D NumPy arrays of one dtype and ``bias`` is None or one value per ``w.shape[0]``."""
+    if not is_array(x, w) or x.ndim != 4 or w.ndim != 4 or w.dtype != x.dtype:
+        return False
+    return bias is None or (is_array(bias) and bias.dtype == x.dtype and bias.size == w.shape[0])
+
+
 def _strides(layout: str, n: int, rows: int, ohw: int) -> tuple[int, int]:
     if layout == "cnl":
         return n * ohw, ohw
@@ -249,11 +257,7 @@ def conv_direct(
         >>> y is None or y[0, 0].tolist() == [[4, 6, 4], [6, 9, 6], [4, 6, 4]]
         True
     """
-    if not is_array(x, w) or x.ndim != 4 or w.ndim != 4 or w.dtype != x.dtype:
-        return None
-    if bias is not None and (
-        not is_array(bias) or bias.dtype != x.dtype or bias.size != w.shape[0]
-    ):
+    if not _operands(x, w, bias):
         return None
     f = kernel("im2col", "conv_direct", x.dtype)
     if f is None:
@@ -296,9 +300,7 @@ def conv_weight_grad_direct(
         ...     [[4, 6, 4], [6, 9, 6], [4, 6, 4]], [9, 9])
         True
     """
-    if not is_array(x, g) or x.ndim != 4 or g.ndim != 4 or g.dtype != x.dtype:
-        return None
-    if g.shape[0] != x.shape[0]:
+    if not _operands(x, g) or g.shape[0] != x.shape[0]:
         return None
     f = kernel("im2col", "conv_weight_grad_direct", x.dtype)
     if f is None:

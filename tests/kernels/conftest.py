@@ -98,6 +98,17 @@ def served(monkeypatch):
     return calls
 
 
+IMPLICIT = ("implicit_conv2d", "implicit_weight_grad", "implicit_transpose2d", "implicit_available")
+
+
+@pytest.fixture
+def no_implicit(monkeypatch):
+    """The implicit-GEMM convolution kernels decline every call, so that the conv ops take
+    their im2col + GEMM (+ col2im) path, which the tests using this fixture check."""
+    for name in IMPLICIT:
+        monkeypatch.setattr(kernels, name, lambda *a, **k: None)
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -1,8 +1,10 @@
-"""The two conv2d paths of ``ember/ops/nn/conv_gemm.py`` at the op level: columns kept from
-the forward for the weight gradient (the ``im2col`` op), and the direct kernels for few taps
-per output. Each must give what the plain im2col + GEMM path gives and what PyTorch gives,
-forward and backward, in eager mode, under ``EMBER_KERNELS=numpy`` and in a compiled
-training step; the columns must lower to ONNX; finite differences check the gradients."""
+"""The conv2d paths of ``ember/ops/nn/conv_gemm.py`` at the op level: the implicit-GEMM
+kernels (``groups = 1``), columns kept from the forward for the weight gradient (the
+``im2col`` op; with the implicit kernels switched off, or ``groups > 1``), and the direct
+kernels for few taps per output. Each must give what the plain im2col + GEMM path gives and
+what PyTorch gives, forward and backward, in eager mode, under ``EMBER_KERNELS=numpy`` and
+in a compiled training step; the columns must lower to ONNX; finite differences check the
+gradients."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from ember.autograd import gradcheck, gradgradcheck
 from ember.kernels import conv as kc
 from ember.ops.nn import conv_gemm
 
-from .conftest import numpy_path
+from .conftest import IMPLICIT, numpy_path
 
 torch = pytest.importorskip("torch")
 
@@ -68,25 +70,35 @@ def _torch(x, w, b, kw, bias=True):
     return out + ([ts[2].grad.numpy()] if bias else [])
 
 
-def _paths(monkeypatch, keep: bool, direct: bool):
+def _paths(monkeypatch, keep: bool, direct: bool, implicit: bool = True):
     monkeypatch.setattr(conv_gemm, "KEEP_COLUMNS_BYTES", (32 << 20) if keep else 0)
     monkeypatch.setattr(conv_gemm, "DIRECT_MAX_TAPS", 16 if direct else 0)
+    if not implicit:  # the implicit-GEMM kernels decline every call
+        for name in IMPLICIT:
+            monkeypatch.setattr(kernels, name, lambda *a, **k: None)
 
 
+def _implicit_case(ws, kw) -> bool:
+    """True when the C kernels take this case's convolution on the implicit-GEMM path."""
+    return kw.get("groups", 1) == 1 and ws[1] * ws[2] * ws[3] > conv_gemm.DIRECT_MAX_TAPS
+
+
+@pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "noimplicit"])
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "nobias"])
 @pytest.mark.parametrize("noncontig", [False, True], ids=["contig", "noncontig"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("xs, ws, kw", CASES, ids=IDS)
 def test_paths_match_plain_path_and_torch(c_kernels, monkeypatch, xs, ws, kw, dtype, noncontig,
-                                          bias):  # fmt: skip
+                                          bias, implicit):  # fmt: skip
     x, w, b = _arrays(xs, ws, dtype, noncontig=noncontig)
-    _paths(monkeypatch, keep=False, direct=False)
-    plain, _ = _ember(x, w, b, kw, bias)
-    _paths(monkeypatch, keep=True, direct=True)
+    with monkeypatch.context() as m:
+        _paths(m, keep=False, direct=False, implicit=False)
+        plain, _ = _ember(x, w, b, kw, bias)
+    _paths(monkeypatch, keep=True, direct=True, implicit=implicit)
     got, y = _ember(x, w, b, kw, bias)
     k = ws[1] * ws[2] * ws[3]
     kept = len(y.grad_fn.edges) == 4  # conv2d(x, w, b, cols)
-    assert kept == (k > conv_gemm.DIRECT_MAX_TAPS)
+    assert kept == (k > conv_gemm.DIRECT_MAX_TAPS and not (implicit and _implicit_case(ws, kw)))
     want = _torch(x, w, b, kw, bias)
     tol = dict(rtol=1e-4, atol=1e-4) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     for a, p, t in zip(got, plain, want):
@@ -142,6 +154,8 @@ def test_direct_kernels_serve_small_convolutions(c_kernels, monkeypatch):
 
 def test_columns_kept_only_when_the_weight_needs_a_gradient(c_kernels, monkeypatch):
     x = ember.randn(2, 4, 6, 6, requires_grad=True)
+    assert len(F.conv2d(x, ember.randn(3, 4, 3, 3, requires_grad=True)).grad_fn.edges) == 3
+    _paths(monkeypatch, keep=True, direct=True, implicit=False)  # (implicit GEMM: none kept)
     w = ember.randn(3, 4, 3, 3)
     assert len(F.conv2d(x, w, padding=1).grad_fn.edges) == 3  # frozen weight
     w.requires_grad_(True)
@@ -260,7 +274,7 @@ def test_compiled_training_step_equals_eager(c_kernels, mode):
     for a, b in zip(comp_params, eager_params):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     ops = [n.op for g in fn.graphs for n in g.nodes]
-    # the columns of the second convolution (the first one takes the direct path), shared
-    # by its forward and its weight gradient
-    assert ops.count("im2col") == 1
+    # the second convolution takes the implicit-GEMM kernels (the first one the direct
+    # path); without them, its columns are shared by its forward and its weight gradient
+    assert ops.count("im2col") == (1 if mode == "numpy" else 0)
     assert sum(o == "conv2d_weight_grad" for o in ops) == 2

@@ -246,7 +246,7 @@ def test_w2_block_matches_numpy_path_and_torch(c_kernels, served):
         return m.nn.functional.max_pool2d(m.relu(m.nn.functional.conv2d(x, w, b, padding=1)), 2)
 
     _check(served, lambda *t: block(ember, *t), [x, w, b],
-           ["im2col", "col2im", "swap01", "relu_forward", "relu_backward", "max_pool2d_forward",
+           ["implicit_conv2d", "implicit_weight_grad", "implicit_transpose2d", "relu_forward", "relu_backward", "max_pool2d_forward",
             "max_pool2d_backward"], atol=1e-4)  # fmt: skip
     got = _run(lambda *t: block(ember, *t), [x, w, b])
     ts = [torch.from_numpy(a).requires_grad_() for a in (x, w, b)]
@@ -268,7 +268,7 @@ def test_w2_block_matches_numpy_path_and_torch(c_kernels, served):
     ids=["same", "valid", "strided", "mixed", "grouped"],
 )
 @pytest.mark.parametrize("noncontig", [False, True], ids=["contig", "noncontig"])
-def test_conv2d_input_gradient_through_col2im(served, c_kernels, kw, noncontig):
+def test_conv2d_input_gradient_through_col2im(served, c_kernels, no_implicit, kw, noncontig):
     rng = np.random.default_rng(3)
     x, w = _randn(rng, 3, 4, 9, 11), _randn(rng, 6, 4 // kw.get("groups", 1), 3, 3)
     fn = lambda a, b: F.conv2d(a, b, **kw)  # noqa: E731
@@ -280,7 +280,7 @@ def test_conv2d_input_gradient_through_col2im(served, c_kernels, kw, noncontig):
     [dict(), dict(padding=1), dict(stride=2, output_padding=1), dict(dilation=2, groups=2)],
     ids=["plain", "padded", "strided", "dilated_grouped"],
 )
-def test_conv_transpose2d_through_col2im(served, c_kernels, kw):
+def test_conv_transpose2d_through_col2im(served, c_kernels, no_implicit, kw):
     rng = np.random.default_rng(4)
     x, w, b = _randn(rng, 2, 4, 5, 6), _randn(rng, 4, 3, 3, 3), _randn(rng, 3 * kw.get("groups", 1))
     fn = lambda a, c, d: F.conv_transpose2d(a, c, d, **kw)  # noqa: E731
@@ -291,7 +291,7 @@ def test_conv_transpose2d_through_col2im(served, c_kernels, kw):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
-def test_conv_size_one_image_and_batch(served, c_kernels):
+def test_conv_size_one_image_and_batch(served, c_kernels, no_implicit):
     rng = np.random.default_rng(6)
     x, w, b = _randn(rng, 1, 1, 1, 1), _randn(rng, 2, 1, 1, 1), _randn(rng, 2)
     _check(served, lambda a, c, d: F.conv2d(a, c, d), [x, w, b], ["swap01", "col2im"])

@@ -197,19 +197,36 @@ def test_max_pool2d_integer_falls_back(served):
 
 
 @pytest.mark.parametrize(
-    "kw",
-    [dict(padding=1), dict(stride=2, padding=1, groups=2), dict(dilation=2, padding=2)],
+    "kw, kernels",
+    [
+        (dict(padding=1), ["implicit_conv2d", "implicit_weight_grad", "implicit_transpose2d"]),
+        (dict(stride=2, padding=1, groups=2), ["im2col", "col2im"]),  # groups: im2col + GEMM
+        (
+            dict(dilation=2, padding=2),
+            ["implicit_conv2d", "implicit_weight_grad", "implicit_transpose2d"],
+        ),
+    ],
     ids=["same", "strided_grouped", "dilated"],
 )
-def test_conv2d(served, kw):
+def test_conv2d(served, kw, kernels):
     x, w = _randn(16, 8, 14, 14), _randn(6, 8 // kw.get("groups", 1), 3, 3)
-    _check(served, lambda a, b: F.conv2d(a, b, **kw), [x, w], ["im2col"], atol=1e-4)
+    _check(served, lambda a, b: F.conv2d(a, b, **kw), [x, w], kernels, atol=1e-4)
 
 
 def test_conv_transpose2d_strided(served):
+    """Strided: GEMM + col2im; its input gradient is a convolution (implicit GEMM)."""
     x, w = _randn(8, 6, 7, 7), _randn(6, 4, 3, 3)
     fn = lambda a, b: F.conv_transpose2d(a, b, stride=2, padding=1)  # noqa: E731
-    _check(served, fn, [x, w], ["col2im", "im2col"], atol=1e-4)
+    _check(served, fn, [x, w], ["col2im", "implicit_conv2d", "implicit_weight_grad"], atol=1e-4)
+
+
+def test_conv_transpose2d_unit_stride(served):
+    """Unit stride: the convolution with the flipped, transposed weight (implicit GEMM)."""
+    x, w = _randn(8, 6, 7, 7), _randn(6, 4, 3, 3)
+    fn = lambda a, b: F.conv_transpose2d(a, b, padding=1)  # noqa: E731
+    _check(served, fn, [x, w], ["implicit_transpose2d", "implicit_conv2d", "implicit_weight_grad"],
+           atol=1e-4)  # fmt: skip
+    assert served["col2im"] == 0
 
 
 # -- optimizers ------------------------------------------------------------------------------

@@ -199,15 +199,28 @@ def companions(unit: Unit, name: str) -> list[str]:
 
 
 def _units() -> dict[str, Unit]:
-    from . import activation, dropout, embedding, gemm, im2col, loss, norm, optim, pool, softmax
+    from . import (
+        activation,
+        conv_gemm,
+        dropout,
+        embedding,
+        gemm,
+        im2col,
+        loss,
+        norm,
+        optim,
+        pool,
+        softmax,
+    )
     from .attention import UNIT as ATTENTION
 
     mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm)
     units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
-    # built whole until its direct convolutions' shared helpers keep their machine code when
-    # built apart (see the module docstring)
-    whole = (tuple(function_names(im2col.UNIT)),)
-    return units | {"im2col": dataclasses.replace(im2col.UNIT, groups=whole)}
+    # built whole until their convolutions' shared helpers keep their machine code when built
+    # apart (see the module docstring)
+    whole = {u.name: dataclasses.replace(u, groups=(tuple(function_names(u)),))
+             for u in (im2col.UNIT, conv_gemm.UNIT)}  # fmt: skip
+    return units | whole
 
 
 UNITS: dict[str, Unit] = _units()

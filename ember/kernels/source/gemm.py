@@ -94,17 +94,18 @@ static inline void gemm_tr_f64(const double *s, i64 ls, double *d, i64 ld) {
 /* a 64-byte aligned scratch of at least n bytes, kept by the calling thread for its next
    calls (grown when too small): allocating, and faulting in, fresh pages at every call
    cost as much as a small product */
+static void *gemm_grow(void **buf, size_t *cap, size_t n) {
+    if (n > *cap) {
+        free(*buf);
+        *cap = 0;
+        *buf = aligned_alloc(64, (n + 63) / 64 * 64);
+        if (*buf) *cap = n;
+    }
+    return *buf;
+}
 static __thread void *gemm_buf;
 static __thread size_t gemm_cap;
-static void *gemm_scratch(size_t n) {
-    if (n > gemm_cap) {
-        free(gemm_buf);
-        gemm_cap = 0;
-        gemm_buf = aligned_alloc(64, (n + 63) / 64 * 64);
-        if (gemm_buf) gemm_cap = n;
-    }
-    return gemm_buf;
-}
+static void *gemm_scratch(size_t n) { return gemm_grow(&gemm_buf, &gemm_cap, n); }
 /* thread t of tm x tn: its part [lo, hi) of n items split into tm (or tn) nearly equal runs */
 static void gemm_range(i64 n, i64 parts, i64 p, i64 *lo, i64 *hi) {
     *lo = n * p / parts;
@@ -112,7 +113,7 @@ static void gemm_range(i64 n, i64 parts, i64 p, i64 *lo, i64 *hi) {
 }
 """
 
-BODY = r"""
+CORE = r"""
 typedef scalar FN(gvec) __attribute__((vector_size(GEMM_VB)));
 #define VL ((i64)(GEMM_VB / sizeof(scalar)))
 #define NR (2 * VL)
@@ -209,7 +210,8 @@ static void FN(gemm_pack_a)(const scalar *a, i64 sam, i64 sak, i64 rows, i64 kc,
 
 /* B[0..kc, 0..cols) (strides sbk, sbn) into panels of NR columns: p[(j / NR) kc NR + k NR +
    j % NR], the last panel zero-padded */
-static void FN(gemm_pack_b)(const scalar *b, i64 sbk, i64 sbn, i64 kc, i64 cols, scalar *p) {
+static __attribute__((unused)) void FN(gemm_pack_b)(const scalar *b, i64 sbk, i64 sbn, i64 kc,
+                                                    i64 cols, scalar *p) {
     for (i64 j0 = 0; j0 < cols; j0 += NR, p += kc * NR) {
         i64 w = gemm_min(NR, cols - j0);
         const scalar *s = b + j0 * sbn;
@@ -241,6 +243,9 @@ static void FN(gemm_pack_b)(const scalar *b, i64 sbk, i64 sbn, i64 kc, i64 cols,
     }
 }
 
+"""
+
+API = r"""
 /* the rectangle rows [m0, m1) x columns [n0, n1) of C, on one thread, with its own scratch */
 static void FN(gemm_block)(const scalar *a, const scalar *b, scalar *c, const scalar *bias,
                            i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 ldc, int acc,
@@ -332,10 +337,17 @@ EMBER_API void FN(gemm)(const scalar *a, const scalar *b, scalar *c, const scala
     }
 }
 
+"""
+
+# the names CORE defines, undefined again after the last body that uses them
+TAIL = r"""
 #undef VL
 #undef NR
 #undef MR
 """
+
+BODY = CORE + API + TAIL
+
 
 UNIT = Unit(
     name="gemm",

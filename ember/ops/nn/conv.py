@@ -57,6 +57,7 @@ from .conv_gemm import (
     _transpose_unit_stride,
     keeps_columns,
     uses_direct,
+    uses_implicit,
 )
 from .conv_gemm import im2col as _columns_op
 
@@ -89,6 +90,10 @@ def _conv2d(xp, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw
     chunks = _chunks(n, cg * groups * kh * kw, oh * ow)
     if cols is None and uses_direct(x.shape, w.shape):
         return _direct_conv2d(xp, x, w, b, stride, padding, dilation, out_hw, groups, chunks)
+    if cols is None and groups == 1:
+        y = kernels.implicit_conv2d(x, w, b, stride, padding, dilation, out_hw)
+        if y is not None:
+            return y
     wm = w.reshape(groups, o // groups, cg * kh * kw)
     if cols is not None:
         y = xp.matmul(wm, cols.reshape(groups, cg * kh * kw, n * oh * ow))
@@ -143,6 +148,10 @@ def _(ctx, g):
 def _conv_transpose2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
     """Transposed convolution: ``x`` (N, I, IH, IW), ``w`` (I, O/groups, kh, kw) ->
     (N, O, *out_hw); the adjoint of ``conv2d`` in its input (``padding`` is conv2d's)."""
+    if stride == (1, 1) and groups == 1:  # the convolution with the flipped weight
+        y = kernels.implicit_transpose2d(x, w, b, padding, dilation, out_hw)
+        if y is not None:
+            return y
     n, i, ih, iw = x.shape
     _, og, kh, kw = w.shape
     c = og * groups
@@ -192,6 +201,10 @@ def _conv2d_weight_grad(xp, x, g, cols=None, *, kernel, stride, padding, dilatio
         gw, gb = _direct_weight_grad(xp, x, g, geom, chunks, with_bias)
     elif cols is not None:
         gw, gb = _gemm_weight_grad(xp, cols, g, groups, with_bias)
+    elif groups == 1 and (
+        r := kernels.implicit_weight_grad(x, g, kernel, stride, padding, dilation, with_bias)
+    ):
+        gw, gb = r
     else:
         gw, gb = None, None
         for a, e in chunks:
@@ -403,6 +416,7 @@ def _conv(name, nd, input, weight, bias, stride, padding, dilation, groups):
     if (
         weight.requires_grad
         and state.grad_enabled
+        and not uses_implicit(x4._data, w4.shape, groups)
         and keeps_columns(x4.shape, w4.shape, out_hw, x4._data.dtype, _COLS_LIMIT)
     ):
         cols = (_columns_op(x4, kernel=tuple(w4.shape[2:]), **_geometry(opts)),)

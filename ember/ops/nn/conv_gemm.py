@@ -1,6 +1,14 @@
 """The array side of the convolutions of ``conv.py``: column matrices, the GEMM layouts
-around them, and the two ways a 2-D convolution runs.
+around them, and the three ways a 2-D convolution runs.
 
+* **implicit GEMM** (``groups = 1``, NumPy arrays, C kernels in use, more taps than the
+  direct path takes): the kernels ``kernels.implicit_*`` (:mod:`ember.kernels.conv_gemm`)
+  run the GEMM's register blocks on panels of columns gathered straight from the (padded)
+  image, so no column matrix is built, kept or summed back: the forward, the weight and
+  bias gradients, and a unit-stride transposed convolution (the input gradient), which is
+  the convolution of its input with the flipped, transposed weight. At W2's second
+  convolution (K = 288) forward, weight gradient and input gradient together ran about 2x
+  faster than im2col + GEMM + col2im (see ``docs/performance.md``).
 * **im2col + GEMM** (the general path): the column matrix ``(C * kh * kw, N * OH * OW)``
   (channels first) makes each group one large GEMM, whose ``(O, N, OH * OW)`` result is
   made NCHW (plus the bias) in one pass.
@@ -13,7 +21,7 @@ around them, and the two ways a 2-D convolution runs.
   columns, whose ``(N, O, OH * OW)`` result is NCHW already (2x faster than the large
   GEMM and its transpose at W2's first layer, 20% at K = 36, slower at K = 288).
 
-**Columns kept for the weight gradient.** A training step builds the same columns twice:
+**Columns kept for the weight gradient** (im2col path only). A training step builds the same columns twice:
 in ``conv2d``'s forward and again in its weight gradient. When the weight needs a gradient
 (grad mode on, ``weight.requires_grad``), the direct path is not taken and the columns
 take at most ``KEEP_COLUMNS_BYTES`` (and fit one piece, ``conv._COLS_LIMIT``), the
@@ -38,7 +46,14 @@ import numpy as np
 from ... import kernels
 from ..registry import defop
 
-__all__ = ["im2col", "keeps_columns", "uses_direct", "KEEP_COLUMNS_BYTES", "DIRECT_MAX_TAPS"]
+__all__ = [
+    "im2col",
+    "keeps_columns",
+    "uses_direct",
+    "uses_implicit",
+    "KEEP_COLUMNS_BYTES",
+    "DIRECT_MAX_TAPS",
+]
 
 # columns up to this size (bytes, per convolution) are kept from the forward for the weight
 # gradient instead of being built again
@@ -61,6 +76,18 @@ def uses_direct(x_shape: tuple, w_shape: tuple) -> bool:
     """
     taps = int(np.prod(w_shape[1:]))
     return taps <= DIRECT_MAX_TAPS and int(np.prod(x_shape)) > 0
+
+
+def uses_implicit(x: Any, w_shape: tuple, groups: int) -> bool:
+    """True when the convolution of the array ``x`` with a weight of ``w_shape`` takes the
+    implicit-GEMM path (its kernels serve ``x``, ``groups`` is 1, and the direct path does
+    not take it): then no columns are built or kept.
+
+    Example:
+        >>> uses_implicit(np.ones((1, 1, 4, 4), np.float32), (2, 1, 3, 3), 1)  # direct path
+        False
+    """
+    return groups == 1 and not uses_direct(x.shape, w_shape) and kernels.implicit_available(x)
 
 
 def keeps_columns(
