@@ -170,7 +170,7 @@ def tf_step() -> Callable[[], float]:
     (ε after bias correction) through TF's fused ``ResourceApplyAdam`` kernel: its
     ``lr·sqrt(bc2)/bc1 · m / (sqrt(v) + ε')`` equals PyTorch's
     ``lr/bc1 · m / (sqrt(v)/sqrt(bc2) + ε)`` with ``ε' = ε·sqrt(bc2)``, passed each step. No
-    ``jit_compile`` (TF's default graph runtime, oneDNN convolutions), default thread pools.
+    ``jit_compile`` (TF's graph runtime with oneDNN turned on), default thread pools.
     TensorFlow is imported here, so only in the process that times it
     (``TF_CPP_MIN_LOG_LEVEL=2`` silences its start-up banner). The first loss is 2.3171.
 
@@ -180,6 +180,10 @@ def tf_step() -> Callable[[], float]:
         2.3171
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # oneDNN's convolutions, the yardstick the issue names: TensorFlow leaves them off by
+    # default on this AMD host (W2 took 41-42 ms without them, 25-29 ms with them; XLA's
+    # jit_compile was slower still, 52-76 ms)
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
     import tensorflow as tf
 
     w = make_weights()
@@ -227,5 +231,6 @@ def tf_step() -> Callable[[], float]:
     def run() -> float:
         return float(step(x, y))
 
-    run.note = f"TensorFlow {tf.__version__}"  # type: ignore[attr-defined]
+    onednn = "on" if os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1" else "off"
+    run.note = f"TensorFlow {tf.__version__}, oneDNN {onednn}"  # type: ignore[attr-defined]
     return run
