@@ -299,6 +299,49 @@ def test_simplify_composes_permute_and_reshape_chains():
     assert_same(before, after, rng_array((2, 3, 4)))
 
 
+@pytest.mark.parametrize(
+    "pool", [dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0)),
+             dict(kernel_size=(3, 3), stride=(2, 2), padding=(1, 1))],  # overlapping windows
+    ids=["2x2", "3x3s2p1"],
+)  # fmt: skip
+def test_simplify_moves_the_relu_mask_before_the_max_pool_gradient(pool):
+    import ember.ops.nn.pool  # noqa: F401  (registers the pooling ops)
+
+    attrs = dict(pool, dilation=(1, 1), out_hw=(3, 3))
+    g = Graph()
+    x = g.add_input((2, 3, 6, 6), F32, label="x")
+    up = g.add_input((2, 3, 3, 3), F32, label="g")
+    r = node(g, "relu", [x], (2, 3, 6, 6))
+    m = node(g, "max_pool2d", [r], (2, 3, 3, 3), attrs=attrs)
+    d = node(g, "max_pool2d_backward", [up, r, m], (2, 3, 6, 6), attrs=attrs)
+    g.outputs = [node(g, "relu_backward", [d, r], (2, 3, 6, 6)), m]
+    before = g.copy()
+    after = optimize(g, fuse_chains=False, plan=False, validate=True)
+    assert _ops(after) == ["relu", "max_pool2d", "relu_backward", "max_pool2d_backward"]
+    assert after.nodes[2].output.shape == (2, 3, 3, 3)  # the mask on the pooled size
+    xs = rng_array((2, 3, 6, 6))
+    xs[0, 0, :2, :2] = [[-1.0, 0.0], [-2.0, -0.0]]  # a window whose max is 0
+    xs[1, 2, 3, 4], xs[0, 1, 5, 5] = np.nan, np.inf
+    assert_same(before, after, xs, rng_array((2, 3, 3, 3)))
+
+
+def test_simplify_keeps_the_relu_mask_when_the_pool_gradient_is_read_elsewhere():
+    import ember.ops.nn.pool  # noqa: F401
+
+    attrs = dict(kernel_size=(2, 2), stride=(2, 2), padding=(0, 0), dilation=(1, 1), out_hw=(2, 2))
+    g = Graph()
+    x = g.add_input((1, 2, 4, 4), F32)
+    up = g.add_input((1, 2, 2, 2), F32)
+    r = node(g, "relu", [x], (1, 2, 4, 4))
+    m = node(g, "max_pool2d", [r], (1, 2, 2, 2), attrs=attrs)
+    d = node(g, "max_pool2d_backward", [up, r, m], (1, 2, 4, 4), attrs=attrs)
+    other = node(g, "max_pool2d_backward", [up, x, m], (1, 2, 4, 4), attrs=attrs)
+    g.outputs = [node(g, "relu_backward", [d, r], (1, 2, 4, 4)), d,
+                 node(g, "relu_backward", [other, r], (1, 2, 4, 4))]  # fmt: skip
+    after = optimize(g, fuse_chains=False, plan=False, validate=True)
+    assert [n.output.shape for n in after.nodes if n.op == "relu_backward"] == [(1, 2, 4, 4)] * 2
+
+
 def test_simplify_keeps_rewrites_that_change_shape_or_dtype():
     g = Graph()
     x = g.add_input((3,), F32)

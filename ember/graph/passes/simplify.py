@@ -19,6 +19,16 @@ Chains (the outer node now reads ``x`` directly; the inner one is left to DCE):
   identity);
 * ``reshape(reshape(x, s), t)`` becomes ``reshape(x, t)`` (removed when ``t`` is x's shape).
 
+A mask moved before a scatter (the node of the mask goes):
+
+* ``relu_backward(max_pool2d_backward(g, r, m), r)`` becomes
+  ``max_pool2d_backward(relu_backward(g, m), r, m)`` when the pooled ``r`` is what the mask
+  reads (a ReLU's output pooled, as in conv -> ReLU -> max pool) and nothing else reads the
+  unmasked gradient. Each window sends its gradient to one element of ``r``, its max ``m``,
+  so "that element is positive" is "``m`` is positive": the mask (NaN passing, like
+  ``relu_backward``'s own) then runs on the pooled size, a quarter of the pass for 2x2
+  windows.
+
 Memory: these ops return fresh arrays (or views); after a rewrite the result *is* ``x``. The
 rewrite is made only when that sharing is unobservable (:meth:`Storage.may_share`): neither
 memory is written in place later (``w_old = w * 1`` before an optimizer step must stay a
@@ -41,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ..ir import Graph, Node, Value
-from .analysis import Storage, finish_rewrite, registry_pure, replace_inputs
+from .analysis import Storage, finish_rewrite, registry_pure, replace_inputs, use_counts
 
 __all__ = ["simplify", "CONST_CHECK_LIMIT"]
 
@@ -60,6 +70,7 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
         False
     """
     storage = Storage(graph)
+    uses = use_counts(graph)
     subst: dict[Value, Value] = {}
     kept: list[Node] = []
     changed = False
@@ -76,6 +87,12 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
             continue
         if _fuse_chain(n, storage):
             changed = True
+        moved = _mask_before_pool(graph, n, kept, uses)
+        if moved is not None and storage.may_share(n.output, moved):
+            subst[n.output] = moved
+            storage.merge(n.output, moved)
+            changed = True
+            continue
         kept.append(n)
     if not changed:
         return graph, False
@@ -182,3 +199,27 @@ def _fuse_chain(n: Node, storage: Storage) -> bool:
     n.aliases = (0,)  # a view of x now (or at least it may be)
     storage.merge(n.output, x)
     return True
+
+
+# -- a mask moved before a scatter ---------------------------------------------------------------
+def _mask_before_pool(graph: Graph, n: Node, kept: list[Node], uses: dict) -> Value | None:
+    """For ``n = relu_backward(max_pool2d_backward(g, r, m), r)`` (the pool's gradient read by
+    ``n`` alone): insert ``relu_backward(g, m)`` before the pool's gradient node, make that
+    node read it, and return its output, which ``n``'s readers then read; else None."""
+    if n.op != "relu_backward" or len(n.inputs) != 2 or n.attrs:
+        return None
+    d, r = n.inputs
+    p = d.producer if isinstance(d, Value) else None
+    if p is None or p.op != "max_pool2d_backward" or uses.get(d) != 1 or p not in kept:
+        return None
+    if not p.pure or p.mutates or len(p.inputs) != 3 or p.inputs[1] is not r:
+        return None
+    g, m = p.inputs[0], p.inputs[2]
+    if not isinstance(g, Value) or not isinstance(m, Value) or g.shape != m.shape:
+        return None
+    if d.shape != n.output.shape or d.dtype != n.output.dtype or g.dtype != d.dtype:
+        return None
+    mask = graph.make_node("relu_backward", [g, m], {}, g.shape, g.dtype, source=n.source)
+    kept.insert(kept.index(p), mask)
+    p.inputs = [mask.output, r, m]
+    return d
