@@ -244,12 +244,14 @@ def conv_direct(
     dilation: tuple,
     out_hw: tuple,
     groups: int = 1,
+    relu: bool = False,
 ) -> Array | None:
     """The convolution of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw), plus ``bias``
-    (O,) when given, computed directly (no column matrix, no GEMM): each (sample, group,
-    block of output rows) builds its columns in a small buffer and writes its NCHW outputs
-    from it. Meant for few taps per output (``C / groups * kh * kw`` small), where a GEMM is
-    memory-bound. None when unserved.
+    (O,) when given, then a ReLU with ``relu`` (as the relu op computes it), computed
+    directly (no column matrix, no GEMM): each (sample, group, block of output rows) builds
+    its columns in a small buffer and writes its NCHW outputs from it. Meant for few taps
+    per output (``C / groups * kh * kw`` small), where a GEMM is memory-bound. None when
+    unserved.
 
     Example:
         >>> x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((2, 1, 3, 3), np.float32)
@@ -273,7 +275,7 @@ def conv_direct(
     nt = min(kernel_threads(y.size), items)
     b = _seam.NULL if bias is None else _seam.ptr(contiguous(bias))
     x, w = contiguous(x), contiguous(w)
-    if f(_seam.ptr(x), _seam.ptr(w), b, _seam.ptr(y), *args, nt) != 0:
+    if f(_seam.ptr(x), _seam.ptr(w), b, _seam.ptr(y), *args, int(relu), nt) != 0:
         return None
     return y
 

@@ -65,9 +65,11 @@ def implicit_conv2d(
     padding: Any,
     dilation: tuple,
     out_hw: tuple,
+    relu: bool = False,
 ) -> Array | None:
     """The convolution of ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw), plus ``bias`` (O,)
-    when given, as an NCHW array; None when unserved.
+    when given, then a ReLU (the relu op's, NaN kept) with ``relu``, as an NCHW array; None
+    when unserved.
 
     Example:
         >>> x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32)
@@ -93,8 +95,8 @@ def implicit_conv2d(
     nt = _threads(n * oh * ow, c * kh * kw, o)
     b = _seam.NULL if bias is None else _seam.ptr(contiguous(bias))
     x, w = contiguous(x), contiguous(w)
-    if f(_seam.ptr(x), _seam.ptr(w), b, _seam.ptr(y), n, c, h, wd, o, kh, kw, sh, sw, pt, pl,
-         dh, dw, oh, ow, nt) != 0:  # fmt: skip
+    if f(_seam.ptr(x), _seam.ptr(w), b, int(relu), _seam.ptr(y), n, c, h, wd, o, kh, kw, sh, sw,
+         pt, pl, dh, dw, oh, ow, nt) != 0:  # fmt: skip
         raise MemoryError("conv2d: out of memory for the padded image")
     return y
 

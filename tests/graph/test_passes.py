@@ -342,6 +342,37 @@ def test_simplify_keeps_the_relu_mask_when_the_pool_gradient_is_read_elsewhere()
     assert [n.output.shape for n in after.nodes if n.op == "relu_backward"] == [(1, 2, 4, 4)] * 2
 
 
+def _conv_relu_graph(extra_reader: bool):
+    import ember.ops.nn.conv  # noqa: F401  (registers the conv ops)
+
+    attrs = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1, out_hw=(5, 6))
+    g = Graph()
+    x = g.add_input((2, 3, 5, 6), F32, label="x")
+    w = g.add_input((4, 3, 3, 3), F32, label="w")
+    y = node(g, "conv2d", [x, w, None], (2, 4, 5, 6), attrs=attrs)
+    r = node(g, "relu", [y], (2, 4, 5, 6))
+    g.outputs = [node(g, "relu_backward", [r, r], (2, 4, 5, 6))] + ([y] if extra_reader else [])
+    return g
+
+
+def test_simplify_fuses_a_relu_into_the_convolution_it_follows():
+    g = _conv_relu_graph(extra_reader=False)
+    before = g.copy()
+    after = optimize(g, fuse_chains=False, plan=False, validate=True)
+    assert _ops(after) == ["conv2d", "relu_backward"]
+    assert after.nodes[0].attrs["relu"] is True
+    assert after.nodes[1].inputs == [after.nodes[0].output] * 2
+    xs = rng_array((2, 3, 5, 6))
+    xs[0, 1, 2, 3], xs[1, 0, 0, 0] = np.nan, -np.inf
+    assert_same(before, after, xs, rng_array((4, 3, 3, 3)))
+
+
+def test_simplify_keeps_the_relu_of_a_convolution_read_elsewhere():
+    after = optimize(_conv_relu_graph(extra_reader=True), fuse_chains=False, plan=False)
+    assert _ops(after) == ["conv2d", "relu", "relu_backward"]
+    assert not after.nodes[0].attrs.get("relu")
+
+
 def test_simplify_keeps_rewrites_that_change_shape_or_dtype():
     g = Graph()
     x = g.add_input((3,), F32)

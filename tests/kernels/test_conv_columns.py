@@ -278,3 +278,30 @@ def test_compiled_training_step_equals_eager(c_kernels, mode):
     # path); without them, its columns are shared by its forward and its weight gradient
     assert ops.count("im2col") == (1 if mode == "numpy" else 0)
     assert sum(o == "conv2d_weight_grad" for o in ops) == 2
+
+
+def test_conv2d_fused_with_relu_lowers_to_onnx_and_has_no_gradient(c_kernels):
+    """The optimizer's conv2d(relu=True): Conv then Relu in ONNX; differentiating it directly
+    is an error that says what to do."""
+    ort = pytest.importorskip("onnxruntime")
+    from ember.graph.ir import Graph
+    from ember.onnx.exporter import graph_to_onnx
+    from ember.ops.nn.conv import _conv2d
+
+    x, w, b = _arrays((2, 3, 6, 5), (4, 3, 3, 3), np.float32, seed=7)
+    attrs = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1,
+                 out_hw=(6, 5))  # fmt: skip
+    g = Graph()
+    xi, wi, bi = (g.add_input(a.shape, np.float32, label=n) for a, n in zip((x, w, b), "xwb"))
+    g.outputs = [g.add_node("conv2d", [xi, wi, bi], dict(attrs, relu=True), (2, 4, 6, 5),
+                            np.float32)]  # fmt: skip
+    model = graph_to_onnx(g)
+    assert [n.op_type for n in model.graph.node][-1] == "Relu"
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {i.name: a for i, a in zip(sess.get_inputs(), (x, w, b))})[0]
+    want = np.maximum(_torch(x, w, b, dict(padding=1))[0], 0)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    y = _conv2d(*(ember.tensor(a, requires_grad=True) for a in (x, w, b)), relu=True, **attrs)
+    np.testing.assert_allclose(y.detach().numpy(), want, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ember.errors.ShapeError, match="differentiate conv2d, then relu"):
+        y.sum().backward()

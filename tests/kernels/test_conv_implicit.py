@@ -171,3 +171,27 @@ def test_empty_batch_is_left_to_the_op(c_kernels):
     assert kernels.implicit_conv2d(x, w, b, (1, 1), (1, 1), (1, 1), (4, 4)) is None
     y = F.conv2d(ember.tensor(x), ember.tensor(w), ember.tensor(b), padding=1)
     assert y.shape == (0, 3, 4, 4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_applied_on_store(c_kernels, threaded, dtype):
+    """``relu=True`` (a convolution fused with its ReLU by the graph optimizer) gives the
+    relu op's values: NaN kept, negatives and -0 to +0; the direct kernel likewise."""
+    rng = np.random.default_rng(5)
+    for shape, out in (((2, 6, 7, 9), (5, 3, 3)), ((3, 1, 8, 5), (7, 3, 3))):
+        x, w, b = _arrays(shape, out, dtype, seed=5)
+        x = with_specials(x, rng, 0.02)
+        x[0, 0, 2, 2] = np.nan
+        b[0] = -100.0  # a channel of zeros (and -0.0 where the sum is -0.0)
+        geo = ((1, 1), (1, 1), (1, 1), shape[2:])
+        plain = kernels.implicit_conv2d(x, w, b, *geo)
+        fused = kernels.implicit_conv2d(x, w, b, *geo, relu=True)
+        with numpy_path():
+            want = REGISTRY["relu"].forward(np, plain)
+        np.testing.assert_array_equal(fused, want)
+        assert not np.signbit(fused[fused == 0]).any() and np.isnan(fused).any()
+        direct = kernels.conv_direct(x, w, b, *geo, 1, True)
+        if direct is not None:  # the direct kernel serves any tap count
+            plain_direct = kernels.conv_direct(x, w, b, *geo)
+            with numpy_path():
+                np.testing.assert_array_equal(direct, REGISTRY["relu"].forward(np, plain_direct))

@@ -19,6 +19,13 @@ Chains (the outer node now reads ``x`` directly; the inner one is left to DCE):
   identity);
 * ``reshape(reshape(x, s), t)`` becomes ``reshape(x, t)`` (removed when ``t`` is x's shape).
 
+A ReLU fused into the convolution it follows (the ReLU's node goes):
+
+* ``relu(conv2d(...))`` becomes ``conv2d(..., relu=True)`` when the ReLU is the only reader
+  of the convolution's result: the C kernels apply it as they store each output, which
+  saves a pass over the activations (the ReLU's gradient reads its output, which is now the
+  convolution's).
+
 A mask moved before a scatter (the node of the mask goes):
 
 * ``relu_backward(max_pool2d_backward(g, r, m), r)`` becomes
@@ -87,6 +94,12 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
             continue
         if _fuse_chain(n, storage):
             changed = True
+        fused = _relu_into_conv(n, uses)
+        if fused is not None and storage.may_share(n.output, fused):
+            subst[n.output] = fused
+            storage.merge(n.output, fused)
+            changed = True
+            continue
         moved = _mask_before_pool(graph, n, kept, uses)
         if moved is not None and storage.may_share(n.output, moved):
             subst[n.output] = moved
@@ -223,3 +236,25 @@ def _mask_before_pool(graph: Graph, n: Node, kept: list[Node], uses: dict) -> Va
     kept.insert(kept.index(p), mask)
     p.inputs = [mask.output, r, m]
     return d
+
+
+# -- a ReLU fused into its convolution -----------------------------------------------------------
+def _relu_into_conv(n: Node, uses: dict) -> Value | None:
+    """For ``n = relu(y)`` with ``y`` a ``conv2d`` result read by ``n`` alone: set the
+    convolution's ``relu`` and return ``y`` (which ``n``'s readers then read); else None."""
+    if n.op != "relu" or len(n.inputs) != 1 or not isinstance(n.inputs[0], Value):
+        return None
+    y = n.inputs[0]
+    c = y.producer
+    if c is None or c.op != "conv2d" or c.attrs.get("relu") or uses.get(y) != 1:
+        return None
+    if (
+        not c.pure
+        or c.mutates
+        or c.aliases
+        or y.shape != n.output.shape
+        or y.dtype != n.output.dtype
+    ):
+        return None
+    c.attrs = {**c.attrs, "relu": True}
+    return y

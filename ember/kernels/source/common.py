@@ -71,6 +71,10 @@ typedef int64_t i64;
 #define PARALLEL_FOR_DYNAMIC(nt)
 #define THREAD_ID() 0
 #endif
+/* ReLU as the relu op computes it (NumPy's maximum(v, 0)): v where v > 0 or v is NaN, else
+   +0; on a scalar, and on a GCC vector v (its comparison masks select the lanes) */
+#define EMBER_RELU(v) (((v) > 0) | ((v) != (v)) ? (v) : 0)
+#define EMBER_RELU_VEC(T, v) ((T)((__typeof__((v) > 0))(v) & (((v) > 0) | ((v) != (v)))))
 #define SIMD EMBER_PRAGMA(omp simd)
 #define SIMD_SUM(...) EMBER_PRAGMA(omp simd reduction(+:__VA_ARGS__))
 #define SIMD_MAX(v) EMBER_PRAGMA(omp simd reduction(max:v))

@@ -19,7 +19,8 @@ next (``KC x NR`` values, in L1), straight from the image:
   one output row (``segments``); with unit width stride a run of a tap is a contiguous run
   of the padded image, copied a vector at a time. Each panel's ``(O, NR)`` results are
   summed over ``K`` in registers (``gemm_micro``, ``KC`` taps at a time into a small
-  block), then stored into the NCHW output with the bias added.
+  block), then stored into the NCHW output with the bias added (and a ReLU applied, for a
+  convolution that a compiled graph fused with the ReLU after it).
 * **weight gradient** (``conv_gemm_weight_grad``): ``dW (O, K) = g (O, P) @ cols^T (P,
   K)`` summed over the ``P = N*OH*OW`` positions. Each thread sums its share of the
   positions, ``KC`` at a time: ``g``'s rows packed into panels of ``MR`` (and summed for
@@ -170,8 +171,8 @@ static void FN(cg_pack_cols)(const scalar *xp, const i64 *koff, i64 kc, const cg
 
 /* one thread's panels [p0, p1) of NR output positions */
 static int FN(cg_forward_part)(const scalar *xp, const i64 *koff, const scalar *w,
-                               const scalar *bias, scalar *y, const cg_geo *g, i64 O, i64 p0,
-                               i64 p1) {
+                               const scalar *bias, int relu, scalar *y, const cg_geo *g, i64 O,
+                               i64 p0, i64 p1) {
     i64 K = g->K, KP = gemm_cdiv(O, MR), KC = K <= 512 ? K : gemm_cdiv(K, gemm_cdiv(K, 256));
     i64 na = K * KP * MR, nb = KC * NR, nt = KP * MR * NR;
     scalar *pa = gemm_scratch(sizeof(scalar) * (na + nb + nt));
@@ -191,15 +192,19 @@ static int FN(cg_forward_part)(const scalar *xp, const i64 *koff, const scalar *
                                MR, NR, pc > 0, NULL);
         }
         for (i64 o = 0; o < O; o++) {
-            const scalar *r = t + o * NR;
+            scalar *r = t + o * NR;
             scalar b = bias ? bias[o] : 0;
             FN(gvec) bv = (FN(gvec)){0} + b;
+            for (i64 e = 0; e < NR; e += VL) {
+                FN(gvec) v = FN(gld)(r + e) + bv;
+                FN(gst)(r + e, relu ? EMBER_RELU_VEC(FN(gvec), v) : v);
+            }
             for (i64 q = 0; q < ns; q++) {
                 scalar *d = y + seg[q].out + o * g->L;
                 const scalar *s = r + seg[q].dst;
                 i64 e = 0;
-                for (; e + VL <= seg[q].len; e += VL) FN(gst)(d + e, FN(gld)(s + e) + bv);
-                for (; e < seg[q].len; e++) d[e] = s[e] + b;
+                for (; e + VL <= seg[q].len; e += VL) FN(gst)(d + e, FN(gld)(s + e));
+                for (; e < seg[q].len; e++) d[e] = s[e];
             }
         }
     }
@@ -207,12 +212,12 @@ static int FN(cg_forward_part)(const scalar *xp, const i64 *koff, const scalar *
 }
 
 /* y (N, O, OH, OW) = the convolution of x (N, C, H, W) with w (O, C, kh, kw) (+ bias (O,)
-   when not NULL); top/left padding pt, pl (the bottom and right follow from OH, OW);
-   returns 0, or -1 when memory ran out */
+   when not NULL), then a ReLU when relu is not 0; top/left padding pt, pl (the bottom and
+   right follow from OH, OW); returns 0, or -1 when memory ran out */
 EMBER_API int FN(conv_gemm_forward)(const scalar *x, const scalar *w, const scalar *bias,
-                                    scalar *y, i64 N, i64 C, i64 H, i64 W, i64 O, i64 kh,
-                                    i64 kw, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh, i64 dw,
-                                    i64 OH, i64 OW, int nt) {
+                                    int relu, scalar *y, i64 N, i64 C, i64 H, i64 W, i64 O,
+                                    i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh,
+                                    i64 dw, i64 OH, i64 OW, int nt) {
     cg_geo g = cg_geometry(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW);
     i64 npad = (N * C * g.Hp * g.Wp + 2 * NR + 15) / 16 * 16;
     scalar *xp = gemm_grow(&cg_buf, &cg_cap, sizeof(scalar) * npad + sizeof(i64) * g.K);
@@ -229,7 +234,7 @@ EMBER_API int FN(conv_gemm_forward)(const scalar *x, const scalar *w, const scal
     GEMM_PARALLEL(nt) {
         i64 t = THREAD_ID(), lo, hi;
         gemm_range(panels, nt, t, &lo, &hi);
-        if (lo < hi && FN(cg_forward_part)(xp, koff, w, bias, y, &g, O, lo, hi)) failed = 1;
+        if (lo < hi && FN(cg_forward_part)(xp, koff, w, bias, relu, y, &g, O, lo, hi)) failed = 1;
     }
     cg_release();
     return failed ? -1 : 0;
@@ -366,9 +371,9 @@ EMBER_API int FN(conv_gemm_weight_grad)(const scalar *x, const scalar *gr, scala
 UNIT = Unit(
     name="conv_gemm",
     functions=(
-        "int conv_gemm_forward(const scalar *x, const scalar *w, const scalar *bias, scalar *y,"
-        " i64 N, i64 C, i64 H, i64 W, i64 O, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl,"
-        " i64 dh, i64 dw, i64 OH, i64 OW, int nt)",
+        "int conv_gemm_forward(const scalar *x, const scalar *w, const scalar *bias, int relu,"
+        " scalar *y, i64 N, i64 C, i64 H, i64 W, i64 O, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt,"
+        " i64 pl, i64 dh, i64 dw, i64 OH, i64 OW, int nt)",
         "int conv_gemm_weight_grad(const scalar *x, const scalar *gr, scalar *gw, int with_bias,"
         " i64 N, i64 C, i64 H, i64 W, i64 O, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl,"
         " i64 dh, i64 dw, i64 OH, i64 OW, int nt)",

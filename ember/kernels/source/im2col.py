@@ -290,7 +290,7 @@ EMBER_INLINE void FN(dst)(scalar *p, FN(dvec) v) { memcpy(p, &v, sizeof v); }
    registers (8 independent sums; the channels past nq repeat the last one, unstored) */
 EMBER_INLINE void FN(direct_four)(const scalar *restrict cols, const scalar *restrict w,
                                   const scalar *bias, scalar *restrict y, i64 ys, i64 K, i64 L,
-                                  int nq) {
+                                  int nq, int relu) {
     const scalar *w0 = w, *w1 = w + (nq > 1) * K, *w2 = w + (nq > 2) * 2 * K;
     const scalar *w3 = w + (nq > 3) * 3 * K;
     scalar b[4];
@@ -308,23 +308,30 @@ EMBER_INLINE void FN(direct_four)(const scalar *restrict cols, const scalar *res
         }
         FN(dvec) lo[4] = {a00, a10, a20, a30}, hi[4] = {a01, a11, a21, a31};
         for (int q = 0; q < nq; q++) {
-            FN(dst)(y + q * ys + t, lo[q] + b[q]);
-            FN(dst)(y + q * ys + t + DVL, hi[q] + b[q]);
+            FN(dvec) u = lo[q] + b[q], v = hi[q] + b[q];
+            if (relu) {
+                u = EMBER_RELU_VEC(FN(dvec), u);
+                v = EMBER_RELU_VEC(FN(dvec), v);
+            }
+            FN(dst)(y + q * ys + t, u);
+            FN(dst)(y + q * ys + t + DVL, v);
         }
     }
     for (int q = 0; q < nq; q++)
         for (i64 u = t; u < L; u++) {
             scalar acc = 0;
             for (i64 r = 0; r < K; r++) acc += w[q * K + r] * cols[r * L + u];
-            y[q * ys + u] = acc + b[q];
+            acc += b[q];
+            y[q * ys + u] = relu ? EMBER_RELU(acc) : acc;
         }
 }
 
-/* y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C/G, kh, kw)) + bias (O) or NULL */
+/* y (N, O, OH, OW) = conv(x (N, C, H, W), w (O, C/G, kh, kw)) + bias (O) or NULL, then a
+   ReLU when relu is not 0 */
 EMBER_API int FN(conv_direct)(const scalar *x, const scalar *w, const scalar *bias, scalar *y,
                               i64 N, i64 C, i64 H, i64 W, i64 O, i64 G, i64 kh, i64 kw, i64 sh,
                               i64 sw, i64 pt, i64 pl, i64 dh, i64 dw, i64 OH, i64 OW, i64 rows,
-                              int nt) {
+                              int relu, int nt) {
     i64 K = C / G * kh * kw, og = O / G, blocks = (OH + rows - 1) / rows, L0 = rows * OW;
     scalar *bufs = (scalar *)malloc((size_t)(nt * K * L0) * sizeof(scalar));
     if (!bufs) return -1;
@@ -337,7 +344,7 @@ EMBER_API int FN(conv_direct)(const scalar *x, const scalar *w, const scalar *bi
         for (i64 o = q * og; o < (q + 1) * og; o += 4) {
             int nq = (int)((q + 1) * og - o < 4 ? (q + 1) * og - o : 4);
             FN(direct_four)(buf, w + o * K, bias ? bias + o : NULL,
-                            y + ((n * O + o) * OH + r0) * OW, OH * OW, K, L, nq);
+                            y + ((n * O + o) * OH + r0) * OW, OH * OW, K, L, nq, relu);
         }
     }
     free(bufs);
@@ -463,7 +470,7 @@ UNIT = Unit(
         " int nt)",
         "int conv_direct(const scalar *x, const scalar *w, const scalar *bias, scalar *y, i64 N,"
         " i64 C, i64 H, i64 W, i64 O, i64 G, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl,"
-        " i64 dh, i64 dw, i64 OH, i64 OW, i64 rows, int nt)",
+        " i64 dh, i64 dw, i64 OH, i64 OW, i64 rows, int relu, int nt)",
         "int conv_weight_grad_direct(const scalar *x, const scalar *g, scalar *gw, scalar *gb,"
         " i64 N, i64 C, i64 H, i64 W, i64 O, i64 G, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt,"
         " i64 pl, i64 dh, i64 dw, i64 OH, i64 OW, i64 rows, int nt)",

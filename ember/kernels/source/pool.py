@@ -369,7 +369,7 @@ EMBER_API void FN(avg_pool2d_backward)(const scalar *g, scalar *dx, i64 NC, i64 
 
 /* ReLU: x where x > 0 or x is NaN, else +0 (NumPy's maximum(x, 0): -0.0 gives +0.0) */
 EMBER_API void FN(relu_forward)(const scalar *restrict x, scalar *restrict y, i64 n, int nt) {
-    ELEMENTWISE(n, nt, i, { scalar v = x[i]; y[i] = (v > 0) | (v != v) ? v : (scalar)0; });
+    ELEMENTWISE(n, nt, i, { scalar v = x[i]; y[i] = EMBER_RELU(v); });
 }
 
 /* ReLU's gradient from its output y: g where y > 0 or y is NaN, else 0 (PyTorch's

@@ -54,6 +54,7 @@ from .conv_gemm import (
     _finish,
     _gemm_weight_grad,
     _im2col,
+    _relu,
     _transpose_unit_stride,
     keeps_columns,
     uses_direct,
@@ -81,19 +82,32 @@ def _chunks(n: int, rows: int, positions: int):
 
 # -- primitives -----------------------------------------------------------------------------
 @defop("conv2d", onnx="Conv")
-def _conv2d(xp, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw):
+def _conv2d(xp, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw, relu=False):
     """Cross-correlation of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw); ``cols``,
-    when given, are the columns of ``x`` (the :data:`~.conv_gemm.im2col` op's output)."""
+    when given, are the columns of ``x`` (the :data:`~.conv_gemm.im2col` op's output). With
+    ``relu`` a ReLU follows, applied as the C kernels store each output where they serve the
+    call: the graph optimizer sets it on a convolution that only a ReLU reads (see
+    :mod:`ember.graph.passes.simplify`), after differentiation, so it has no gradient."""
     n = x.shape[0]
     o, cg, kh, kw = w.shape
     oh, ow = out_hw
     chunks = _chunks(n, cg * groups * kh * kw, oh * ow)
     if cols is None and uses_direct(x.shape, w.shape):
-        return _direct_conv2d(xp, x, w, b, stride, padding, dilation, out_hw, groups, chunks)
+        geometry = (stride, padding, dilation, out_hw, groups)
+        return _direct_conv2d(xp, x, w, b, geometry, chunks, relu)
     if cols is None and groups == 1:
-        y = kernels.implicit_conv2d(x, w, b, stride, padding, dilation, out_hw)
+        y = kernels.implicit_conv2d(x, w, b, stride, padding, dilation, out_hw, relu)
         if y is not None:
             return y
+    y = _gemm_conv2d(xp, x, w, b, cols, stride, padding, dilation, groups, out_hw, chunks)
+    return _relu(xp, y) if relu else y
+
+
+def _gemm_conv2d(xp, x, w, b, cols, stride, padding, dilation, groups, out_hw, chunks):
+    """``conv2d`` on the im2col + GEMM path (``cols``: the kept columns, or None)."""
+    n = x.shape[0]
+    o, cg, kh, kw = w.shape
+    oh, ow = out_hw
     wm = w.reshape(groups, o // groups, cg * kh * kw)
     if cols is not None:
         y = xp.matmul(wm, cols.reshape(groups, cg * kh * kw, n * oh * ow))
@@ -141,6 +155,12 @@ def _conv_grads(ctx, g, input_op, transposed: bool):
 
 @_conv2d.defgrad
 def _(ctx, g):
+    if ctx.attrs.get("relu"):
+        raise ShapeError(
+            "conv2d",
+            "a convolution fused with its ReLU (relu=True, made by the graph optimizer after "
+            "differentiation) has no gradient: differentiate conv2d, then relu",
+        )
     return _conv_grads(ctx, g, _conv_transpose2d, transposed=False)
 
 
@@ -243,7 +263,7 @@ def _onnx_pads(padding):
 
 
 @_conv2d.defonnx
-def _(g, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw):
+def _(g, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw, relu=False):
     y = g.op(
         "Conv", x, w, b, strides=list(stride), pads=_onnx_pads(padding),
         dilations=list(dilation), group=groups,
@@ -254,7 +274,7 @@ def _(g, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw):
     ]
     if full != list(out_hw):  # out_hw may stop short of the last windows (an adjoint's size)
         y = g.slice(y, [2, 3], [0, 0], list(out_hw))
-    return y
+    return g.op("Relu", y) if relu else y
 
 
 @_conv_transpose2d.defonnx

@@ -215,10 +215,19 @@ def _sample_columns(xp, x, kernel, stride, padding, dilation, out_hw, groups):
     return xp.ascontiguousarray(view).reshape(n, groups, c // groups * kh * kw, oh * ow)
 
 
-def _direct_conv2d(xp, x, w, b, stride, padding, dilation, out_hw, groups, chunks):
-    """``conv2d`` on the direct path: the C kernel, else one GEMM per sample and group,
-    on the columns of the sample ranges ``chunks`` in turn (``conv._chunks``)."""
-    y = kernels.conv_direct(x, w, b, stride, padding, dilation, out_hw, groups)
+def _relu(xp, y):
+    """The relu op's forward on ``y`` (its C kernel where it serves ``y``)."""
+    from ..registry import REGISTRY
+
+    return REGISTRY["relu"].forward(xp, y)
+
+
+def _direct_conv2d(xp, x, w, b, geometry, chunks, relu=False):
+    """``conv2d`` on the direct path (``geometry``: stride, padding, dilation, out_hw,
+    groups): the C kernel, else one GEMM per sample and group, on the columns of the sample
+    ranges ``chunks`` in turn (``conv._chunks``); then a ReLU with ``relu``."""
+    stride, padding, dilation, out_hw, groups = geometry
+    y = kernels.conv_direct(x, w, b, stride, padding, dilation, out_hw, groups, relu)
     if y is not None:
         return y
     n, (o, cg, kh, kw) = x.shape[0], w.shape
@@ -230,7 +239,7 @@ def _direct_conv2d(xp, x, w, b, stride, padding, dilation, out_hw, groups, chunk
     y = y.reshape((n, o) + tuple(out_hw))
     if b is not None:
         y += b.reshape(1, -1, 1, 1)
-    return y
+    return _relu(xp, y) if relu else y
 
 
 def _direct_weight_grad(xp, x, g, geometry, chunks, with_bias=False):
