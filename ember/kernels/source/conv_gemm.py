@@ -23,10 +23,11 @@ next (``KC x NR`` values, in L1), straight from the image:
   convolution that a compiled graph fused with the ReLU after it).
 * **weight gradient** (``conv_gemm_weight_grad``): ``dW (O, K) = g (O, P) @ cols^T (P,
   K)`` summed over the ``P = N*OH*OW`` positions. Each thread sums its share of the
-  positions, ``KC`` at a time: ``g``'s rows packed into panels of ``MR`` (and summed for
-  the bias gradient on the way), the columns of ``NR`` taps gathered position by position,
-  into its own accumulator; the accumulators are then added in thread order (the result
-  depends on the thread count, not on timing).
+  positions, ``KC`` at a time: ``g``'s rows packed into panels of ``MR``, each tap's row
+  of positions copied, then transposed into panels of ``NR`` taps, into its own
+  accumulator; the accumulators are then added in thread order (the result
+  depends on the thread count, not on timing). The bias gradient is a separate pass over
+  ``g``'s rows (vector sums per row of positions, added in double).
 
 The input gradient of a unit-stride convolution is itself such a convolution (of the
 output gradient with the flipped, transposed weight); ``ember.kernels.conv_gemm`` routes it
@@ -241,9 +242,9 @@ EMBER_API int FN(conv_gemm_forward)(const scalar *x, const scalar *w, const scal
 }
 
 /* positions [q0, q0 + kc) of g's rows, in panels of MR rows (zero rows past O):
-   p[(o / MR) kc MR + d MR + o % MR]; each value also added to gb[o] when gb is not NULL */
+   p[(o / MR) kc MR + d MR + o % MR] */
 static void FN(cg_pack_grad)(const scalar *gr, const cg_seg *seg, i64 ns, i64 O, i64 L, i64 kc,
-                             scalar *p, scalar *gb) {
+                             scalar *p) {
     i64 KP = gemm_cdiv(O, MR);
     for (i64 ir = 0; ir < KP; ir++) {
         scalar *pp = p + ir * kc * MR;
@@ -253,16 +254,11 @@ static void FN(cg_pack_grad)(const scalar *gr, const cg_seg *seg, i64 ns, i64 O,
                 for (i64 d = 0; d < kc; d++) pp[d * MR + r] = 0;
                 continue;
             }
-            scalar sum = 0;
             for (i64 q = 0; q < ns; q++) {
                 const scalar *s = gr + seg[q].out + o * L;
                 scalar *d = pp + seg[q].dst * MR + r;
-                for (i64 e = 0; e < seg[q].len; e++) {
-                    d[e * MR] = s[e];
-                    sum += s[e];
-                }
+                for (i64 e = 0; e < seg[q].len; e++) d[e * MR] = s[e];
             }
-            if (gb) gb[o] += sum;
         }
     }
 }
@@ -303,9 +299,9 @@ static void FN(cg_pack_taps)(const scalar *xp, const cg_seg *seg, i64 ns, i64 sw
         }
 }
 
-/* one thread's positions [q0, q1), summed into acc (O x K, then O bias sums when with_bias) */
+/* one thread's positions [q0, q1), summed into acc (O x K) */
 static int FN(cg_weight_part)(const scalar *xp, const i64 *koff, const scalar *gr, scalar *acc,
-                               const cg_geo *g, i64 O, int with_bias, i64 q0, i64 q1) {
+                              const cg_geo *g, i64 O, i64 q0, i64 q1) {
     i64 K = g->K, KP = gemm_cdiv(O, MR), KC = 256;
     i64 na = KP * MR * KC, nb = KC * NR;
     scalar *pa = gemm_scratch(sizeof(scalar) * (na + 2 * nb) + sizeof(cg_seg) * (KC + 1));
@@ -315,7 +311,7 @@ static int FN(cg_weight_part)(const scalar *xp, const i64 *koff, const scalar *g
     for (i64 q = q0; q < q1; q += KC) {
         i64 kc = gemm_min(KC, q1 - q);
         i64 ns = cg_segments(g, q, kc, O, seg);
-        FN(cg_pack_grad)(gr, seg, ns, O, g->L, kc, pa, with_bias ? acc + O * K : NULL);
+        FN(cg_pack_grad)(gr, seg, ns, O, g->L, kc, pa);
         for (i64 j = 0; j < K; j += NR) {
             i64 taps = gemm_min(NR, K - j);
             FN(cg_pack_taps)(xp, seg, ns, g->sw, koff + j, kc, taps, tb, pb);
@@ -339,7 +335,7 @@ EMBER_API int FN(conv_gemm_weight_grad)(const scalar *x, const scalar *gr, scala
     nt = 1;
 #endif
     if (nt > gemm_cdiv(g.P, 256)) nt = (int)gemm_cdiv(g.P, 256);
-    i64 npad = (N * C * g.Hp * g.Wp + 2 * NR + 15) / 16 * 16, nacc = (O * g.K + O + 15) / 16 * 16;
+    i64 npad = (N * C * g.Hp * g.Wp + 2 * NR + 15) / 16 * 16, nacc = (O * g.K + 15) / 16 * 16;
     scalar *xp = gemm_grow(&cg_buf, &cg_cap,
                            sizeof(scalar) * (npad + nt * nacc) + sizeof(i64) * g.K);
     if (!xp) return -1;
@@ -352,14 +348,27 @@ EMBER_API int FN(conv_gemm_weight_grad)(const scalar *x, const scalar *gr, scala
     GEMM_PARALLEL(nt) {
         i64 t = THREAD_ID(), lo, hi;
         gemm_range(g.P, nt, t, &lo, &hi);
-        if (lo < hi && FN(cg_weight_part)(xp, koff, gr, acc + t * nacc, &g, O, with_bias, lo, hi))
+        if (lo < hi && FN(cg_weight_part)(xp, koff, gr, acc + t * nacc, &g, O, lo, hi))
             failed = 1;
     }
-    i64 n = O * g.K + (with_bias ? O : 0);
-    for (i64 e = 0; e < n && !failed; e++) {
+    for (i64 e = 0; e < O * g.K && !failed; e++) {
         scalar v = acc[e];
         for (i64 t = 1; t < nt; t++) v += acc[t * nacc + e];
         gw[e] = v;
+    }
+    if (with_bias && !failed) { /* gr summed over N and positions: rows, added in double */
+        PARALLEL_FOR(nt)
+        for (i64 o = 0; o < O; o++) {
+            double total = 0;
+            for (i64 n = 0; n < N; n++) {
+                const scalar *row = gr + (n * O + o) * g.L;
+                scalar sum = 0;
+                SIMD_SUM(sum)
+                for (i64 l = 0; l < g.L; l++) sum += row[l];
+                total += sum;
+            }
+            gw[O * g.K + o] = (scalar)total;
+        }
     }
     cg_release();
     return failed ? -1 : 0;
