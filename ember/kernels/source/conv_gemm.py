@@ -170,6 +170,43 @@ static void FN(cg_pack_cols)(const scalar *xp, const i64 *koff, i64 kc, const cg
             for (i64 e = valid; e < NR; e++) p[k * NR + e] = 0;
 }
 
+/* the last R < MR rows of the output channels: t[r NR + j] (+)= sum over k of ap[k MR + r]
+   bp[k NR + j] for r < R (R a constant where inlined: the sums stay in registers). A full
+   MR x NR block there would spend MR - R of its MR rows on the panel's zero padding (11%
+   of the input gradient's work with 32 input channels) */
+EMBER_INLINE void FN(cg_few_rows)(i64 kc, const scalar *restrict ap, const scalar *restrict bp,
+                                  scalar *restrict t, int add, const int R) {
+    FN(gvec) c0[MR - 1], c1[MR - 1];
+    for (int r = 0; r < R; r++) {
+        c0[r] = add ? FN(gld)(t + r * NR) : (FN(gvec)){0};
+        c1[r] = add ? FN(gld)(t + r * NR + VL) : (FN(gvec)){0};
+    }
+    for (i64 k = 0; k < kc; k++) {
+        FN(gvec) b0 = FN(gld)(bp + k * NR), b1 = FN(gld)(bp + k * NR + VL);
+        for (int r = 0; r < R; r++) {
+            scalar a = ap[k * MR + r];
+            c0[r] += a * b0;
+            c1[r] += a * b1;
+        }
+    }
+    for (int r = 0; r < R; r++) {
+        FN(gst)(t + r * NR, c0[r]);
+        FN(gst)(t + r * NR + VL, c1[r]);
+    }
+}
+
+/* the register block of `rows` output channels (at most MR) of a panel into t (rows of NR) */
+static void FN(cg_block)(i64 kc, const scalar *ap, const scalar *bp, scalar *t, i64 rows,
+                         int add) {
+    switch (rows) {
+    case 1: FN(cg_few_rows)(kc, ap, bp, t, add, 1); break;
+    case 2: FN(cg_few_rows)(kc, ap, bp, t, add, 2); break;
+    case 3: FN(cg_few_rows)(kc, ap, bp, t, add, 3); break;
+    case 4: FN(cg_few_rows)(kc, ap, bp, t, add, 4); break;
+    default: FN(gemm_micro)(kc, ap, bp, t, NR, MR, NR, add, NULL);
+    }
+}
+
 /* one thread's panels [p0, p1) of NR output positions */
 static int FN(cg_forward_part)(const scalar *xp, const i64 *koff, const scalar *w,
                                const scalar *bias, int relu, scalar *y, const cg_geo *g, i64 O,
@@ -189,8 +226,8 @@ static int FN(cg_forward_part)(const scalar *xp, const i64 *koff, const scalar *
             i64 kc = gemm_min(KC, K - pc);
             FN(cg_pack_cols)(xp, koff + pc, kc, seg, ns, g->sw, valid, pb);
             for (i64 ir = 0; ir < KP; ir++)
-                FN(gemm_micro)(kc, pa + pc * KP * MR + ir * kc * MR, pb, t + ir * MR * NR, NR,
-                               MR, NR, pc > 0, NULL);
+                FN(cg_block)(kc, pa + pc * KP * MR + ir * kc * MR, pb, t + ir * MR * NR,
+                             gemm_min(MR, O - ir * MR), pc > 0);
         }
         for (i64 o = 0; o < O; o++) {
             scalar *r = t + o * NR;
