@@ -1,13 +1,12 @@
 """The seam of the implicit-GEMM convolution kernels (:mod:`ember.kernels.source.conv_gemm`):
-a 2-D convolution with ``groups = 1``, its weight and bias gradients, and the unit-stride
+a 2-D convolution (any ``groups``), its weight and bias gradients, and the unit-stride
 transposed convolution (the input gradient of a unit-stride convolution), all on NumPy
 ``(N, C, H, W)`` arrays of float32 or float64, without building a column matrix.
 
 Geometry arguments are those of :mod:`ember.kernels.conv` (pairs; ``padding`` ``(ph, pw)``
 or ``((top, bottom), (left, right))``, of which only the top and left count). Every function
 returns None when the kernels cannot serve the call (``EMBER_KERNELS=numpy``, no compiler,
-another dtype or array type, an empty array, ``groups > 1``); the caller then takes its
-im2col path.
+another dtype or array type, an empty array); the caller then takes its im2col path.
 
 Example:
     >>> import numpy as np
@@ -53,6 +52,12 @@ def implicit_available(x: Any) -> bool:
     return is_array(x) and kernel("conv_gemm", "conv_gemm_forward", x.dtype) is not None
 
 
+def _grouped(c: int, o: int, cg: int, groups: int) -> bool:
+    """True when ``c`` input and ``o`` output channels split into ``groups`` groups of
+    ``cg`` input channels each."""
+    return groups >= 1 and c == cg * groups and o % groups == 0
+
+
 def _threads(positions: int, taps: int, outputs: int) -> int:
     return kernel_threads(positions * taps * outputs // _WORK_SCALE)
 
@@ -65,11 +70,12 @@ def implicit_conv2d(
     padding: Any,
     dilation: tuple,
     out_hw: tuple,
+    groups: int = 1,
     relu: bool = False,
 ) -> Array | None:
-    """The convolution of ``x`` (N, C, H, W) with ``w`` (O, C, kh, kw), plus ``bias`` (O,)
-    when given, then a ReLU (the relu op's, NaN kept) with ``relu``, as an NCHW array; None
-    when unserved.
+    """The convolution of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw), plus ``bias``
+    (O,) when given, then a ReLU (the relu op's, NaN kept) with ``relu``, as an NCHW array;
+    None when unserved.
 
     Example:
         >>> x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32)
@@ -77,7 +83,7 @@ def implicit_conv2d(
         >>> y is None or y.tolist() == [[[[18.0, 18.0], [18.0, 18.0]]] * 3]
         True
     """
-    if not _operands(x, w, bias) or w.shape[1] != x.shape[1]:
+    if not _operands(x, w, bias) or not _grouped(x.shape[1], w.shape[0], w.shape[1], groups):
         return None
     f = kernel("conv_gemm", "conv_gemm_forward", x.dtype)
     if f is None:
@@ -95,8 +101,8 @@ def implicit_conv2d(
     nt = _threads(n * oh * ow, c * kh * kw, o)
     b = _seam.NULL if bias is None else _seam.ptr(contiguous(bias))
     x, w = contiguous(x), contiguous(w)
-    if f(_seam.ptr(x), _seam.ptr(w), b, int(relu), _seam.ptr(y), n, c, h, wd, o, kh, kw, sh, sw,
-         pt, pl, dh, dw, oh, ow, nt) != 0:  # fmt: skip
+    if f(_seam.ptr(x), _seam.ptr(w), b, int(relu), _seam.ptr(y), n, c, h, wd, o, groups, kh, kw,
+         sh, sw, pt, pl, dh, dw, oh, ow, nt) != 0:  # fmt: skip
         raise MemoryError("conv2d: out of memory for the padded image")
     return y
 
@@ -109,19 +115,23 @@ def implicit_weight_grad(
     padding: Any,
     dilation: tuple,
     bias: bool = False,
+    groups: int = 1,
 ) -> tuple[Array, Array | None] | None:
-    """The gradients of :func:`implicit_conv2d` in its weight, ``(O, C, kh, kw)``, and (with
-    ``bias``) in its bias, ``(O,)``, for the output gradient ``g`` (N, O, OH, OW); None when
-    unserved.
+    """The gradients of :func:`implicit_conv2d` in its weight, ``(O, C/groups, kh, kw)``,
+    and (with ``bias``) in its bias, ``(O,)``, for the output gradient ``g`` (N, O, OH, OW);
+    None when unserved.
 
     Example:
         >>> x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
         >>> r = implicit_weight_grad(x, np.full((1, 1, 1, 1), 2, np.float32), (3, 3), (1, 1),
         ...                          (0, 0), (1, 1), bias=True)
-        >>> r is None or (r[0].ravel().tolist(), r[1].tolist()) == ([2.0 * i for i in range(9)], [2])
+        >>> r is None or (r[0].ravel().tolist(), r[1].tolist()) == (
+        ...     [2.0 * i for i in range(9)], [2])
         True
     """
     if not _operands(x, g) or g.shape[0] != x.shape[0]:
+        return None
+    if not _grouped(x.shape[1], g.shape[1], x.shape[1] // max(groups, 1), groups):
         return None
     f = kernel("conv_gemm", "conv_gemm_weight_grad", x.dtype)
     if f is None:
@@ -132,24 +142,31 @@ def implicit_weight_grad(
     if min(pt, pl) < 0:
         return None
     n, c, h, wd = x.shape
-    o = g.shape[1]
-    out = np.empty(o * c * kh * kw + (o if bias else 0), x.dtype)
-    nt = _threads(n * oh * ow, c * kh * kw, o)
+    o, cg = g.shape[1], x.shape[1] // groups
+    size = o * cg * kh * kw
+    out = np.empty(size + (o if bias else 0), x.dtype)
+    nt = _threads(n * oh * ow, cg * kh * kw, o)
     x, g = contiguous(x), contiguous(g)
-    if f(_seam.ptr(x), _seam.ptr(g), _seam.ptr(out), int(bias), n, c, h, wd, o, kh, kw, sh, sw,
-         pt, pl, dh, dw, oh, ow, nt) != 0:  # fmt: skip
+    if f(_seam.ptr(x), _seam.ptr(g), _seam.ptr(out), int(bias), n, c, h, wd, o, groups, kh, kw,
+         sh, sw, pt, pl, dh, dw, oh, ow, nt) != 0:  # fmt: skip
         raise MemoryError("conv2d: out of memory for the weight gradient")
-    gw = out[: o * c * kh * kw].reshape(o, c, kh, kw)
-    return gw, (out[o * c * kh * kw :] if bias else None)
+    return out[:size].reshape(o, cg, kh, kw), (out[size:] if bias else None)
 
 
 def implicit_transpose2d(
-    x: Array, w: Array, bias: Array | None, padding: Any, dilation: tuple, out_hw: tuple
+    x: Array,
+    w: Array,
+    bias: Array | None,
+    padding: Any,
+    dilation: tuple,
+    out_hw: tuple,
+    groups: int = 1,
 ) -> Array | None:
-    """The unit-stride transposed convolution of ``x`` (N, I, IH, IW) with ``w`` (I, O, kh,
-    kw) (``padding``: that of the convolution it transposes), plus ``bias``: the convolution
-    of ``x`` with ``w`` flipped and transposed, padded by ``dilation * (k - 1) - padding``.
-    None when unserved (or when the padding exceeds the dilated kernel).
+    """The unit-stride transposed convolution of ``x`` (N, I, IH, IW) with ``w`` (I,
+    O/groups, kh, kw) (``padding``: that of the convolution it transposes), plus ``bias``:
+    the convolution of ``x`` with ``w`` flipped and transposed group by group, padded by
+    ``dilation * (k - 1) - padding``. None when unserved (or when the padding exceeds the
+    dilated kernel).
 
     Example:
         >>> x, w = np.ones((1, 1, 2, 2), np.float32), np.ones((1, 1, 2, 2), np.float32)
@@ -159,9 +176,13 @@ def implicit_transpose2d(
     """
     if not is_array(x, w) or w.ndim != 4 or w.shape[0] != getattr(x, "shape", (0, 0))[1]:
         return None
+    if groups < 1 or w.shape[0] % groups:
+        return None
     kh, kw, _, _, pt, pl, dh, dw, _, _ = _geometry(w.shape[2:], (1, 1), padding, dilation, out_hw)
     pads = (dh * (kh - 1) - pt, dw * (kw - 1) - pl)
     if min(pads) < 0 or not implicit_available(x):
         return None
-    wf = np.ascontiguousarray(w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1])
-    return implicit_conv2d(x, wf, bias, (1, 1), pads, dilation, out_hw)
+    i, og = w.shape[0] // groups, w.shape[1]  # (I, O/G, kh, kw) -> (O, I/G, kh, kw) per group
+    wg = w.reshape(groups, i, og, *w.shape[2:]).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
+    wf = np.ascontiguousarray(wg).reshape(groups * og, i, *w.shape[2:])
+    return implicit_conv2d(x, wf, bias, (1, 1), pads, dilation, out_hw, groups)

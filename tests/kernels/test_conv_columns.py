@@ -1,6 +1,6 @@
 """The conv2d paths of ``ember/ops/nn/conv_gemm.py`` at the op level: the implicit-GEMM
-kernels (``groups = 1``), columns kept from the forward for the weight gradient (the
-``im2col`` op; with the implicit kernels switched off, or ``groups > 1``), and the direct
+kernels, columns kept from the forward for the weight gradient (the
+``im2col`` op; with the implicit kernels switched off), and the direct
 kernels for few taps per output. Each must give what the plain im2col + GEMM path gives and
 what PyTorch gives, forward and backward, in eager mode, under ``EMBER_KERNELS=numpy`` and
 in a compiled training step; the columns must lower to ONNX; finite differences check the
@@ -79,8 +79,9 @@ def _paths(monkeypatch, keep: bool, direct: bool, implicit: bool = True):
 
 
 def _implicit_case(ws, kw) -> bool:
-    """True when the C kernels take this case's convolution on the implicit-GEMM path."""
-    return kw.get("groups", 1) == 1 and ws[1] * ws[2] * ws[3] > conv_gemm.DIRECT_MAX_TAPS
+    """True when the C kernels take this case's convolution on the implicit-GEMM path (any
+    groups: more taps per output than the direct path takes)."""
+    return ws[1] * ws[2] * ws[3] > conv_gemm.DIRECT_MAX_TAPS
 
 
 @pytest.mark.parametrize("implicit", [True, False], ids=["implicit", "noimplicit"])

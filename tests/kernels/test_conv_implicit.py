@@ -1,6 +1,7 @@
 """The implicit-GEMM convolution kernels (``kernels.implicit_*``, source in
 ``ember/kernels/source/conv_gemm.py``) against PyTorch and the NumPy path: forward, weight
-and bias gradients, and the unit-stride transposed convolution, on edge shapes (one
+and bias gradients, and the unit-stride transposed convolution, grouped or not, on edge
+shapes (one
 position, output channels not a multiple of the register block's rows, positions not a
 multiple of its columns, runs longer and shorter than a vector, more taps than one pass
 over K holds), strides, dilations and asymmetric padding, with 1 and 2 threads, and with
@@ -195,3 +196,63 @@ def test_relu_applied_on_store(c_kernels, threaded, dtype):
             plain_direct = kernels.conv_direct(x, w, b, *geo)
             with numpy_path():
                 np.testing.assert_array_equal(direct, REGISTRY["relu"].forward(np, plain_direct))
+
+
+# (N, C, H, W), (O, kh, kw), stride, padding, groups
+GROUPED = [
+    ((2, 8, 9, 7), (12, 3, 3), 1, 1, 2),  # 6 outputs per group: one full block each
+    ((3, 12, 6, 11), (9, 3, 3), 2, 1, 3),  # strided, 3 outputs per group (a partial block)
+    ((2, 32, 7, 7), (64, 3, 3), 1, 1, 4),  # ResNeXt-like: 8 channels x 9 taps per group
+    ((1, 6, 5, 5), (6, 1, 1), 1, 0, 2),  # 1x1 (3 taps: the direct path's size, served anyway)
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, out, s, p, groups", GROUPED, ids=["g2", "g3s2", "g4", "g2_1x1"])
+def test_grouped_matches_torch(c_kernels, threaded, shape, out, s, p, groups, dtype):
+    rng = np.random.default_rng(6)
+    o, kh, kw = out
+    x = rng.standard_normal(shape).astype(dtype)
+    w = (rng.standard_normal((o, shape[1] // groups, kh, kw)) / 3).astype(dtype)
+    b = rng.standard_normal(o).astype(dtype)
+    ts = [torch.from_numpy(a).requires_grad_() for a in (x, w, b)]
+    yt = tf.conv2d(*ts, stride=s, padding=p, groups=groups)
+    oh, ow = yt.shape[2:]
+    y = kernels.implicit_conv2d(x, w, b, (s, s), (p, p), (1, 1), (oh, ow), groups)
+    np.testing.assert_allclose(y, yt.detach().numpy(), **_tol(dtype))
+    g = np.random.default_rng(7).standard_normal(y.shape).astype(dtype)
+    yt.backward(torch.from_numpy(g))
+    gw, gb = kernels.implicit_weight_grad(x, g, (kh, kw), (s, s), (p, p), (1, 1), True, groups)
+    np.testing.assert_allclose(gw, ts[1].grad.numpy(), **_tol(dtype))
+    np.testing.assert_allclose(gb, ts[2].grad.numpy(), **_tol(dtype))
+    if s == 1:
+        gx = kernels.implicit_transpose2d(g, w, None, (p, p), (1, 1), shape[2:], groups)
+        np.testing.assert_allclose(gx, ts[0].grad.numpy(), **_tol(dtype))
+    # a grouping the shapes do not allow is declined
+    assert kernels.implicit_conv2d(x, w, b, (s, s), (p, p), (1, 1), (oh, ow), groups + 1) is None
+
+
+def test_grouped_transposed_convolution_op_matches_torch(c_kernels, served):
+    """conv_transpose2d with groups and unit stride (the implicit kernels), and its
+    gradients, through the op."""
+    import ember
+    import ember.nn.functional as F
+
+    rng = np.random.default_rng(8)
+    x, w, b = (
+        rng.standard_normal((2, 6, 5, 4)),
+        rng.standard_normal((6, 4, 3, 3)),
+        rng.standard_normal(8),
+    )
+    ts = [torch.from_numpy(a).requires_grad_() for a in (x, w, b)]
+    yt = tf.conv_transpose2d(*ts, padding=1, groups=2)
+    es = [ember.tensor(a, requires_grad=True) for a in (x, w, b)]
+    y = F.conv_transpose2d(*es, padding=1, groups=2)
+    np.testing.assert_allclose(y.detach().numpy(), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    u = rng.standard_normal(tuple(yt.shape))
+    yt.backward(torch.from_numpy(u))
+    (y * ember.tensor(u)).sum().backward()
+    for e, t in zip(es, ts):
+        np.testing.assert_allclose(e.grad.numpy(), t.grad.numpy(), rtol=1e-11, atol=1e-11)
+    assert served["implicit_transpose2d"] and served["implicit_conv2d"]
+    assert served["implicit_weight_grad"]

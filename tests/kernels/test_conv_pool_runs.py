@@ -201,7 +201,7 @@ def test_col2im_into_out(c_kernels):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_conv_in_pieces_matches_whole(c_kernels, served, monkeypatch, stride):
+def test_conv_in_pieces_matches_whole(c_kernels, no_implicit, served, monkeypatch, stride):
     """A batch done a few samples at a time (each piece's GEMM written into its columns of
     one result, col2im summing into its rows of the input gradient) gives the whole batch's
     results."""

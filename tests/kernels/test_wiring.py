@@ -200,7 +200,11 @@ def test_max_pool2d_integer_falls_back(served):
     "kw, kernels",
     [
         (dict(padding=1), ["implicit_conv2d", "implicit_weight_grad", "implicit_transpose2d"]),
-        (dict(stride=2, padding=1, groups=2), ["im2col", "col2im"]),  # groups: im2col + GEMM
+        # strided: its input gradient is a strided transposed convolution (GEMM + col2im)
+        (
+            dict(stride=2, padding=1, groups=2),
+            ["implicit_conv2d", "implicit_weight_grad", "col2im"],
+        ),
         (
             dict(dilation=2, padding=2),
             ["implicit_conv2d", "implicit_weight_grad", "implicit_transpose2d"],

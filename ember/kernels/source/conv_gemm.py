@@ -48,26 +48,30 @@ from .gemm import SHARED as GEMM_SHARED
 SHARED = (
     GEMM_SHARED
     + r"""
-/* the geometry of a convolution: input (N, C, H, W), kernel kh x kw, stride, top/left
-   padding, dilation, output OH x OW, the padded image (Hp, Wp) and positions P */
+/* the geometry of a convolution: input (N, C, H, W) in G groups, kernel kh x kw, stride,
+   top/left padding, dilation, output OH x OW, the padded image (Hp, Wp), the taps of one
+   group K = C / G * kh * kw, positions per sample L and in all P, and the padded image's
+   offset between groups (gstep) */
 typedef struct {
-    i64 N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp, K, L, P;
+    i64 N, C, G, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW, Hp, Wp, K, L, P, gstep;
 } cg_geo;
-static cg_geo cg_geometry(i64 N, i64 C, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt,
-                          i64 pl, i64 dh, i64 dw, i64 OH, i64 OW) {
-    cg_geo g = {N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW, 0, 0, 0, 0, 0};
+static cg_geo cg_geometry(i64 N, i64 C, i64 G, i64 H, i64 W, i64 kh, i64 kw, i64 sh, i64 sw,
+                          i64 pt, i64 pl, i64 dh, i64 dw, i64 OH, i64 OW) {
+    cg_geo g = {N, C, G, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW, 0, 0, 0, 0, 0, 0};
     i64 hn = (OH - 1) * sh + (kh - 1) * dh + 1, wn = (OW - 1) * sw + (kw - 1) * dw + 1;
     g.Hp = hn > pt + H ? hn : pt + H;
     g.Wp = wn > pl + W ? wn : pl + W;
-    g.K = C * kh * kw;
+    g.K = C / G * kh * kw;
     g.L = OH * OW;
     g.P = N * g.L;
+    g.gstep = C / G * g.Hp * g.Wp;
     return g;
 }
-/* the offset of tap k = (c, i, j) in the padded image, for every k */
+/* the offset of tap k = (c, i, j) of a group in the padded image (from the group's first
+   channel), for every k */
 static void cg_tap_offsets(const cg_geo *g, i64 *koff) {
     i64 k = 0;
-    for (i64 c = 0; c < g->C; c++)
+    for (i64 c = 0; c < g->C / g->G; c++)
         for (i64 i = 0; i < g->kh; i++)
             for (i64 j = 0; j < g->kw; j++) koff[k++] = (c * g->Hp + i * g->dh) * g->Wp + j * g->dw;
 }
@@ -207,56 +211,64 @@ static void FN(cg_block)(i64 kc, const scalar *ap, const scalar *bp, scalar *t, 
     }
 }
 
-/* one thread's panels [p0, p1) of NR output positions */
+/* one thread's panels [p0, p1) of NR output positions, all groups: group q's O / G output
+   channels read its C / G input channels (xp + q gstep) through w's rows of the group */
 static int FN(cg_forward_part)(const scalar *xp, const i64 *koff, const scalar *w,
                                const scalar *bias, int relu, scalar *y, const cg_geo *g, i64 O,
                                i64 p0, i64 p1) {
-    i64 K = g->K, KP = gemm_cdiv(O, MR), KC = K <= 512 ? K : gemm_cdiv(K, gemm_cdiv(K, 256));
+    i64 K = g->K, Og = O / g->G, KP = gemm_cdiv(Og, MR);
+    i64 KC = K <= 512 ? K : gemm_cdiv(K, gemm_cdiv(K, 256));
     i64 na = K * KP * MR, nb = KC * NR, nt = KP * MR * NR;
-    scalar *pa = gemm_scratch(sizeof(scalar) * (na + nb + nt));
+    scalar *pa = gemm_scratch(sizeof(scalar) * (g->G * na + nb + nt));
     if (!pa) return -1;
-    scalar *pb = pa + na, *t = pb + nb;
-    for (i64 pc = 0; pc < K; pc += KC)
-        FN(gemm_pack_a)(w + pc, K, 1, O, gemm_min(KC, K - pc), pa + pc * KP * MR);
+    scalar *pb = pa + g->G * na, *t = pb + nb;
+    for (i64 q = 0; q < g->G; q++)
+        for (i64 pc = 0; pc < K; pc += KC)
+            FN(gemm_pack_a)(w + q * Og * K + pc, K, 1, Og, gemm_min(KC, K - pc),
+                            pa + q * na + pc * KP * MR);
     cg_seg seg[NR];
     for (i64 p = p0; p < p1; p++) {
         i64 ns = cg_segments(g, p * NR, NR, O, seg);
         i64 valid = seg[ns - 1].dst + seg[ns - 1].len;
-        for (i64 pc = 0; pc < K; pc += KC) {
-            i64 kc = gemm_min(KC, K - pc);
-            FN(cg_pack_cols)(xp, koff + pc, kc, seg, ns, g->sw, valid, pb);
-            for (i64 ir = 0; ir < KP; ir++)
-                FN(cg_block)(kc, pa + pc * KP * MR + ir * kc * MR, pb, t + ir * MR * NR,
-                             gemm_min(MR, O - ir * MR), pc > 0);
-        }
-        for (i64 o = 0; o < O; o++) {
-            scalar *r = t + o * NR;
-            scalar b = bias ? bias[o] : 0;
-            FN(gvec) bv = (FN(gvec)){0} + b;
-            for (i64 e = 0; e < NR; e += VL) {
-                FN(gvec) v = FN(gld)(r + e) + bv;
-                FN(gst)(r + e, relu ? EMBER_RELU_VEC(FN(gvec), v) : v);
+        for (i64 q = 0; q < g->G; q++) {
+            const scalar *aq = pa + q * na;
+            for (i64 pc = 0; pc < K; pc += KC) {
+                i64 kc = gemm_min(KC, K - pc);
+                FN(cg_pack_cols)(xp + q * g->gstep, koff + pc, kc, seg, ns, g->sw, valid, pb);
+                for (i64 ir = 0; ir < KP; ir++)
+                    FN(cg_block)(kc, aq + pc * KP * MR + ir * kc * MR, pb, t + ir * MR * NR,
+                                 gemm_min(MR, Og - ir * MR), pc > 0);
             }
-            for (i64 q = 0; q < ns; q++) {
-                scalar *d = y + seg[q].out + o * g->L;
-                const scalar *s = r + seg[q].dst;
-                i64 e = 0;
-                for (; e + VL <= seg[q].len; e += VL) FN(gst)(d + e, FN(gld)(s + e));
-                for (; e < seg[q].len; e++) d[e] = s[e];
+            for (i64 r0 = 0; r0 < Og; r0++) {
+                i64 o = q * Og + r0;
+                scalar *r = t + r0 * NR;
+                scalar b = bias ? bias[o] : 0;
+                FN(gvec) bv = (FN(gvec)){0} + b;
+                for (i64 e = 0; e < NR; e += VL) {
+                    FN(gvec) v = FN(gld)(r + e) + bv;
+                    FN(gst)(r + e, relu ? EMBER_RELU_VEC(FN(gvec), v) : v);
+                }
+                for (i64 s = 0; s < ns; s++) {
+                    scalar *d = y + seg[s].out + o * g->L;
+                    const scalar *src = r + seg[s].dst;
+                    i64 e = 0;
+                    for (; e + VL <= seg[s].len; e += VL) FN(gst)(d + e, FN(gld)(src + e));
+                    for (; e < seg[s].len; e++) d[e] = src[e];
+                }
             }
         }
     }
     return 0;
 }
 
-/* y (N, O, OH, OW) = the convolution of x (N, C, H, W) with w (O, C, kh, kw) (+ bias (O,)
-   when not NULL), then a ReLU when relu is not 0; top/left padding pt, pl (the bottom and
-   right follow from OH, OW); returns 0, or -1 when memory ran out */
+/* y (N, O, OH, OW) = the convolution of x (N, C, H, W) with w (O, C / G, kh, kw) in G
+   groups (+ bias (O,) when not NULL), then a ReLU when relu is not 0; top/left padding
+   pt, pl (the bottom and right follow from OH, OW); returns 0, or -1 when memory ran out */
 EMBER_API int FN(conv_gemm_forward)(const scalar *x, const scalar *w, const scalar *bias,
                                     int relu, scalar *y, i64 N, i64 C, i64 H, i64 W, i64 O,
-                                    i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh,
-                                    i64 dw, i64 OH, i64 OW, int nt) {
-    cg_geo g = cg_geometry(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW);
+                                    i64 G, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl,
+                                    i64 dh, i64 dw, i64 OH, i64 OW, int nt) {
+    cg_geo g = cg_geometry(N, C, G, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW);
     i64 npad = (N * C * g.Hp * g.Wp + 2 * NR + 15) / 16 * 16;
     scalar *xp = gemm_grow(&cg_buf, &cg_cap, sizeof(scalar) * npad + sizeof(i64) * g.K);
     if (!xp) return -1;
@@ -278,8 +290,8 @@ EMBER_API int FN(conv_gemm_forward)(const scalar *x, const scalar *w, const scal
     return failed ? -1 : 0;
 }
 
-/* positions [q0, q0 + kc) of g's rows, in panels of MR rows (zero rows past O):
-   p[(o / MR) kc MR + d MR + o % MR] */
+/* positions [q0, q0 + kc) of O of g's rows (from gr, at row stride L within a sample), in
+   panels of MR rows (zero rows past O): p[(o / MR) kc MR + d MR + o % MR] */
 static void FN(cg_pack_grad)(const scalar *gr, const cg_seg *seg, i64 ns, i64 O, i64 L, i64 kc,
                              scalar *p) {
     i64 KP = gemm_cdiv(O, MR);
@@ -336,10 +348,10 @@ static void FN(cg_pack_taps)(const scalar *xp, const cg_seg *seg, i64 ns, i64 sw
         }
 }
 
-/* one thread's positions [q0, q1), summed into acc (O x K) */
+/* one thread's positions [q0, q1), summed into acc (O x K), group by group */
 static int FN(cg_weight_part)(const scalar *xp, const i64 *koff, const scalar *gr, scalar *acc,
                               const cg_geo *g, i64 O, i64 q0, i64 q1) {
-    i64 K = g->K, KP = gemm_cdiv(O, MR), KC = 256;
+    i64 K = g->K, Og = O / g->G, KP = gemm_cdiv(Og, MR), KC = 256;
     i64 na = KP * MR * KC, nb = KC * NR;
     scalar *pa = gemm_scratch(sizeof(scalar) * (na + 2 * nb) + sizeof(cg_seg) * (KC + 1));
     if (!pa) return -1;
@@ -348,26 +360,28 @@ static int FN(cg_weight_part)(const scalar *xp, const i64 *koff, const scalar *g
     for (i64 q = q0; q < q1; q += KC) {
         i64 kc = gemm_min(KC, q1 - q);
         i64 ns = cg_segments(g, q, kc, O, seg);
-        FN(cg_pack_grad)(gr, seg, ns, O, g->L, kc, pa);
-        for (i64 j = 0; j < K; j += NR) {
-            i64 taps = gemm_min(NR, K - j);
-            FN(cg_pack_taps)(xp, seg, ns, g->sw, koff + j, kc, taps, tb, pb);
-            for (i64 ir = 0; ir < KP; ir++)
-                FN(gemm_micro)(kc, pa + ir * kc * MR, pb, acc + ir * MR * K + j, K,
-                               gemm_min(MR, O - ir * MR), taps, 1, NULL);
+        for (i64 grp = 0; grp < g->G; grp++) {
+            FN(cg_pack_grad)(gr + grp * Og * g->L, seg, ns, Og, g->L, kc, pa);
+            for (i64 j = 0; j < K; j += NR) {
+                i64 taps = gemm_min(NR, K - j);
+                FN(cg_pack_taps)(xp + grp * g->gstep, seg, ns, g->sw, koff + j, kc, taps, tb, pb);
+                for (i64 ir = 0; ir < KP; ir++)
+                    FN(gemm_micro)(kc, pa + ir * kc * MR, pb, acc + (grp * Og + ir * MR) * K + j,
+                                   K, gemm_min(MR, Og - ir * MR), taps, 1, NULL);
+            }
         }
     }
     return 0;
 }
 
-/* gw (O, C, kh, kw) = the gradient of conv_gemm_forward in w for the output gradient gr
-   (N, O, OH, OW), then (with_bias) the O sums of gr over N, OH, OW; returns 0, or -1 when
-   memory ran out */
+/* gw (O, C / G, kh, kw) = the gradient of conv_gemm_forward in w for the output gradient
+   gr (N, O, OH, OW), then (with_bias) the O sums of gr over N, OH, OW; returns 0, or -1
+   when memory ran out */
 EMBER_API int FN(conv_gemm_weight_grad)(const scalar *x, const scalar *gr, scalar *gw,
                                         int with_bias, i64 N, i64 C, i64 H, i64 W, i64 O,
-                                        i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl, i64 dh,
-                                        i64 dw, i64 OH, i64 OW, int nt) {
-    cg_geo g = cg_geometry(N, C, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW);
+                                        i64 G, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl,
+                                        i64 dh, i64 dw, i64 OH, i64 OW, int nt) {
+    cg_geo g = cg_geometry(N, C, G, H, W, kh, kw, sh, sw, pt, pl, dh, dw, OH, OW);
 #ifndef _OPENMP
     nt = 1;
 #endif
@@ -418,11 +432,11 @@ UNIT = Unit(
     name="conv_gemm",
     functions=(
         "int conv_gemm_forward(const scalar *x, const scalar *w, const scalar *bias, int relu,"
-        " scalar *y, i64 N, i64 C, i64 H, i64 W, i64 O, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt,"
-        " i64 pl, i64 dh, i64 dw, i64 OH, i64 OW, int nt)",
+        " scalar *y, i64 N, i64 C, i64 H, i64 W, i64 O, i64 G, i64 kh, i64 kw, i64 sh, i64 sw,"
+        " i64 pt, i64 pl, i64 dh, i64 dw, i64 OH, i64 OW, int nt)",
         "int conv_gemm_weight_grad(const scalar *x, const scalar *gr, scalar *gw, int with_bias,"
-        " i64 N, i64 C, i64 H, i64 W, i64 O, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt, i64 pl,"
-        " i64 dh, i64 dw, i64 OH, i64 OW, int nt)",
+        " i64 N, i64 C, i64 H, i64 W, i64 O, i64 G, i64 kh, i64 kw, i64 sh, i64 sw, i64 pt,"
+        " i64 pl, i64 dh, i64 dw, i64 OH, i64 OW, int nt)",
     ),
     body=BODY,
     shared=SHARED,

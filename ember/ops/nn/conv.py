@@ -95,8 +95,8 @@ def _conv2d(xp, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw
     if cols is None and uses_direct(x.shape, w.shape):
         geometry = (stride, padding, dilation, out_hw, groups)
         return _direct_conv2d(xp, x, w, b, geometry, chunks, relu)
-    if cols is None and groups == 1:
-        y = kernels.implicit_conv2d(x, w, b, stride, padding, dilation, out_hw, relu)
+    if cols is None:
+        y = kernels.implicit_conv2d(x, w, b, stride, padding, dilation, out_hw, groups, relu)
         if y is not None:
             return y
     y = _gemm_conv2d(xp, x, w, b, cols, stride, padding, dilation, groups, out_hw, chunks)
@@ -168,8 +168,8 @@ def _(ctx, g):
 def _conv_transpose2d(xp, x, w, b, *, stride, padding, dilation, groups, out_hw):
     """Transposed convolution: ``x`` (N, I, IH, IW), ``w`` (I, O/groups, kh, kw) ->
     (N, O, *out_hw); the adjoint of ``conv2d`` in its input (``padding`` is conv2d's)."""
-    if stride == (1, 1) and groups == 1:  # the convolution with the flipped weight
-        y = kernels.implicit_transpose2d(x, w, b, padding, dilation, out_hw)
+    if stride == (1, 1):  # the convolution with the flipped weight
+        y = kernels.implicit_transpose2d(x, w, b, padding, dilation, out_hw, groups)
         if y is not None:
             return y
     n, i, ih, iw = x.shape
@@ -221,8 +221,8 @@ def _conv2d_weight_grad(xp, x, g, cols=None, *, kernel, stride, padding, dilatio
         gw, gb = _direct_weight_grad(xp, x, g, geom, chunks, with_bias)
     elif cols is not None:
         gw, gb = _gemm_weight_grad(xp, cols, g, groups, with_bias)
-    elif groups == 1 and (
-        r := kernels.implicit_weight_grad(x, g, kernel, stride, padding, dilation, with_bias)
+    elif r := kernels.implicit_weight_grad(
+        x, g, kernel, stride, padding, dilation, with_bias, groups
     ):
         gw, gb = r
     else:

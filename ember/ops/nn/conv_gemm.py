@@ -1,8 +1,8 @@
 """The array side of the convolutions of ``conv.py``: column matrices, the GEMM layouts
 around them, and the three ways a 2-D convolution runs.
 
-* **implicit GEMM** (``groups = 1``, NumPy arrays, C kernels in use, more taps than the
-  direct path takes): the kernels ``kernels.implicit_*`` (:mod:`ember.kernels.conv_gemm`)
+* **implicit GEMM** (NumPy arrays, C kernels in use, more taps than the direct path
+  takes; any ``groups``): the kernels ``kernels.implicit_*`` (:mod:`ember.kernels.conv_gemm`)
   run the GEMM's register blocks on panels of columns gathered straight from the (padded)
   image, so no column matrix is built, kept or summed back: the forward, the weight and
   bias gradients, and a unit-stride transposed convolution (the input gradient), which is
@@ -21,15 +21,16 @@ around them, and the three ways a 2-D convolution runs.
   columns, whose ``(N, O, OH * OW)`` result is NCHW already (2x faster than the large
   GEMM and its transpose at W2's first layer, 20% at K = 36, slower at K = 288).
 
-**Columns kept for the weight gradient** (im2col path only). A training step builds the same columns twice:
-in ``conv2d``'s forward and again in its weight gradient. When the weight needs a gradient
-(grad mode on, ``weight.requires_grad``), the direct path is not taken and the columns
-take at most ``KEEP_COLUMNS_BYTES`` (and fit one piece, ``conv._COLS_LIMIT``), the
-convolution builds them once with the :data:`im2col` op and hands them to both ``conv2d``
-and (through autograd) ``conv2d_weight_grad``, like the ``finput`` buffer of PyTorch's
-THNN convolution. They are a value of the graph, so a compiled step shares them the same
-way; they stay alive from the forward to the backward (that is the memory cost, bounded by
-the cap: W2's second convolution keeps 14.5 MB). Larger columns are recomputed, as before.
+**Columns kept for the weight gradient** (im2col path only). A training step builds the
+same columns twice: in ``conv2d``'s forward and again in its weight gradient. When the
+weight needs a gradient (grad mode on, ``weight.requires_grad``), the direct path is not
+taken and the columns take at most ``KEEP_COLUMNS_BYTES`` (and fit one piece,
+``conv._COLS_LIMIT``), the convolution builds them once with the :data:`im2col` op and
+hands them to both ``conv2d`` and (through autograd) ``conv2d_weight_grad``, like the
+``finput`` buffer of PyTorch's THNN convolution. They are a value of the graph, so a
+compiled step shares them the same way; they stay alive from the forward to the backward
+(that is the memory cost, bounded by the cap: 14.5 MB for W2's second convolution, which
+the implicit GEMM now serves with none). Larger columns are recomputed, as before.
 
 Example:
     >>> import numpy as np
@@ -79,15 +80,16 @@ def uses_direct(x_shape: tuple, w_shape: tuple) -> bool:
 
 
 def uses_implicit(x: Any, w_shape: tuple, groups: int) -> bool:
-    """True when the convolution of the array ``x`` with a weight of ``w_shape`` takes the
-    implicit-GEMM path (its kernels serve ``x``, ``groups`` is 1, and the direct path does
-    not take it): then no columns are built or kept.
+    """True when the convolution of the array ``x`` with a weight of ``w_shape`` in
+    ``groups`` groups takes the implicit-GEMM path (its kernels serve ``x`` and the direct
+    path does not take it): then no columns are built or kept.
 
     Example:
         >>> uses_implicit(np.ones((1, 1, 4, 4), np.float32), (2, 1, 3, 3), 1)  # direct path
         False
     """
-    return groups == 1 and not uses_direct(x.shape, w_shape) and kernels.implicit_available(x)
+    del groups  # every grouping is served
+    return not uses_direct(x.shape, w_shape) and kernels.implicit_available(x)
 
 
 def keeps_columns(
