@@ -373,6 +373,20 @@ def test_simplify_keeps_the_relu_of_a_convolution_read_elsewhere():
     assert not after.nodes[0].attrs.get("relu")
 
 
+def test_simplify_counts_readers_a_rewrite_moved_onto_the_convolution():
+    """``v = y * 1`` goes first, so the ReLU and ``exp`` then both read the convolution's
+    ``y``: fusing the ReLU into it would hand ``exp`` ReLU'd values."""
+    g = _conv_relu_graph(extra_reader=False)
+    y = g.nodes[0].output
+    g.nodes = g.nodes[:1]
+    v = node(g, "mul", [y, 1], y.shape)
+    g.outputs = [node(g, "relu", [v], y.shape), node(g, "exp", [v], y.shape)]
+    before = g.copy()
+    after = optimize(g, fuse_chains=False, plan=False, validate=True)
+    assert not after.nodes[0].attrs.get("relu")
+    assert_same(before, after, rng_array((2, 3, 5, 6)), rng_array((4, 3, 3, 3)))
+
+
 def test_simplify_keeps_rewrites_that_change_shape_or_dtype():
     g = Graph()
     x = g.add_input((3,), F32)

@@ -77,7 +77,7 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
         False
     """
     storage = Storage(graph)
-    uses = use_counts(graph)
+    uses = use_counts(graph)  # kept current: the rewrites that fuse need an exact count
     subst: dict[Value, Value] = {}
     kept: list[Node] = []
     changed = False
@@ -87,25 +87,18 @@ def simplify(graph: Graph) -> tuple[Graph, bool]:
             kept.append(n)
             continue
         x = _identity_of(n)
+        if x is None:
+            x = _relu_into_conv(n, uses, storage)
+        if x is None:
+            x = _mask_before_pool(graph, n, kept, uses, storage)
         if x is not None and storage.may_share(n.output, x):
             subst[n.output] = x
             storage.merge(n.output, x)
+            uses[x] = uses.get(x, 0) - 1 + uses.get(n.output, 0)  # n's readers read x now
             changed = True
             continue
-        if _fuse_chain(n, storage):
+        if _fuse_chain(n, storage, uses):
             changed = True
-        fused = _relu_into_conv(n, uses)
-        if fused is not None and storage.may_share(n.output, fused):
-            subst[n.output] = fused
-            storage.merge(n.output, fused)
-            changed = True
-            continue
-        moved = _mask_before_pool(graph, n, kept, uses)
-        if moved is not None and storage.may_share(n.output, moved):
-            subst[n.output] = moved
-            storage.merge(n.output, moved)
-            changed = True
-            continue
         kept.append(n)
     if not changed:
         return graph, False
@@ -185,7 +178,7 @@ def _is_identity(dims: Any, ndim: int) -> bool:
 
 
 # -- chains ----------------------------------------------------------------------------------------
-def _fuse_chain(n: Node, storage: Storage) -> bool:
+def _fuse_chain(n: Node, storage: Storage, uses: dict) -> bool:
     """Rewrite ``permute(permute(x))`` / ``reshape(reshape(x))`` to read ``x`` directly."""
     if n.op not in ("permute", "reshape") or not n.inputs or not isinstance(n.inputs[0], Value):
         return False
@@ -209,13 +202,16 @@ def _fuse_chain(n: Node, storage: Storage) -> bool:
             return False
         n.attrs = {**n.attrs, "dims": dims}
     n.inputs = [x, *n.inputs[1:]]
+    uses[x], uses[mid] = uses.get(x, 0) + 1, uses.get(mid, 0) - 1
     n.aliases = (0,)  # a view of x now (or at least it may be)
     storage.merge(n.output, x)
     return True
 
 
 # -- a mask moved before a scatter ---------------------------------------------------------------
-def _mask_before_pool(graph: Graph, n: Node, kept: list[Node], uses: dict) -> Value | None:
+def _mask_before_pool(
+    graph: Graph, n: Node, kept: list[Node], uses: dict, storage: Storage
+) -> Value | None:
     """For ``n = relu_backward(max_pool2d_backward(g, r, m), r)`` (the pool's gradient read by
     ``n`` alone): insert ``relu_backward(g, m)`` before the pool's gradient node, make that
     node read it, and return its output, which ``n``'s readers then read; else None."""
@@ -232,14 +228,17 @@ def _mask_before_pool(graph: Graph, n: Node, kept: list[Node], uses: dict) -> Va
         return None
     if d.shape != n.output.shape or d.dtype != n.output.dtype or g.dtype != d.dtype:
         return None
+    if not storage.may_share(n.output, d):
+        return None
     mask = graph.make_node("relu_backward", [g, m], {}, g.shape, g.dtype, source=n.source)
     kept.insert(kept.index(p), mask)
     p.inputs = [mask.output, r, m]
+    uses[mask.output], uses[m], uses[r] = 1, uses.get(m, 0) + 1, uses.get(r, 0) - 1
     return d
 
 
 # -- a ReLU fused into its convolution -----------------------------------------------------------
-def _relu_into_conv(n: Node, uses: dict) -> Value | None:
+def _relu_into_conv(n: Node, uses: dict, storage: Storage) -> Value | None:
     """For ``n = relu(y)`` with ``y`` a ``conv2d`` result read by ``n`` alone: set the
     convolution's ``relu`` and return ``y`` (which ``n``'s readers then read); else None."""
     if n.op != "relu" or len(n.inputs) != 1 or not isinstance(n.inputs[0], Value):
@@ -254,6 +253,7 @@ def _relu_into_conv(n: Node, uses: dict) -> Value | None:
         or c.aliases
         or y.shape != n.output.shape
         or y.dtype != n.output.dtype
+        or not storage.may_share(n.output, y)
     ):
         return None
     c.attrs = {**c.attrs, "relu": True}
