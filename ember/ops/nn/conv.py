@@ -51,7 +51,7 @@ from .conv_gemm import (
     _col2im,
     _direct_conv2d,
     _direct_weight_grad,
-    _finish,
+    _gemm_conv2d,
     _gemm_weight_grad,
     _im2col,
     _relu,
@@ -101,25 +101,6 @@ def _conv2d(xp, x, w, b, cols=None, *, stride, padding, dilation, groups, out_hw
             return y
     y = _gemm_conv2d(xp, x, w, b, cols, stride, padding, dilation, groups, out_hw, chunks)
     return _relu(xp, y) if relu else y
-
-
-def _gemm_conv2d(xp, x, w, b, cols, stride, padding, dilation, groups, out_hw, chunks):
-    """``conv2d`` on the im2col + GEMM path (``cols``: the kept columns, or None)."""
-    n = x.shape[0]
-    o, cg, kh, kw = w.shape
-    oh, ow = out_hw
-    wm = w.reshape(groups, o // groups, cg * kh * kw)
-    if cols is not None:
-        y = xp.matmul(wm, cols.reshape(groups, cg * kh * kw, n * oh * ow))
-        return _finish(xp, y.reshape(o, n, oh, ow), b, (n, o, oh, ow))
-    y = None if len(chunks) == 1 else xp.empty((groups, o // groups, n * oh * ow), dtype=x.dtype)
-    for a, e in chunks:
-        cols = _im2col(xp, x[a:e], (kh, kw), stride, padding, dilation, out_hw, groups)
-        if y is None:
-            y = xp.matmul(wm, cols)
-        else:  # each piece straight into its columns of the result
-            xp.matmul(wm, cols, out=y[:, :, a * oh * ow : e * oh * ow])
-    return _finish(xp, y.reshape(o, n, oh, ow), b, (n, o, oh, ow))
 
 
 def _opts(ctx) -> dict:
