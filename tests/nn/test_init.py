@@ -195,10 +195,6 @@ def test_init_writes_through_views():
 
 
 # -- default layer initialisation vs PyTorch's -----------------------------------------------
-def _weight_std(layer):
-    return layer.weight.detach().numpy().std()
-
-
 @pytest.mark.parametrize(
     "make",
     [
@@ -215,7 +211,10 @@ def test_default_weight_init_matches_torch(make):
     w = em.weight.detach().numpy()
     assert np.abs(w).max() <= bound
     _assert_stats(w, 0.0, bound / math.sqrt(3))
-    assert _weight_std(em) == pytest.approx(_weight_std(th), rel=0.05)
+    # PyTorch's own weights follow the same distribution: compared with the theory, within
+    # the sampling error (two independent samples of 800 values differ by more than 5% in
+    # std about one time in seven, which made a fixed 5% tolerance fail at random)
+    _assert_stats(th.weight.detach().numpy(), 0.0, bound / math.sqrt(3))
     b = em.bias.detach().numpy()
     assert np.abs(b).max() <= bound
     assert em.weight.dtype == ember.float32 and em.bias.shape == tuple(th.bias.shape)
