@@ -79,16 +79,15 @@ def uses_direct(x_shape: tuple, w_shape: tuple) -> bool:
     return taps <= DIRECT_MAX_TAPS and int(np.prod(x_shape)) > 0
 
 
-def uses_implicit(x: Any, w_shape: tuple, groups: int) -> bool:
-    """True when the convolution of the array ``x`` with a weight of ``w_shape`` in
-    ``groups`` groups takes the implicit-GEMM path (its kernels serve ``x`` and the direct
-    path does not take it): then no columns are built or kept.
+def uses_implicit(x: Any, w_shape: tuple) -> bool:
+    """True when the convolution of the array ``x`` with a weight of ``w_shape`` (any
+    groups) takes the implicit-GEMM path (its kernels serve ``x`` and the direct path does
+    not take it): then no columns are built or kept.
 
     Example:
-        >>> uses_implicit(np.ones((1, 1, 4, 4), np.float32), (2, 1, 3, 3), 1)  # direct path
+        >>> uses_implicit(np.ones((1, 1, 4, 4), np.float32), (2, 1, 3, 3))  # direct path
         False
     """
-    del groups  # every grouping is served
     return not uses_direct(x.shape, w_shape) and kernels.implicit_available(x)
 
 
