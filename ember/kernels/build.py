@@ -457,7 +457,11 @@ def _ffi(unit: Unit, record: dict) -> Any:
 
 def _open(unit: Unit, path: Path, record: dict | None = None) -> tuple[Any, Any]:
     ffi = _ffi(unit, record or {})
-    lib = ffi.dlopen(str(path))
+    # Never unloaded (RTLD_NODELETE), nor is the OpenMP runtime it pulls in: at interpreter
+    # exit cffi closes its libraries while OpenMP's worker threads still run in the runtime's
+    # code, busy-waiting under OMP_WAIT_POLICY=ACTIVE, and unmapping it under them crashed
+    # every such process on its way out (SIGSEGV).
+    lib = ffi.dlopen(str(path), ffi.RTLD_NOW | ffi.RTLD_NODELETE)
     version = getattr(lib, f"ember_{unit.name}_abi")()
     if version != ABI_VERSION:
         raise OSError(f"ABI version {version}, expected {ABI_VERSION}")

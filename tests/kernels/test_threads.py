@@ -92,3 +92,26 @@ def test_results_do_not_depend_on_the_thread_count(c_kernels, restore_threads, m
     for other in outs[1:]:
         for a, b in zip(outs[0], other):
             np.testing.assert_array_equal(a, b)  # bit-identical: fixed blocks, fixed order
+
+
+_EXIT_CHILD = """
+import numpy as np
+import ember
+ember.set_num_threads(2)
+assert ember.kernels.gelu_forward(np.linspace(-3, 3, 1 << 20, dtype=np.float32)) is not None
+print("done")
+"""
+
+
+def test_a_process_with_busy_waiting_openmp_threads_exits_cleanly(c_kernels):
+    # cffi closes its libraries at exit; unmapping the OpenMP runtime while its threads
+    # spin in it (OMP_WAIT_POLICY=ACTIVE) crashed the process on the way out (SIGSEGV)
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_WAIT_POLICY="ACTIVE")
+    r = subprocess.run(
+        [sys.executable, "-c", _EXIT_CHILD], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert (r.returncode, r.stdout.strip()) == (0, "done"), r.stderr[-2000:]
