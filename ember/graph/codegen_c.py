@@ -55,7 +55,8 @@ _INV_SQRT_2PI = "0.3989422804014327"
 @dataclass
 class CFunction:
     """One region's C function: its name, pointer ``inputs`` (Values), ``scalars`` (0-d
-    Values passed as double), ``outputs`` (Values the kernel writes) and ``work`` (elements).
+    Values passed as double), ``outputs`` (Values the kernel writes) and ``work`` (the
+    estimated nanoseconds of one core per call, see :func:`work_ns`).
 
     Example:
         >>> CFunction("r0").inputs
@@ -66,7 +67,7 @@ class CFunction:
     inputs: list[Value] = field(default_factory=list)
     scalars: list[Value] = field(default_factory=list)
     outputs: list[Value] = field(default_factory=list)
-    work: int = 0
+    work: float = 0.0
     region: Region | None = None
 
 
@@ -122,7 +123,6 @@ class _Gen:
                 fn.outputs.append(n.output)
         self.var: dict[Value, str] = {}
         self.ext: dict[Value, str] = {}
-        fn.work = self.M * self.N
 
     def _is_row(self, n: Node) -> bool:
         if reduced_dims(n) is not None:
@@ -426,6 +426,29 @@ def _function(gen: _Gen, sym: str) -> str:
     return "\n".join(head + ["        " + ln for ln in body] + ["    }", "}", ""])
 
 
+# Cost model of a region per element, in ns of one core (float32): each array it reads or
+# writes, each cheap op, each op that evaluates exp/log/tanh and the like
+NS_ARRAY, NS_OP, NS_TRANSCENDENTAL = 0.1, 0.05, 0.6
+_TRANSCENDENTAL = frozenset(
+    {"exp", "log", "tanh", "sigmoid", "silu", "silu_backward", "gelu", "gelu_backward",
+     "softplus", "erf", "pow", "softmax", "log_softmax"}
+)  # fmt: skip
+
+
+def work_ns(fn: CFunction, elements: int) -> float:
+    """The work estimate of one call of ``fn`` over ``elements`` elements: nanoseconds of one
+    core, what :func:`ember.threads.kernel_threads` decides the thread count from.
+
+    Example:
+        >>> work_ns(CFunction("r0"), 1000)
+        0.0
+    """
+    if fn.region is None:
+        return 0.0
+    ops = sum(NS_TRANSCENDENTAL if n.op in _TRANSCENDENTAL else NS_OP for n in fn.region.nodes)
+    return elements * (NS_ARRAY * (len(fn.inputs) + len(fn.outputs)) + ops)
+
+
 def generate(graph: Graph, groups: list[Region]) -> CSource:
     """The C source of all ``groups`` (regions of ``graph``): one function per region.
 
@@ -438,6 +461,7 @@ def generate(graph: Graph, groups: list[Region]) -> CSource:
         fn = CFunction(f"r{r.id}", region=r)
         gen = _Gen(r, _read_outside(graph, r), fn)
         parts.append(_function(gen, f"ember_@P@r{r.id}_f32"))
+        fn.work = work_ns(fn, gen.M * gen.N)
         fns.append(fn)
     text = _HELPERS + "\n" + "\n".join(parts)
     prefix = "g" + hashlib.sha256(text.encode()).hexdigest()[:10] + "_"

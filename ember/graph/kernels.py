@@ -32,6 +32,7 @@ from typing import Any
 
 from .. import kernels
 from ..kernels.gemm import MIN_ROWS
+from ..kernels.pool import NS_RELU
 from ..threads import MIN_WORK_PER_THREAD
 from .ir import Node, Value
 
@@ -126,7 +127,7 @@ for _op, _fn in {
 def _relu_into(xp: Any, x: Any, out: Any) -> Any:
     """``relu`` into ``out``: the threaded C kernel when it serves and the array is big
     enough for a second thread to pay, else ``xp.maximum`` (a few microseconds cheaper)."""
-    if x.size >= 2 * MIN_WORK_PER_THREAD:
+    if NS_RELU * x.size >= 2 * MIN_WORK_PER_THREAD:
         y = kernels.relu_forward(x, out)
         if y is not None:
             return y
@@ -141,7 +142,7 @@ def _relu(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -
     if out is None:
         return None  # a fresh result: the op's own forward
     n = node.output.numel if node.output is not None else None
-    if n is not None and n < 2 * MIN_WORK_PER_THREAD:  # one thread either way: NumPy's call
+    if n is not None and NS_RELU * n < 2 * MIN_WORK_PER_THREAD:  # one thread either way: NumPy's
         return _call("xp.maximum", [args[0], "0"], out)
     return f"_relu_into(xp, {args[0]}, {out})"
 

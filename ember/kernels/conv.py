@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,11 @@ import numpy as np
 from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
+
+# Nanoseconds per unit on one core (float32): per column element for im2col and col2im, per
+# element for swap01, per output (or gradient) element and tap for the direct kernels; the
+# work estimates handed to ``kernel_threads`` (see ember/threads.py)
+NS_IM2COL, NS_COL2IM, NS_SWAP, NS_DIRECT_TAP, NS_DIRECT_WGRAD_TAP = 0.6, 0.35, 0.25, 0.09, 0.11
 
 __all__ = [
     "im2col",
@@ -107,7 +113,7 @@ def im2col(
         return cols
     x = contiguous(x)
     f(_seam.ptr(x), _seam.ptr(cols), n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, rs, ns,
-      min(kernel_threads(cols.size), rows))  # fmt: skip
+      min(kernel_threads(NS_IM2COL * cols.size), rows))  # fmt: skip
     return cols
 
 
@@ -161,7 +167,7 @@ def col2im(
     if x.size == 0:
         return x
     f(_seam.ptr(cols), _seam.ptr(x), n, c, h, w, kh, kw, sh, sw, pt, pl, dh, dw, oh, ow, rs, ns,
-      min(kernel_threads(cols.size), n * c))  # fmt: skip
+      min(kernel_threads(NS_COL2IM * cols.size), n * c))  # fmt: skip
     return x
 
 
@@ -199,7 +205,7 @@ def swap01(y: Array, bias: Array | None = None) -> Array | None:
     y = contiguous(y)
     out = np.empty((b, a) + y.shape[2:], y.dtype)
     f(_seam.ptr(y), _seam.NULL if bias is None else _seam.ptr(contiguous(bias)), _seam.ptr(out),
-      a, b, rest, min(kernel_threads(y.size), a * b))  # fmt: skip
+      a, b, rest, min(kernel_threads(NS_SWAP * y.size), a * b))  # fmt: skip
     return out
 
 
@@ -272,7 +278,7 @@ def conv_direct(
     if y.size == 0:
         return y
     items = n * args[5] * -(-oh // args[16])
-    nt = min(kernel_threads(y.size), items)
+    nt = min(kernel_threads(NS_DIRECT_TAP * y.size * math.prod(w.shape[1:])), items)
     b = _seam.NULL if bias is None else _seam.ptr(contiguous(bias))
     x, w = contiguous(x), contiguous(w)
     if f(_seam.ptr(x), _seam.ptr(w), b, _seam.ptr(y), *args, int(relu), nt) != 0:
@@ -315,7 +321,7 @@ def conv_weight_grad_direct(
     gw = np.empty(w_shape, x.dtype)
     gb = np.empty(o, x.dtype) if bias else None
     items = x.shape[0] * args[5] * -(-args[14] // args[16])
-    nt = min(kernel_threads(g.size), items)
+    nt = min(kernel_threads(NS_DIRECT_WGRAD_TAP * g.size * math.prod(w_shape[1:])), items)
     x, g = contiguous(x), contiguous(g)
     b = _seam.NULL if gb is None else _seam.ptr(gb)
     if f(_seam.ptr(x), _seam.ptr(g), _seam.ptr(gw), b, *args, nt) != 0:

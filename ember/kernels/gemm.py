@@ -40,8 +40,8 @@ __all__ = ["matmul", "tall_matmul", "MIN_ROWS"]
 Array = Any  # np.ndarray
 
 MIN_ROWS = 1024  # rows (or columns) of ``a`` from which tall_matmul uses the kernel
-_WORK_PER_ELEMENT = 32  # multiply-adds per element of work: 2 threads from 2M (an OpenMP
-# region with a second, passively waiting thread costs about 15 us on a 2-core VM)
+_WORK_PER_ELEMENT = 25  # multiply-adds per ns of one core (~50 GFLOP/s): 2 threads from
+# 1.6M (ember/threads.py: a second, passively waiting thread costs 20-30 us to wake)
 
 
 def _operand(x: Array) -> tuple[Any, int, int] | None:

@@ -27,6 +27,10 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import kernel
 
+# Nanoseconds per parameter of one update on one core (float32, with its state): the work
+# estimates handed to ``kernel_threads`` (see ember/threads.py)
+NS_SGD, NS_ADAM, NS_RMSPROP = 0.4, 0.9, 0.7
+
 __all__ = ["sgd_step", "adam_step", "rmsprop_step"]
 
 
@@ -114,7 +118,7 @@ def sgd_step(
     s, total = _common(keep, sizes)
     rc = f(pt, gt, bt, flags, _seam.ptr(s), len(keep), float(lr), float(momentum),
            float(dampening), float(weight_decay), int(nesterov), int(maximize),
-           kernel_threads(3 * total))  # fmt: skip
+           kernel_threads(NS_SGD * total))  # fmt: skip
     if rc != 0:
         raise MemoryError("sgd_step: out of memory for the chunk table")
     return True
@@ -160,7 +164,7 @@ def adam_step(
     s, total = _common(keep, sizes)
     rc = f(*(t for t, _ in tables), _seam.ptr(s), _seam.ptr(st), len(keep), float(lr),
            float(beta1), float(beta2), float(eps), float(weight_decay), int(decoupled),
-           int(maximize), kernel_threads(6 * total))  # fmt: skip
+           int(maximize), kernel_threads(NS_ADAM * total))  # fmt: skip
     if rc != 0:
         raise MemoryError("adam_step: out of memory for the chunk table")
     return True
@@ -201,7 +205,7 @@ def rmsprop_step(
     s, total = _common(keep, sizes)
     rc = f(*(t for t, _ in tables), _seam.ptr(s), len(keep), float(lr), float(alpha),
            float(eps), float(weight_decay), float(momentum), int(maximize),
-           kernel_threads(5 * total))  # fmt: skip
+           kernel_threads(NS_RMSPROP * total))  # fmt: skip
     if rc != 0:
         raise MemoryError("rmsprop_step: out of memory for the chunk table")
     return True

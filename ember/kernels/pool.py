@@ -25,6 +25,11 @@ from . import _seam
 from ._seam import contiguous, is_array, kernel
 from .conv import _geometry
 
+# Nanoseconds per unit of each kernel on one core (float32): per window tap of the output for
+# the forwards, per input element for the backwards, per element for ReLU; the work
+# estimates handed to ``kernel_threads`` (see ember/threads.py)
+NS_MAX_FORWARD, NS_MAX_BACKWARD, NS_AVG, NS_RELU = 0.45, 0.75, 3.5, 0.3
+
 __all__ = [
     "max_pool2d_forward",
     "max_pool2d_backward",
@@ -69,7 +74,7 @@ def max_pool2d_forward(
     idx = np.empty((n, c, oh, ow), np.int64) if return_indices else None
     if y.size:
         x = contiguous(x)
-        nt = min(kernel_threads(y.size * kh * kw), n * c * oh)
+        nt = min(kernel_threads(NS_MAX_FORWARD * y.size * kh * kw), n * c * oh)
         rc = f(_seam.ptr(x), _seam.ptr(y), _seam.NULL if idx is None else _seam.ptr(idx), n * c,
                h, w, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, nt)  # fmt: skip
         if rc != 0:
@@ -110,7 +115,7 @@ def max_pool2d_backward(
     g, x = contiguous(g), contiguous(x)
     dx = np.empty_like(x)  # every element is written
     rc = f(_seam.ptr(g), _seam.ptr(x), _seam.ptr(dx), n * c, h, w, oh, ow, kh, kw, sh, sw, ph,
-           pw, dh, dw, min(kernel_threads(x.size), n * c * oh))  # fmt: skip
+           pw, dh, dw, min(kernel_threads(NS_MAX_BACKWARD * x.size), n * c * oh))  # fmt: skip
     if rc != 0:
         raise MemoryError("max_pool2d_backward: out of memory for a row of indices")
     return dx
@@ -151,7 +156,7 @@ def avg_pool2d_forward(
     y = np.empty((n, c, oh, ow), x.dtype)
     if y.size:
         x = contiguous(x)
-        nt = min(kernel_threads(y.size * args[2] * args[3]), n * c * oh)
+        nt = min(kernel_threads(NS_AVG * y.size * args[2] * args[3]), n * c * oh)
         f(_seam.ptr(x), _seam.ptr(y), n * c, h, w, *args, nt)
     return y
 
@@ -188,7 +193,15 @@ def avg_pool2d_backward(
     dx = np.empty((n, c, h, w), g.dtype)  # zeroed per plane in the kernel
     if dx.size:
         g = contiguous(g)
-        f(_seam.ptr(g), _seam.ptr(dx), n * c, h, w, *args, min(kernel_threads(dx.size), n * c))
+        f(
+            _seam.ptr(g),
+            _seam.ptr(dx),
+            n * c,
+            h,
+            w,
+            *args,
+            min(kernel_threads(NS_AVG * dx.size), n * c),
+        )
     return dx
 
 
@@ -218,7 +231,7 @@ def relu_forward(x: Array, out: Array | None = None) -> Array | None:
         return None
     x = contiguous(x)
     y = np.empty(x.shape, x.dtype) if out is None else out
-    f(_seam.ptr(x), _seam.ptr(y), x.size, kernel_threads(x.size))
+    f(_seam.ptr(x), _seam.ptr(y), x.size, kernel_threads(NS_RELU * x.size))
     return y
 
 
@@ -239,5 +252,5 @@ def relu_backward(g: Array, y: Array) -> Array | None:
         return None
     g, y = contiguous(g), contiguous(y)
     dx = np.empty(g.shape, g.dtype)
-    f(_seam.ptr(g), _seam.ptr(y), _seam.ptr(dx), g.size, kernel_threads(g.size))
+    f(_seam.ptr(g), _seam.ptr(y), _seam.ptr(dx), g.size, kernel_threads(NS_RELU * g.size))
     return dx

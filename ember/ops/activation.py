@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import kernels
+from ..kernels.pool import NS_RELU
 from ..tensor import Tensor
 from ..threads import MIN_WORK_PER_THREAD
 from . import hard_activations, thresholds
@@ -83,7 +84,7 @@ def _run(input: Tensor, inplace: bool, fn, *args: Any) -> Tensor:
 @defop("relu", saves_inputs=False, saves_output=True, onnx="Relu")
 @kernel
 def _relu(xp, x):
-    if x.size >= 2 * MIN_WORK_PER_THREAD:  # threads pay; below, NumPy's call is cheaper
+    if NS_RELU * x.size >= 2 * MIN_WORK_PER_THREAD:  # threads pay; below, NumPy's is cheaper
         y = kernels.relu_forward(x)
         if y is not None:
             return y
