@@ -76,16 +76,16 @@ def _gradient(case):
 
 
 def check_case(case, which="forward", opset=18):
-    """Trace, lower, run in ONNX Runtime, compare; returns False when there was nothing to
-    export (a graph break or no tensor output)."""
+    """Trace, lower, run in ONNX Runtime, compare; returns the model, or None when there was
+    nothing to export (a graph break or no tensor output)."""
     arrays, ts = _inputs(case)
     fn = _forward(case) if which == "forward" else _gradient(case)
     try:
         graph, out = trace(fn, *ts)
     except GraphBreak:
-        return False
+        return None
     if not out or not graph.nodes:
-        return False
+        return None
     graph.outputs = list(graph.outputs)
     model = graph_to_onnx(graph, opset=opset)
     onnx.checker.check_model(model, full_check=True)
@@ -103,7 +103,7 @@ def check_case(case, which="forward", opset=18):
             )
         else:
             np.testing.assert_array_equal(o, want, err_msg=case.name)
-    return True
+    return model
 
 
 @pytest.mark.parametrize("case", ALL, ids=repr)
@@ -121,6 +121,26 @@ def test_gradient_lowering(case):
     if case.name in SKIP:
         pytest.skip(SKIP[case.name])
     check_case(case, "gradient")
+
+
+FUSED = [c for c in ALL if c.name.startswith(("layer_norm", "sdpa_causal"))]
+
+
+@pytest.mark.parametrize("opset", [16, 17])
+@pytest.mark.parametrize("case", FUSED, ids=repr)
+def test_fused_lowerings_at_each_opset(case, opset):
+    """layer_norm lowers to one LayerNormalization node from opset 17 (which runtimes run as
+    one kernel) and to its decomposition before; causal attention to the plain Softmax (no
+    row is fully masked, so the safe softmax's guard nodes are not needed). Both agree with
+    eager either way."""
+    model = check_case(case, "forward", opset=opset)
+    assert model is not None
+    ops = {n.op_type for n in model.graph.node}
+    if case.name.startswith("layer_norm"):
+        assert ("LayerNormalization" in ops) == (opset >= 17), ops
+        assert ("ReduceMean" in ops) == (opset < 17), ops
+    else:
+        assert "Softmax" in ops and not ops & {"Where", "ReduceMax", "Equal"}, ops
 
 
 def test_every_registered_op_has_a_lowering():

@@ -294,6 +294,15 @@ def _layer_norm_onnx(g, x, weight, normalized_ndim, eps):
 
 @_layer_norm.defonnx
 def _(g, x, weight=None, bias=None, *, normalized_ndim, eps):
+    ns = tuple(x.shape[len(x.shape) - normalized_ndim :])
+    if g.opset >= 17 and all(isinstance(d, int) for d in ns):
+        # one LayerNormalization node (opset 17): runtimes run it as one fused kernel
+        same = all(p is None or p.dtype == x.dtype for p in (weight, bias))
+        if same and x.dtype in (np.float16, np.float32, np.float64):
+            scale = weight if weight is not None else g.const(np.ones(ns, x.dtype))
+            return g.op(
+                "LayerNormalization", x, scale, bias, axis=-normalized_ndim, epsilon=float(eps)
+            )
     xhat, _, _ = _layer_norm_onnx(g, x, weight, normalized_ndim, eps)
     y = g.cast(xhat, x.dtype)
     if weight is not None:
