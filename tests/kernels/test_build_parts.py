@@ -44,9 +44,9 @@ def test_a_part_exports_only_its_functions():
 
 
 def test_groups_and_companions():
-    attention = UNITS["attention"]
-    assert part(attention, "sdpa_forward") == attention  # kept together: built whole
-    assert companions(attention, "sdpa_forward") == []
+    attention = UNITS["attention"]  # its shared helpers are noipa: parts of their own
+    assert part(attention, "sdpa_forward").keep == ("sdpa_forward",)
+    assert companions(attention, "sdpa_forward") == ["sdpa_backward"]
     assert part(UNITS["im2col"], "im2col") == UNITS["im2col"]
     assert companions(UNITS["norm"], "layer_norm_forward") == ["layer_norm_backward"]
     assert companions(UNITS["norm"], "layer_norm_backward") == []

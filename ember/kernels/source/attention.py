@@ -231,7 +231,4 @@ UNIT = Unit(
     ),
     body=BODY,
     shared=SHARED,
-    # built together: apart, each would specialize and inline the shared matrix product
-    # differently (other sums, other bits)
-    groups=(("sdpa_forward", "sdpa_backward"),),
 )

@@ -50,6 +50,14 @@ SHARED = r"""
     i64 mo = b * st[12] + h * st[13];                                                       \
     const scalar *mf = mask_kind == 1 ? (const scalar *)mask + mo : NULL;                   \
     const unsigned char *mb = mask_kind == 2 ? (const unsigned char *)mask + mo : NULL
+/* the helpers both kernels call: compiled once, as they are, whichever kernels a library
+   exports (no inlining, cloning or other interprocedural change), so that the forward and
+   the backward may be built as two libraries with the same machine code as the whole unit */
+#if defined(__GNUC__) && !defined(__clang__)
+#define SDPA_HELPER static __attribute__((noipa))
+#else
+#define SDPA_HELPER static __attribute__((noinline))
+#endif
 static i64 sdpa_up(i64 n, i64 m) { return (n + m - 1) / m * m; }
 /* n scratch bytes on a 64-byte boundary: each part of the scratch is a whole number of
    register blocks (64 bytes), so every packed row starts aligned */
@@ -224,7 +232,7 @@ EMBER_INLINE void FN(sdpa_copy)(scalar *restrict dst, const scalar *restrict src
    n < N: register blocks of SDPA_R rows by NC columns (accumulated in registers over k; a
    last block of at most VL columns by SDPA_R rows by VL, in two chains over k); B must be
    readable up to N rounded up to NC columns (VL when the last block has at most VL) */
-static void FN(sdpa_mm)(const scalar *restrict A, i64 sam, i64 sak, const scalar *restrict B,
+SDPA_HELPER void FN(sdpa_mm)(const scalar *restrict A, i64 sam, i64 sak, const scalar *restrict B,
                         i64 ldb, scalar *restrict C, i64 ldc, i64 rows, i64 N, i64 k0, i64 k1,
                         scalar alpha, int acc) {
     for (i64 n0 = 0; n0 < N; n0 += NC) {
@@ -308,7 +316,7 @@ static void FN(sdpa_mm)(const scalar *restrict A, i64 sam, i64 sak, const scalar
 /* x (rows, cols) read through strides (s0, s1), times alpha, into y (rows, ld) with the
    columns cols..ld zeroed; returns the sum of y - y over the copied entries (0 when all are
    finite, NaN otherwise) */
-static scalar FN(sdpa_pack)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols, scalar alpha,
+SDPA_HELPER scalar FN(sdpa_pack)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols, scalar alpha,
                             scalar *restrict y, i64 ld) {
     FN(vec) bad = {0};
     scalar sbad = 0;
@@ -335,7 +343,7 @@ static scalar FN(sdpa_pack)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols,
 /* x (rows, cols) read through strides (s0, s1), transposed into y (cols, ld) with the
    columns rows..ld zeroed; returns the sum of x - x as sdpa_pack does. Float rows go by
    8 x 8 tiles (8 row vectors in, 8 column vectors out) */
-static scalar FN(sdpa_pack_t)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols,
+SDPA_HELPER scalar FN(sdpa_pack_t)(const scalar *x, i64 s0, i64 s1, i64 rows, i64 cols,
                               scalar *restrict y, i64 ld) {
     scalar sbad = 0;
     i64 r0 = 0;
@@ -423,7 +431,7 @@ EMBER_INLINE void FN(sdpa_exp_block)(scalar *restrict P, i64 ld, i64 i0, i64 R, 
    skipping the causal columns) become -inf, and with cz the causal ones j > i get -inf added
    first; then exp(p - max), with inv[r] = 1 / sum. With safe, a fully masked row gives zeros
    (max 0, sum 1) */
-static i64 FN(sdpa_exp_rows)(scalar *restrict P, i64 ld, i64 i0, i64 rows, i64 S, int skip,
+SDPA_HELPER i64 FN(sdpa_exp_rows)(scalar *restrict P, i64 ld, i64 i0, i64 rows, i64 S, int skip,
                              int cz, int safe, scalar *inv) {
     i64 last = i0 + rows - 1, nv = sdpa_up(skip && last + 1 < S ? last + 1 : S, VL);
     if (rows == SDPA_R)
@@ -483,7 +491,7 @@ EMBER_INLINE void FN(sdpa_ds_block)(scalar *restrict P, scalar *restrict D, i64 
    and ds = (dp - sum(dp p)) p in place of dp, over each row's entries j < n (n = S, or
    i + 1 when skipping the causal columns); both are zero from there up to ld (the lanes
    j >= n hold p = 0, and dp there may not be finite: the padding) */
-static void FN(sdpa_ds_rows)(scalar *restrict P, scalar *restrict D, i64 ld, i64 i0, i64 rows,
+SDPA_HELPER void FN(sdpa_ds_rows)(scalar *restrict P, scalar *restrict D, i64 ld, i64 i0, i64 rows,
                              i64 S, i64 nv, int skip, const scalar *inv) {
     if (rows == SDPA_R)
         FN(sdpa_ds_block)(P, D, ld, i0, SDPA_R, S, nv, skip, inv);
@@ -495,7 +503,7 @@ static void FN(sdpa_ds_rows)(scalar *restrict P, scalar *restrict D, i64 ld, i64
 /* the added masks of the score rows i0 .. i0 + rows - 1 (their first n entries: n = S, or
    i + 1 when skipping): the causal -inf (j > i), then the float mask or the bool mask
    (nonzero = attend) */
-static void FN(sdpa_add_mask)(scalar *restrict P, i64 ld, i64 i0, i64 rows, i64 S, int skip,
+SDPA_HELPER void FN(sdpa_add_mask)(scalar *restrict P, i64 ld, i64 i0, i64 rows, i64 S, int skip,
                               const scalar *mf, const unsigned char *mb, i64 ms0, i64 ms1,
                               int causal) {
     for (i64 r = 0; r < rows; r++) {
@@ -512,7 +520,7 @@ static void FN(sdpa_add_mask)(scalar *restrict P, i64 ld, i64 i0, i64 rows, i64 
 
 /* ask for the rows (n of them, w entries each, stride s) of the next pair early: the strided
    reads of q, k, v would otherwise wait on memory at every pair's start */
-static void FN(sdpa_prefetch)(const scalar *x, i64 n, i64 s0, i64 w) {
+SDPA_HELPER void FN(sdpa_prefetch)(const scalar *x, i64 n, i64 s0, i64 w) {
     i64 line = 64 / (i64)sizeof(scalar);
     for (i64 r = 0; r < n; r++) {
         for (i64 c = 0; c < w; c += line) __builtin_prefetch(x + r * s0 + c, 0, 2);
