@@ -457,15 +457,45 @@ def _ffi(unit: Unit, record: dict) -> Any:
 
 def _open(unit: Unit, path: Path, record: dict | None = None) -> tuple[Any, Any]:
     ffi = _ffi(unit, record or {})
-    # Never unloaded (RTLD_NODELETE), nor is the OpenMP runtime it pulls in: at interpreter
-    # exit cffi closes its libraries while OpenMP's worker threads still run in the runtime's
-    # code, busy-waiting under OMP_WAIT_POLICY=ACTIVE, and unmapping it under them crashed
-    # every such process on its way out (SIGSEGV).
-    lib = ffi.dlopen(str(path), ffi.RTLD_NOW | ffi.RTLD_NODELETE)
+    lib = ffi.dlopen(str(path))
+    _pin_openmp()
     version = getattr(lib, f"ember_{unit.name}_abi")()
     if version != ABI_VERSION:
         raise OSError(f"ABI version {version}, expected {ABI_VERSION}")
     return ffi, lib
+
+
+# the OpenMP runtimes a kernel library may link: GCC's, LLVM's, Intel's (Linux, macOS)
+OPENMP_RUNTIMES = (
+    "libgomp.so.1", "libomp.so", "libomp.so.5", "libiomp5.so", "libgomp.1.dylib",
+    "libomp.dylib",
+)  # fmt: skip
+_openmp_pinned = False
+
+
+def _pin_openmp() -> None:
+    """Keep the OpenMP runtime the kernel libraries loaded mapped until the process ends
+    (``RTLD_NODELETE``). At interpreter exit cffi closes its libraries, and the last close
+    unmapped the runtime while its worker threads still ran in it: busy-waiting under
+    ``OMP_WAIT_POLICY=ACTIVE``, and every such process crashed on its way out (SIGSEGV).
+    The kernel libraries themselves still unload when dropped (a compiled graph's library
+    goes with its graph)."""
+    global _openmp_pinned
+    if _openmp_pinned:
+        return
+    import ctypes  # (cffi's dlopen crashes when a RTLD_NOLOAD open fails: no dlerror text)
+
+    flags = getattr(os, "RTLD_NOW", 2) | getattr(os, "RTLD_NOLOAD", 0)
+    flags |= getattr(os, "RTLD_NODELETE", 0)
+    if not flags & getattr(os, "RTLD_NOLOAD", 0):  # no dlopen flags here (Windows)
+        return
+    for name in OPENMP_RUNTIMES:
+        try:
+            ctypes.CDLL(name, mode=flags)  # only if loaded already (NOLOAD); now for good
+        except OSError:
+            continue
+        _openmp_pinned = True
+        return
 
 
 MAX_LIBRARIES = 256  # compiled libraries kept in the cache; the least recently used go first

@@ -106,3 +106,29 @@ def test_the_compiler_version_is_remembered_until_the_compiler_changes(tmp_path,
     monkeypatch.setattr(build, "_version_line", real)
     monkeypatch.setattr(build, "_toolchain", None)
     assert build.toolchain().version == "fakecc 2.0 (updated)"
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc/self/maps")
+def test_only_the_openmp_runtime_stays_loaded_for_good(c_kernels):
+    # the runtime is pinned (a process exiting with OpenMP threads still spinning in it
+    # crashed when the last library close unmapped it), the kernel libraries are not: a
+    # compiled graph's library is unmapped with its graph
+    import gc
+
+    import ember
+
+    f = ember.compile(lambda t: (ember.exp(t * 0.371) + t).tanh() * 3.25)
+    with ember.no_grad():
+        f(ember.tensor(np.ones((8, 8), np.float32)))
+    lib = f._last.program.c_library
+    assert lib is not None
+    name = lib.path.name
+
+    def mapped() -> bool:
+        return name in Path("/proc/self/maps").read_text()
+
+    assert mapped()
+    del f, lib
+    gc.collect()
+    assert not mapped()
+    assert build._openmp_pinned == ("-fopenmp" in build.flag_ladder(UNITS["embedding"])[0])
