@@ -339,3 +339,20 @@ def test_row_nodes_read_broadcast_outside_inputs():
     a, c, d, e = _arr((4, 5, 7), 34), _arr((4, 5, 1), 35), _arr((5,), 36), _arr((1, 5, 1), 37)
     f = _check(fn, a, c, d, e, n_regions=2, rtol=1e-5)
     assert sum(len(r.nodes) for r in region_groups(f.graph)) == 8
+
+
+def test_a_region_wakes_threads_by_its_estimated_nanoseconds():
+    """The work handed to kernel_threads is an estimate in ns of one core: per element, each
+    array read or written and each op, transcendental ops (exp) costing more. At 100K
+    elements a cheap chain (about 0.4 ns an element) stays on one thread and an exp chain
+    (about 1 ns) asks for threads."""
+    from ember.threads import MIN_WORK_PER_THREAD
+
+    a, b = _arr((250, 400), 1), _arr((250, 400), 2)
+    cheap = _check(lambda x, y: (x + y) * 2.0, a, b)
+    heavy = _check(lambda x, y: ember.exp(x) * y, a, b)
+    (fc,), (fh,) = (codegen_c.generate(f.graph, region_groups(f.graph)).functions
+                    for f in (cheap, heavy))  # fmt: skip
+    assert fc.work < 2 * MIN_WORK_PER_THREAD <= fh.work
+    assert fh.work / a.size > 2 * fc.work / a.size  # exp dominates
+    assert "_kt(" not in cheap.code and "_kt(" in heavy.code
