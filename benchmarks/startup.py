@@ -163,7 +163,7 @@ def compile_child(profile: bool = False, prepare: bool = True) -> dict:
     phases.wrap(gc, "optimize", "passes")
     phases.wrap(Program, "__init__", "codegen")
     phases.wrap(kb, "_compile", "C compile")
-    phases.wrap(kb, "_open", "load .so (cffi)")
+    phases.wrap(kb, "open_library", "load .so (cffi)")
     phases.wrap(kb, "load_unit", "kernel lookup (toolchain, cffi import)")
     phases.wrap(rt, "_obtain", "waiting for builds on other threads")
     phases.wrap(rt, "prepare", "prepare (every kernel unit, in parallel)")

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from ember import kernels
-from ember.kernels import build
+from ember.kernels import build, loader
 from ember.kernels.source import UNITS, cdef, render
 
 from .conftest import REPO, toolchain_or_skip
@@ -122,7 +122,7 @@ def test_a_unit_from_another_abi_is_rebuilt(tmp_path, monkeypatch):
     toolchain_or_skip()
     monkeypatch.setenv("EMBER_CACHE_DIR", str(tmp_path))
     path = build.load_unit(UNITS["embedding"]).path
-    monkeypatch.setattr(build, "ABI_VERSION", 999)  # the cached file reports version 1
+    monkeypatch.setattr(loader, "ABI_VERSION", 999)  # the cached file reports version 1
     monkeypatch.setattr(build, "unit_key", lambda unit, tc: path.stem.split("-", 1)[1])
     with pytest.raises(build.KernelBuildError, match="do not load"):
         build.load_unit(UNITS["embedding"])  # rebuilt once, still version 1: a clear error
