@@ -15,6 +15,7 @@ from ..ops.nn.attention import *  # noqa: F403
 from ..ops.nn.conv import *  # noqa: F403
 from ..ops.nn.dropout import *  # noqa: F403
 from ..ops.nn.embedding import *  # noqa: F403
+from ..ops.nn.layer_norm import *  # noqa: F403
 from ..ops.nn.linear import *  # noqa: F403
 from ..ops.nn.loss import *  # noqa: F403
 from ..ops.nn.norm import *  # noqa: F403
