@@ -26,6 +26,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 from .conv import _geometry, _operands
+from .winograd import winograd_conv2d
 
 __all__ = [
     "implicit_available",
@@ -75,7 +76,8 @@ def implicit_conv2d(
 ) -> Array | None:
     """The convolution of ``x`` (N, C, H, W) with ``w`` (O, C/groups, kh, kw), plus ``bias``
     (O,) when given, then a ReLU (the relu op's, NaN kept) with ``relu``, as an NCHW array;
-    None when unserved.
+    None when unserved. A 3 x 3, unit-stride, undilated, ungrouped convolution with the
+    channels :func:`ember.kernels.winograd.fits` takes the Winograd kernel.
 
     Example:
         >>> x, w = np.ones((1, 2, 4, 4), np.float32), np.ones((3, 2, 3, 3), np.float32)
@@ -93,6 +95,10 @@ def implicit_conv2d(
     )
     if min(pt, pl) < 0:
         return None
+    if groups == 1 and (kh, kw, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1):
+        y = winograd_conv2d(x, w, bias, (pt, pl), (oh, ow), relu)
+        if y is not None:  # (None: channels it does not serve, or an input not all finite)
+            return y
     n, c, h, wd = x.shape
     o = w.shape[0]
     y = np.empty((n, o, oh, ow), x.dtype)

@@ -211,10 +211,11 @@ def _units() -> dict[str, Unit]:
         optim,
         pool,
         softmax,
+        winograd,
     )
     from .attention import UNIT as ATTENTION
 
-    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm)
+    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm, winograd)
     units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
     # built whole until their convolutions' shared helpers keep their machine code when built
     # apart (see the module docstring)

@@ -147,21 +147,21 @@ static void FN(gemm_put_edge)(scalar *c, i64 ldc, const scalar *t, i64 rows, i64
         }
 }
 
-/* the MR x NR register block: C[0..rows, 0..cols) (+)= A panel (kc x MR) times B panel
-   (kc x NR), plus bias when not NULL */
-static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *restrict bp,
-                           scalar *restrict c, i64 ldc, i64 rows, i64 cols, int add,
-                           const scalar *bias) {
+/* the 12 accumulators of an MR x NR register block (acc[2 r + h]: row r, vector h of
+   columns) summed over kc steps: A entry (r, k) at a[k sk + r sr], B's kc x NR panel bp.
+   Inlined with constant strides, so that every caller keeps the accumulators in registers */
+EMBER_INLINE void FN(gemm_acc)(i64 kc, const scalar *restrict a, i64 sk, i64 sr,
+                               const scalar *restrict bp, FN(gvec) *acc) {
     FN(gvec) c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     FN(gvec) c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
-    for (i64 r = 0; r < rows; r++) __builtin_prefetch(c + r * ldc, 1, 3);
     EMBER_PRAGMA(GCC unroll 4)
     for (i64 k = 0; k < kc; k++) {
         FN(gvec) b0 = FN(gld)(bp + k * NR), b1 = FN(gld)(bp + k * NR + VL);
         GEMM_IN_REG(b0);
         GEMM_IN_REG(b1);
-        const scalar *a = ap + k * MR;
-        scalar a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3], a4 = a[4], a5 = a[5];
+        const scalar *ak = a + k * sk;
+        scalar a0 = ak[0], a1 = ak[sr], a2 = ak[2 * sr], a3 = ak[3 * sr], a4 = ak[4 * sr];
+        scalar a5 = ak[5 * sr];
         c00 += a0 * b0;
         c01 += a0 * b1;
         c10 += a1 * b0;
@@ -175,8 +175,19 @@ static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *rest
         c50 += a5 * b0;
         c51 += a5 * b1;
     }
+    acc[0] = c00, acc[1] = c01, acc[2] = c10, acc[3] = c11, acc[4] = c20, acc[5] = c21;
+    acc[6] = c30, acc[7] = c31, acc[8] = c40, acc[9] = c41, acc[10] = c50, acc[11] = c51;
+}
+
+/* the MR x NR register block: C[0..rows, 0..cols) (+)= A panel (kc x MR) times B panel
+   (kc x NR), plus bias when not NULL */
+static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *restrict bp,
+                           scalar *restrict c, i64 ldc, i64 rows, i64 cols, int add,
+                           const scalar *bias) {
+    for (i64 r = 0; r < rows; r++) __builtin_prefetch(c + r * ldc, 1, 3);
+    FN(gvec) acc[2 * MR];
+    FN(gemm_acc)(kc, ap, MR, 1, bp, acc);
     if (rows == MR && cols == NR) {
-        FN(gvec) acc[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
         FN(gvec) bb0 = {0}, bb1 = {0};
         if (bias) {
             bb0 = FN(gld)(bias);
@@ -194,7 +205,6 @@ static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *rest
         return;
     }
     scalar t[MR * NR];
-    FN(gvec) acc[2 * MR] = {c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51};
     for (i64 r = 0; r < MR; r++) {
         FN(gst)(t + r * NR, acc[2 * r]);
         FN(gst)(t + r * NR + VL, acc[2 * r + 1]);

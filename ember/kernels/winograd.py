@@ -1,0 +1,93 @@
+"""The seam of the Winograd convolution kernel (:mod:`ember.kernels.source.winograd`): a 3 x 3,
+unit-stride, undilated, ungrouped convolution of NumPy ``(N, C, H, W)`` float32 or float64
+arrays with 2.25 times fewer multiply-adds than the direct sum.
+
+:func:`winograd_conv2d` serves the calls :func:`fits` accepts and returns None for the
+others, and for an input or filter that is not all finite (whose inf and NaN the transforms
+would spread to neighbouring outputs); the caller (:func:`ember.kernels.implicit_conv2d`,
+which also computes the input gradient of a unit-stride convolution) then takes its
+implicit-GEMM path. The filter's transform is kept in L2 cache for the whole call, so only
+convolutions with at most :data:`MAX_CHANNEL_PRODUCT` input times output channels are
+served; below :data:`MIN_CHANNELS` input or output channels the transforms cost more than
+the products they save.
+
+Example:
+    >>> import numpy as np
+    >>> x, w = np.ones((1, 16, 4, 4), np.float32), np.ones((16, 16, 3, 3), np.float32)
+    >>> y = winograd_conv2d(x, w, None, (1, 1), (4, 4))
+    >>> y is None or float(y[0, 0, 1, 1]) == 144.0
+    True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..threads import kernel_threads
+from . import _seam
+from ._seam import contiguous, is_array, kernel
+
+__all__ = ["winograd_conv2d", "fits", "MIN_CHANNELS", "MAX_CHANNEL_PRODUCT"]
+
+Array = Any
+
+MIN_CHANNELS = 16  # input and output channels from which the kernel serves a convolution
+MAX_CHANNEL_PRODUCT = 4096  # input x output channels (float32; half for float64) served
+NS_PER_TILE_CHANNEL = 0.45  # ns of one core per 2 x 2 output tile, input and output channel
+
+
+def fits(c: int, o: int, dtype: Any) -> bool:
+    """True when a 3 x 3 convolution with ``c`` input and ``o`` output channels of ``dtype``
+    is one the kernel serves (see the module docstring).
+
+    Example:
+        >>> fits(32, 64, np.dtype(np.float32)), fits(1, 32, np.dtype(np.float32))
+        (True, False)
+    """
+    limit = MAX_CHANNEL_PRODUCT * 4 // np.dtype(dtype).itemsize
+    return min(c, o) >= MIN_CHANNELS and c * o <= limit
+
+
+def winograd_conv2d(
+    x: Array,
+    w: Array,
+    bias: Array | None,
+    padding: tuple[int, int],
+    out_hw: tuple[int, int],
+    relu: bool = False,
+) -> Array | None:
+    """The convolution of ``x`` (N, C, H, W) with the 3 x 3 filter ``w`` (O, C, 3, 3) at unit
+    stride and dilation, zero-padded by ``padding`` = (top, left) and cut to ``out_hw``,
+    plus ``bias`` (O,) when given, then a ReLU (NaN kept) with ``relu``; None when unserved.
+
+    Example:
+        >>> x = np.zeros((1, 16, 2, 2), np.float32); w = np.zeros((16, 16, 3, 3), np.float32)
+        >>> y = winograd_conv2d(x, w, np.ones(16, np.float32), (1, 1), (2, 2))
+        >>> y is None or y.sum() == 64.0
+        True
+    """
+    if not is_array(x, w) or x.ndim != 4 or w.ndim != 4 or w.dtype != x.dtype:
+        return None
+    n, c, h, wd = x.shape
+    o = w.shape[0]
+    oh, ow = (int(v) for v in out_hw)
+    pt, pl = (int(v) for v in padding)
+    if w.shape[1:] != (c, 3, 3) or min(pt, pl) < 0 or not fits(c, o, x.dtype):
+        return None
+    if bias is not None and (not is_array(bias) or bias.dtype != x.dtype or bias.size != o):
+        return None
+    f = kernel("winograd", "winograd_forward", x.dtype)
+    if f is None or n * h * wd * oh * ow == 0:
+        return None
+    y = np.empty((n, o, oh, ow), x.dtype)
+    tiles = n * ((oh + 1) // 2) * ((ow + 1) // 2)
+    nt = kernel_threads(int(tiles * c * o * NS_PER_TILE_CHANNEL))
+    b = _seam.NULL if bias is None else _seam.ptr(contiguous(bias))
+    x, w = contiguous(x), contiguous(w)
+    r = f(_seam.ptr(x), _seam.ptr(w), b, int(relu), _seam.ptr(y), n, c, h, wd, o, pt, pl, oh, ow,
+          nt)  # fmt: skip
+    if r < 0:
+        raise MemoryError("conv2d: out of memory for the Winograd transforms")
+    return y if r == 0 else None
