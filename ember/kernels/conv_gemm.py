@@ -26,7 +26,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 from .conv import _geometry, _operands
-from .winograd import winograd_conv2d
+from .winograd import winograd_conv2d, winograd_weight_grad
 
 __all__ = [
     "implicit_available",
@@ -125,7 +125,8 @@ def implicit_weight_grad(
 ) -> tuple[Array, Array | None] | None:
     """The gradients of :func:`implicit_conv2d` in its weight, ``(O, C/groups, kh, kw)``,
     and (with ``bias``) in its bias, ``(O,)``, for the output gradient ``g`` (N, O, OH, OW);
-    None when unserved.
+    None when unserved. The convolutions :func:`implicit_conv2d` gives to the Winograd
+    kernel have their gradients from it too.
 
     Example:
         >>> x = np.arange(9, dtype=np.float32).reshape(1, 1, 3, 3)
@@ -147,6 +148,10 @@ def implicit_weight_grad(
     )
     if min(pt, pl) < 0:
         return None
+    if groups == 1 and (kh, kw, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1):
+        r = winograd_weight_grad(x, g, (pt, pl), bias)
+        if r is not None:  # (None: channels it does not serve, or values not all finite)
+            return r
     n, c, h, wd = x.shape
     o, cg = g.shape[1], x.shape[1] // groups
     size = o * cg * kh * kw

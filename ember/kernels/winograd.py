@@ -1,11 +1,13 @@
-"""The seam of the Winograd convolution kernel (:mod:`ember.kernels.source.winograd`): a 3 x 3,
+"""The seam of the Winograd convolution kernels (:mod:`ember.kernels.source.winograd`): a 3 x 3,
 unit-stride, undilated, ungrouped convolution of NumPy ``(N, C, H, W)`` float32 or float64
-arrays with 2.25 times fewer multiply-adds than the direct sum.
+arrays, and its weight and bias gradients, with 2.25 times fewer multiply-adds than the
+direct sum.
 
-:func:`winograd_conv2d` serves the calls :func:`fits` accepts and returns None for the
-others, and for an input or filter that is not all finite (whose inf and NaN the transforms
-would spread to neighbouring outputs); the caller (:func:`ember.kernels.implicit_conv2d`,
-which also computes the input gradient of a unit-stride convolution) then takes its
+:func:`winograd_conv2d` and :func:`winograd_weight_grad` serve the calls :func:`fits`
+accepts and return None for the others, and for an input, filter or output gradient that is
+not all finite (whose inf and NaN the transforms would spread to neighbouring values); the
+caller (:func:`ember.kernels.implicit_conv2d`, which also computes the input gradient of a
+unit-stride convolution, and :func:`ember.kernels.implicit_weight_grad`) then takes its
 implicit-GEMM path. The filter's transform is kept in L2 cache for the whole call, so only
 convolutions with at most :data:`MAX_CHANNEL_PRODUCT` input times output channels are
 served; below :data:`MIN_CHANNELS` input or output channels the transforms cost more than
@@ -29,7 +31,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 
-__all__ = ["winograd_conv2d", "fits", "MIN_CHANNELS", "MAX_CHANNEL_PRODUCT"]
+__all__ = ["winograd_conv2d", "winograd_weight_grad", "fits", "MIN_CHANNELS", "MAX_CHANNEL_PRODUCT"]
 
 Array = Any
 
@@ -91,3 +93,39 @@ def winograd_conv2d(
     if r < 0:
         raise MemoryError("conv2d: out of memory for the Winograd transforms")
     return y if r == 0 else None
+
+
+def winograd_weight_grad(
+    x: Array, g: Array, padding: tuple[int, int], bias: bool = False
+) -> tuple[Array, Array | None] | None:
+    """The gradients of :func:`winograd_conv2d` (padding ``(top, left)``) in its weight,
+    ``(O, C, 3, 3)``, and with ``bias`` in its bias, ``(O,)``, for the output gradient ``g``
+    ``(N, O, OH, OW)``; None when unserved. The threads' sums are added in thread order, so
+    the result depends on the thread count (not on timing).
+
+    Example:
+        >>> x, g = np.ones((1, 16, 2, 2), np.float32), np.ones((1, 16, 2, 2), np.float32)
+        >>> r = winograd_weight_grad(x, g, (1, 1), bias=True)
+        >>> r is None or (float(r[0][0, 0, 1, 1]), float(r[1][0])) == (4.0, 4.0)
+        True
+    """
+    if not is_array(x, g) or x.ndim != 4 or g.ndim != 4 or g.dtype != x.dtype:
+        return None
+    n, c, h, wd = x.shape
+    o, oh, ow = g.shape[1:]
+    pt, pl = (int(v) for v in padding)
+    if g.shape[0] != n or min(pt, pl) < 0 or not fits(c, o, x.dtype):
+        return None
+    f = kernel("winograd", "winograd_weight_grad", x.dtype)
+    if f is None or n * h * wd * oh * ow == 0:
+        return None
+    gw = np.empty((o, c, 3, 3), x.dtype)
+    gb = np.empty(o, x.dtype) if bias else None
+    tiles = n * ((oh + 1) // 2) * ((ow + 1) // 2)
+    nt = kernel_threads(int(tiles * c * o * NS_PER_TILE_CHANNEL))
+    x, g = contiguous(x), contiguous(g)
+    r = f(_seam.ptr(x), _seam.ptr(g), _seam.ptr(gw), _seam.NULL if gb is None else _seam.ptr(gb),
+          n, c, h, wd, o, pt, pl, oh, ow, nt)  # fmt: skip
+    if r < 0:
+        raise MemoryError("conv2d: out of memory for the Winograd transforms")
+    return (gw, gb) if r == 0 else None

@@ -1,9 +1,10 @@
-"""The Winograd convolution kernel (``kernels.winograd``, source in
-``ember/kernels/source/winograd.py``) against a float64 NumPy reference and PyTorch: odd
-output sizes (a last tile half outside), channels that are not whole vectors or whole
-register blocks, top/left padding 0, 1 and 2, a cut output, bias and ReLU, 1 and 2 threads;
-the calls it declines (and that inf and NaN then take the implicit-GEMM path, as the direct
-sum spreads them); and the conv ops routing their forward and input gradient through it."""
+"""The Winograd convolution kernels (``kernels.winograd``, source in
+``ember/kernels/source/winograd.py``), forward and weight gradient, against a float64 NumPy
+reference and PyTorch: odd output sizes (a last tile half outside), channels that are not
+whole vectors or whole register blocks, top/left padding 0, 1 and 2, a cut output, bias and
+ReLU, 1 and 2 threads; the calls they decline (and that inf and NaN then take the
+implicit-GEMM path, as the direct sum spreads them); and the conv ops routing their forward,
+input gradient and weight gradient through them."""
 
 from __future__ import annotations
 
@@ -40,14 +41,20 @@ def _arrays(shape, o, dtype, seed=0):
     return x, w, rng.standard_normal(o).astype(dtype)
 
 
-def _reference(x, w, b, padding, out_hw):
-    """The convolution summed directly in float64."""
+def _padded(x, padding, out_hw):
+    """``x`` zero-padded (and cut) to the rows and columns the 3 x 3 taps of ``out_hw`` read."""
     (pt, pl), (oh, ow) = padding, out_hw
     n, c, h, wd = x.shape
     xp = np.zeros((n, c, oh + 2, ow + 2))
     hh, ww = min(h, oh + 2 - pt), min(wd, ow + 2 - pl)
     xp[:, :, pt : pt + hh, pl : pl + ww] = x[:, :, :hh, :ww]
-    y = np.zeros((n, w.shape[0], oh, ow))
+    return xp
+
+
+def _reference(x, w, b, padding, out_hw):
+    """The convolution summed directly in float64."""
+    (oh, ow), xp = out_hw, _padded(x, padding, out_hw)
+    y = np.zeros((x.shape[0], w.shape[0], oh, ow))
     for i in range(3):
         for j in range(3):
             y += np.einsum("nchw,oc->nohw", xp[:, :, i : i + oh, j : j + ow], w[:, :, i, j])
@@ -62,6 +69,25 @@ def test_matches_the_direct_sum(c_kernels, threaded, shape, o, padding, out_hw, 
     assert_close(winograd.winograd_conv2d(x, w, b, padding, out_hw), want.astype(dtype))
     got = winograd.winograd_conv2d(x, w, None, padding, out_hw, relu=True)
     assert_close(got, np.maximum(want - b[:, None, None], 0).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, o, padding, out_hw", CASES, ids=IDS)
+def test_weight_grad_matches_the_direct_sum(c_kernels, threaded, shape, o, padding, out_hw, dtype):
+    x, _, _ = _arrays(shape, o, dtype)
+    g = np.random.default_rng(1).standard_normal((shape[0], o, *out_hw)).astype(dtype)
+    (oh, ow), xp = out_hw, _padded(x, padding, out_hw)
+    want = np.zeros((o, shape[1], 3, 3))
+    for i in range(3):
+        for j in range(3):
+            want[:, :, i, j] = np.einsum("nchw,nohw->oc", xp[:, :, i : i + oh, j : j + ow], g)
+    gw, gb = winograd.winograd_weight_grad(x, g, padding, bias=True)
+    scale = np.abs(want).max()  # sums over every tile: judged against the largest
+    np.testing.assert_allclose(
+        gw / scale, want / scale, atol=5e-6 if dtype == np.float32 else 1e-14
+    )
+    assert_close(gb, g.sum(axis=(0, 2, 3)).astype(dtype))
+    assert winograd.winograd_weight_grad(x, g, padding)[1] is None
 
 
 def test_threads_do_not_change_the_result(c_kernels, monkeypatch):
@@ -94,38 +120,52 @@ def test_declines(c_kernels):
     assert winograd.fits(64, 64, np.float32) and not winograd.fits(64, 64, np.float64)
 
 
-@pytest.mark.parametrize("where", ["input", "filter"])
+@pytest.mark.parametrize("where", ["input", "filter", "gradient"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_inf_and_nan_take_the_implicit_path(c_kernels, where, dtype):
     """The transforms would spread an inf to the outputs beside it (inf - inf): the kernel
     declines, and the convolution gives the NumPy path's inf and NaN at the same places."""
     rng = np.random.default_rng(3)
     x, w, b = _arrays((2, 16, 8, 9), 16, dtype, seed=3)
+    g = rng.standard_normal((2, 16, 8, 9)).astype(dtype)
     if where == "input":
         x = with_specials(x, rng, 0.01)
-    else:
+    elif where == "filter":
         w = with_specials(w, rng, 0.01)
-    assert winograd.winograd_conv2d(x, w, b, (1, 1), (8, 9)) is None
-    y = kernels.implicit_conv2d(x, w, b, (1, 1), (1, 1), (1, 1), (8, 9))
+    else:
+        g = with_specials(g, rng, 0.01)
     attrs = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
-    with numpy_path():
-        want = REGISTRY["conv2d"].forward(np, x, w, b, out_hw=(8, 9), **attrs)
-    assert np.isnan(y).any()
-    assert_close(y, want)
+    if where != "gradient":
+        assert winograd.winograd_conv2d(x, w, b, (1, 1), (8, 9)) is None
+        y = kernels.implicit_conv2d(x, w, b, (1, 1), (1, 1), (1, 1), (8, 9))
+        with numpy_path():
+            want = REGISTRY["conv2d"].forward(np, x, w, b, out_hw=(8, 9), **attrs)
+        assert np.isnan(y).any()
+        assert_close(y, want)
+    if where != "filter":
+        assert winograd.winograd_weight_grad(x, g, (1, 1), bias=True) is None
+        gw, gb = kernels.implicit_weight_grad(x, g, (3, 3), (1, 1), (1, 1), (1, 1), bias=True)
+        with numpy_path():
+            flat = REGISTRY["conv2d_weight_grad"].forward(
+                np, x, g, kernel=(3, 3), with_bias=True, **attrs
+            )
+        assert np.isnan(gw).any()
+        assert_close(np.concatenate([gw.ravel(), gb]), flat)
 
 
 @pytest.fixture
 def counted(monkeypatch):
-    """The calls the Winograd kernel served, through the implicit-GEMM seam."""
+    """The calls the Winograd kernels served through the implicit-GEMM seam, by name."""
     calls = []
-    real = conv_gemm.winograd_conv2d
+    for name in ("winograd_conv2d", "winograd_weight_grad"):
+        real = getattr(conv_gemm, name)
 
-    def wrapper(*args, **kwargs):
-        out = real(*args, **kwargs)
-        calls.append(out is not None)
-        return out
+        def wrapper(*args, _real=real, _name=name, **kwargs):
+            out = _real(*args, **kwargs)
+            calls.append((_name, out is not None))
+            return out
 
-    monkeypatch.setattr(conv_gemm, "winograd_conv2d", wrapper)
+        monkeypatch.setattr(conv_gemm, name, wrapper)
     return calls
 
 
@@ -136,7 +176,8 @@ def test_conv_op_forward_and_input_gradient_match_torch(c_kernels, counted):
     y = F.conv2d(ex, ew, eb, padding=1)
     u = np.random.default_rng(6).standard_normal(y.shape).astype(np.float32)
     (y * ember.tensor(u)).sum().backward()
-    assert counted == [True, True]  # the forward, then the input gradient
+    forward, grad = ("winograd_conv2d", True), ("winograd_weight_grad", True)
+    assert sorted(counted) == sorted([forward, forward, grad])  # + the input gradient
     tx, tw, tb = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
     ty = torch.nn.functional.conv2d(tx, tw, tb, padding=1)
     (ty * torch.from_numpy(u)).sum().backward()
@@ -145,9 +186,11 @@ def test_conv_op_forward_and_input_gradient_match_torch(c_kernels, counted):
     np.testing.assert_allclose(ew.grad.numpy(), tw.grad.numpy(), rtol=1e-4, atol=1e-4)
 
 
-def test_input_gradient_passes_gradcheck(c_kernels, counted):
+def test_gradients_pass_gradcheck(c_kernels, counted):
     rng = np.random.default_rng(7)
     x = ember.tensor(rng.standard_normal((1, 16, 5, 4)), requires_grad=True)
-    w = ember.tensor(rng.standard_normal((16, 16, 3, 3)) / 12)
-    assert ember.autograd.gradcheck(lambda t: F.conv2d(t, w, padding=1), (x,))
-    assert counted and all(counted)
+    w = ember.tensor(rng.standard_normal((16, 16, 3, 3)) / 12, requires_grad=True)
+    b = ember.tensor(rng.standard_normal(16), requires_grad=True)
+    assert ember.autograd.gradcheck(lambda t, v: F.conv2d(t, v, padding=1), (x, w))
+    assert ember.autograd.gradcheck(lambda v, c: F.conv2d(x, v, c, padding=1), (w, b))
+    assert {name for name, ok in counted if ok} == {"winograd_conv2d", "winograd_weight_grad"}

@@ -148,15 +148,16 @@ static void FN(gemm_put_edge)(scalar *c, i64 ldc, const scalar *t, i64 rows, i64
 }
 
 /* the 12 accumulators of an MR x NR register block (acc[2 r + h]: row r, vector h of
-   columns) summed over kc steps: A entry (r, k) at a[k sk + r sr], B's kc x NR panel bp.
-   Inlined with constant strides, so that every caller keeps the accumulators in registers */
+   columns) summed over kc steps: A entry (r, k) at a[k sk + r sr], B's NR columns of step k
+   at bp[k sb]. Inlined with constant strides, so that every caller keeps the accumulators
+   in registers */
 EMBER_INLINE void FN(gemm_acc)(i64 kc, const scalar *restrict a, i64 sk, i64 sr,
-                               const scalar *restrict bp, FN(gvec) *acc) {
+                               const scalar *restrict bp, i64 sb, FN(gvec) *acc) {
     FN(gvec) c00 = {0}, c01 = {0}, c10 = {0}, c11 = {0}, c20 = {0}, c21 = {0};
     FN(gvec) c30 = {0}, c31 = {0}, c40 = {0}, c41 = {0}, c50 = {0}, c51 = {0};
     EMBER_PRAGMA(GCC unroll 4)
     for (i64 k = 0; k < kc; k++) {
-        FN(gvec) b0 = FN(gld)(bp + k * NR), b1 = FN(gld)(bp + k * NR + VL);
+        FN(gvec) b0 = FN(gld)(bp + k * sb), b1 = FN(gld)(bp + k * sb + VL);
         GEMM_IN_REG(b0);
         GEMM_IN_REG(b1);
         const scalar *ak = a + k * sk;
@@ -186,7 +187,7 @@ static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *rest
                            const scalar *bias) {
     for (i64 r = 0; r < rows; r++) __builtin_prefetch(c + r * ldc, 1, 3);
     FN(gvec) acc[2 * MR];
-    FN(gemm_acc)(kc, ap, MR, 1, bp, acc);
+    FN(gemm_acc)(kc, ap, MR, 1, bp, NR, acc);
     if (rows == MR && cols == NR) {
         FN(gvec) bb0 = {0}, bb1 = {0};
         if (bias) {
