@@ -8,10 +8,16 @@ accepts and return None for the others, and for an input, filter or output gradi
 not all finite (whose inf and NaN the transforms would spread to neighbouring values); the
 caller (:func:`ember.kernels.implicit_conv2d`, which also computes the input gradient of a
 unit-stride convolution, and :func:`ember.kernels.implicit_weight_grad`) then takes its
-implicit-GEMM path. The filter's transform is kept in L2 cache for the whole call, so only
-convolutions with at most :data:`MAX_CHANNEL_PRODUCT` input times output channels are
-served; below :data:`MIN_CHANNELS` input or output channels the transforms cost more than
-the products they save.
+implicit-GEMM path.
+
+Which calls are served was measured against the implicit GEMM on the 2-core test machine
+(float32, 2 threads): the forward was 0.56-0.82x its time from 4 input and 8 output
+channels up to 512 x 512 (1.3-2.2x with 1-3 input or 4 output channels, where the padding
+of the channels to whole vectors and blocks costs more than the products save); the weight
+gradient, which keeps 16 accumulators of ``C x O`` per thread, 0.58-0.79x up to 128 x 128
+channels and 1.05-1.17x from 128 x 256. Hence :data:`MIN_CHANNELS` (for both) and the limits on input
+times output channels, :data:`MAX_CHANNEL_PRODUCT` and :data:`MAX_GRAD_CHANNEL_PRODUCT`
+(halved for float64, whose values take twice the cache).
 
 Example:
     >>> import numpy as np
@@ -31,25 +37,36 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 
-__all__ = ["winograd_conv2d", "winograd_weight_grad", "fits", "MIN_CHANNELS", "MAX_CHANNEL_PRODUCT"]
+__all__ = [
+    "winograd_conv2d",
+    "winograd_weight_grad",
+    "fits",
+    "MIN_CHANNELS",
+    "MAX_CHANNEL_PRODUCT",
+    "MAX_GRAD_CHANNEL_PRODUCT",
+]
 
 Array = Any
 
-MIN_CHANNELS = 16  # input and output channels from which the kernel serves a convolution
-MAX_CHANNEL_PRODUCT = 4096  # input x output channels (float32; half for float64) served
+MIN_CHANNELS = 8  # input and output channels from which the kernels serve a convolution
+MAX_CHANNEL_PRODUCT = 512 * 512  # input x output channels the forward serves (float32)
+MAX_GRAD_CHANNEL_PRODUCT = 128 * 128  # ... and the weight gradient (float32)
 NS_PER_TILE_CHANNEL = 0.45  # ns of one core per 2 x 2 output tile, input and output channel
 
 
-def fits(c: int, o: int, dtype: Any) -> bool:
+def fits(c: int, o: int, dtype: Any, weight_grad: bool = False) -> bool:
     """True when a 3 x 3 convolution with ``c`` input and ``o`` output channels of ``dtype``
-    is one the kernel serves (see the module docstring).
+    is one the forward kernel (with ``weight_grad``: the weight-gradient kernel) serves
+    (see the module docstring).
 
     Example:
-        >>> fits(32, 64, np.dtype(np.float32)), fits(1, 32, np.dtype(np.float32))
+        >>> fits(32, 64, np.dtype(np.float32)), fits(3, 32, np.dtype(np.float32))
         (True, False)
+        >>> fits(256, 256, np.dtype(np.float32), weight_grad=True)
+        False
     """
-    limit = MAX_CHANNEL_PRODUCT * 4 // np.dtype(dtype).itemsize
-    return min(c, o) >= MIN_CHANNELS and c * o <= limit
+    limit = MAX_GRAD_CHANNEL_PRODUCT if weight_grad else MAX_CHANNEL_PRODUCT
+    return min(c, o) >= MIN_CHANNELS and c * o <= limit * 4 // np.dtype(dtype).itemsize
 
 
 def winograd_conv2d(
@@ -114,7 +131,7 @@ def winograd_weight_grad(
     n, c, h, wd = x.shape
     o, oh, ow = g.shape[1:]
     pt, pl = (int(v) for v in padding)
-    if g.shape[0] != n or min(pt, pl) < 0 or not fits(c, o, x.dtype):
+    if g.shape[0] != n or min(pt, pl) < 0 or not fits(c, o, x.dtype, weight_grad=True):
         return None
     f = kernel("winograd", "winograd_weight_grad", x.dtype)
     if f is None or n * h * wd * oh * ow == 0:

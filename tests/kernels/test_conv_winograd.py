@@ -30,8 +30,10 @@ CASES = [
     ((2, 24, 8, 8), 20, (1, 0), (8, 6)),  # padding only at the top; the output cut
     ((1, 16, 1, 1), 16, (1, 1), (1, 1)),  # one position
     ((2, 40, 11, 21), 48, (1, 1), (11, 21)),  # more tiles than one block
+    ((2, 8, 6, 5), 8, (1, 1), (6, 5)),  # the fewest channels served
+    ((1, 64, 5, 6), 112, (1, 1), (5, 6)),  # many channels: blocks of one register block
 ]
-IDS = ["odd", "ragged", "w2", "valid", "pad2", "asym", "one", "blocks"]
+IDS = ["odd", "ragged", "w2", "valid", "pad2", "asym", "one", "blocks", "few", "many"]
 
 
 def _arrays(shape, o, dtype, seed=0):
@@ -106,18 +108,26 @@ def test_threads_do_not_change_the_result(c_kernels, monkeypatch):
 
 def test_declines(c_kernels):
     x, w, b = _arrays((2, 16, 6, 6), 16, np.float32)
-    conv = winograd.winograd_conv2d
+    g = np.ones((2, 16, 6, 6), np.float32)
+    conv, grad = winograd.winograd_conv2d, winograd.winograd_weight_grad
     assert conv(x, w, b, (1, 1), (6, 6)) is not None
-    assert conv(x[:, :8], w[:, :8], b, (1, 1), (6, 6)) is None  # too few input channels
-    assert conv(x, w[:8], b[:8], (1, 1), (6, 6)) is None  # too few output channels
+    assert grad(x, g, (1, 1)) is not None
+    assert conv(x[:, :4], w[:, :4], b, (1, 1), (6, 6)) is None  # too few input channels
+    assert grad(x[:, :4], g, (1, 1)) is None
+    assert conv(x, w[:4], b[:4], (1, 1), (6, 6)) is None  # too few output channels
+    assert grad(x, g[:, :4], (1, 1)) is None
     assert conv(x.astype(np.float16), w.astype(np.float16), None, (1, 1), (6, 6)) is None
     assert conv(x, w[:, :, :2, :2], b, (1, 1), (6, 6)) is None  # not 3 x 3
     assert conv(x, w, b[:4], (1, 1), (6, 6)) is None  # a bias of the wrong size
     assert conv(x, w, b, (-1, 1), (6, 6)) is None
-    big_x, big_w, _ = _arrays((1, 128, 4, 4), 64, np.float32)  # filter transform past L2
-    assert not winograd.fits(128, 64, np.float32)
-    assert conv(big_x, big_w, None, (1, 1), (4, 4)) is None
-    assert winograd.fits(64, 64, np.float32) and not winograd.fits(64, 64, np.float64)
+    assert grad(x, g[:1], (1, 1)) is None  # another batch
+    # the weight gradient's accumulators past L2 (measured slower): only the forward serves
+    big_x, big_w, _ = _arrays((1, 128, 4, 4), 256, np.float32)
+    assert conv(big_x, big_w, None, (1, 1), (4, 4)) is not None
+    assert grad(big_x, np.ones((1, 256, 4, 4), np.float32), (1, 1)) is None
+    assert winograd.fits(128, 128, np.float32, weight_grad=True)
+    assert not winograd.fits(128, 128, np.float64, weight_grad=True)
+    assert not winograd.fits(1024, 512, np.float32)
 
 
 @pytest.mark.parametrize("where", ["input", "filter", "gradient"])
