@@ -26,7 +26,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import contiguous, is_array, kernel
 from .conv import _geometry, _operands
-from .winograd import winograd_conv2d, winograd_weight_grad
+from .winograd import fits, winograd_available, winograd_conv2d, winograd_weight_grad
 
 __all__ = [
     "implicit_available",
@@ -42,14 +42,26 @@ Array = Any
 _WORK_SCALE = 16
 
 
-def implicit_available(x: Any) -> bool:
+def implicit_available(
+    x: Any,
+    w_shape: tuple | None = None,
+    stride: tuple = (1, 1),
+    dilation: tuple = (1, 1),
+    groups: int = 1,
+) -> bool:
     """True when the kernels serve convolutions of the array ``x`` (a float32 or float64
-    NumPy array, kernels in use).
+    NumPy array, kernels in use). Given the weight's shape ``(O, C/groups, kh, kw)`` and the
+    geometry, it asks for the kernel that would serve that convolution (the Winograd one,
+    or the implicit GEMM's), so that the check builds no library the call will not use.
 
     Example:
         >>> implicit_available(np.ones(2, np.int64))
         False
     """
+    if w_shape is not None and is_array(x):
+        o, c, kh, kw = w_shape
+        if _winograd(kh, kw, *stride, *dilation, groups) and fits(c, o, x.dtype):
+            return winograd_available(x)
     return is_array(x) and kernel("conv_gemm", "conv_gemm_forward", x.dtype) is not None
 
 
@@ -57,6 +69,11 @@ def _grouped(c: int, o: int, cg: int, groups: int) -> bool:
     """True when ``c`` input and ``o`` output channels split into ``groups`` groups of
     ``cg`` input channels each."""
     return groups >= 1 and c == cg * groups and o % groups == 0
+
+
+def _winograd(kh: int, kw: int, sh: int, sw: int, dh: int, dw: int, groups: int) -> bool:
+    """True for the geometry the Winograd kernels serve (their channels checked apart)."""
+    return groups == 1 and (kh, kw, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
 
 
 def _threads(positions: int, taps: int, outputs: int) -> int:
@@ -87,18 +104,18 @@ def implicit_conv2d(
     """
     if not _operands(x, w, bias) or not _grouped(x.shape[1], w.shape[0], w.shape[1], groups):
         return None
-    f = kernel("conv_gemm", "conv_gemm_forward", x.dtype)
-    if f is None:
-        return None
     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = _geometry(
         w.shape[2:], stride, padding, dilation, out_hw
     )
     if min(pt, pl) < 0:
         return None
-    if groups == 1 and (kh, kw, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1):
+    if _winograd(kh, kw, sh, sw, dh, dw, groups):  # (before the lookup: no build it skips)
         y = winograd_conv2d(x, w, bias, (pt, pl), (oh, ow), relu)
         if y is not None:  # (None: channels it does not serve, or an input not all finite)
             return y
+    f = kernel("conv_gemm", "conv_gemm_forward", x.dtype)
+    if f is None:
+        return None
     n, c, h, wd = x.shape
     o = w.shape[0]
     y = np.empty((n, o, oh, ow), x.dtype)
@@ -140,18 +157,18 @@ def implicit_weight_grad(
         return None
     if not _grouped(x.shape[1], g.shape[1], x.shape[1] // max(groups, 1), groups):
         return None
-    f = kernel("conv_gemm", "conv_gemm_weight_grad", x.dtype)
-    if f is None:
-        return None
     kh, kw, sh, sw, pt, pl, dh, dw, oh, ow = _geometry(
         kernel_size, stride, padding, dilation, g.shape[2:]
     )
     if min(pt, pl) < 0:
         return None
-    if groups == 1 and (kh, kw, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1):
+    if _winograd(kh, kw, sh, sw, dh, dw, groups):
         r = winograd_weight_grad(x, g, (pt, pl), bias)
         if r is not None:  # (None: channels it does not serve, or values not all finite)
             return r
+    f = kernel("conv_gemm", "conv_gemm_weight_grad", x.dtype)
+    if f is None:
+        return None
     n, c, h, wd = x.shape
     o, cg = g.shape[1], x.shape[1] // groups
     size = o * cg * kh * kw
@@ -191,9 +208,11 @@ def implicit_transpose2d(
         return None
     kh, kw, _, _, pt, pl, dh, dw, _, _ = _geometry(w.shape[2:], (1, 1), padding, dilation, out_hw)
     pads = (dh * (kh - 1) - pt, dw * (kw - 1) - pl)
-    if min(pads) < 0 or not implicit_available(x):
+    if min(pads) < 0:
         return None
     i, og = w.shape[0] // groups, w.shape[1]  # (I, O/G, kh, kw) -> (O, I/G, kh, kw) per group
+    if not implicit_available(x, (groups * og, i, kh, kw), (1, 1), (dh, dw), groups):
+        return None
     wg = w.reshape(groups, i, og, *w.shape[2:]).transpose(0, 2, 1, 3, 4)[..., ::-1, ::-1]
     wf = np.ascontiguousarray(wg).reshape(groups * og, i, *w.shape[2:])
     return implicit_conv2d(x, wf, bias, (1, 1), pads, dilation, out_hw, groups)

@@ -40,6 +40,7 @@ from ._seam import contiguous, is_array, kernel
 __all__ = [
     "winograd_conv2d",
     "winograd_weight_grad",
+    "winograd_available",
     "fits",
     "MIN_CHANNELS",
     "MAX_CHANNEL_PRODUCT",
@@ -67,6 +68,17 @@ def fits(c: int, o: int, dtype: Any, weight_grad: bool = False) -> bool:
     """
     limit = MAX_GRAD_CHANNEL_PRODUCT if weight_grad else MAX_CHANNEL_PRODUCT
     return min(c, o) >= MIN_CHANNELS and c * o <= limit * 4 // np.dtype(dtype).itemsize
+
+
+def winograd_available(x: Any) -> bool:
+    """True when the forward kernel serves convolutions of the array ``x`` (a float32 or
+    float64 NumPy array, kernels in use).
+
+    Example:
+        >>> winograd_available(np.ones(2, np.int64))
+        False
+    """
+    return is_array(x) and kernel("winograd", "winograd_forward", x.dtype) is not None
 
 
 def winograd_conv2d(

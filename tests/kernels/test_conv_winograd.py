@@ -204,3 +204,25 @@ def test_gradients_pass_gradcheck(c_kernels, counted):
     assert ember.autograd.gradcheck(lambda t, v: F.conv2d(t, v, padding=1), (x, w))
     assert ember.autograd.gradcheck(lambda v, c: F.conv2d(x, v, c, padding=1), (w, b))
     assert {name for name, ok in counted if ok} == {"winograd_conv2d", "winograd_weight_grad"}
+
+
+def test_winograd_calls_never_build_the_implicit_gemm(c_kernels, monkeypatch):
+    """A convolution the Winograd kernels serve looks up (so builds, on a first call) no
+    implicit-GEMM kernel: not in the forward, the input or weight gradient, nor in the conv
+    op's choice of path. Its weight gradient's library compiles beside its forward's."""
+    from ember.kernels.source import UNITS, companions
+    from ember.ops.nn.conv_gemm import uses_implicit
+
+    asked = []
+    real = conv_gemm.kernel
+    monkeypatch.setattr(conv_gemm, "kernel", lambda *a: asked.append(a[0]) or real(*a))
+    x, w, b = _arrays((2, 16, 6, 6), 24, np.float32)
+    g = np.ones((2, 24, 6, 6), np.float32)
+    assert uses_implicit(x, w.shape, (1, 1), (1, 1), 1)
+    assert kernels.implicit_conv2d(x, w, b, (1, 1), (1, 1), (1, 1), (6, 6)) is not None
+    assert kernels.implicit_transpose2d(g, w, None, (1, 1), (1, 1), (6, 6)) is not None
+    assert kernels.implicit_weight_grad(x, g, (3, 3), (1, 1), (1, 1), (1, 1), True) is not None
+    assert asked == []
+    assert kernels.implicit_conv2d(x, w, b, (2, 2), (1, 1), (1, 1), (3, 3)) is not None
+    assert asked == ["conv_gemm"]  # strided: the implicit GEMM
+    assert companions(UNITS["winograd"], "winograd_forward") == ["winograd_weight_grad"]

@@ -69,6 +69,7 @@ class Unit:
     dtypes: tuple[str, ...] = ("f32", "f64")  # the element types this library holds
     keep: tuple[str, ...] = ()  # the functions this library exports (empty: all of them)
     groups: tuple[tuple[str, ...], ...] = ()  # functions only ever built together
+    follows: tuple[tuple[str, str], ...] = ()  # (a, b): b is called soon after a (companions)
 
 
 _SIG = re.compile(r"^\s*([\w\s]+?)\s+(\w+)\s*\((.*)\)\s*$", re.S)
@@ -184,18 +185,20 @@ def part(unit: Unit, name: str) -> Unit:
 
 def companions(unit: Unit, name: str) -> list[str]:
     """The functions of ``unit`` likely called soon after ``name``, worth compiling at the
-    same time (when they are in another :func:`part`): ``x_backward`` after ``x_forward``.
+    same time (when they are in another :func:`part`): ``x_backward`` after ``x_forward``,
+    and those the unit's ``follows`` pairs name.
 
     Example:
         >>> companions(UNITS["softmax"], "softmax_forward")
         ['softmax_backward']
+        >>> companions(UNITS["winograd"], "winograd_forward")
+        ['winograd_weight_grad']
     """
-    if not name.endswith("_forward"):
-        return []
-    other = name[: -len("_forward")] + "_backward"
-    if other not in function_names(unit) or part(unit, other) == part(unit, name):
-        return []
-    return [other]
+    others = [b for a, b in unit.follows if a == name]
+    if name.endswith("_forward"):
+        others.insert(0, name[: -len("_forward")] + "_backward")
+    known = function_names(unit)
+    return [o for o in others if o in known and part(unit, o) != part(unit, name)]
 
 
 def _units() -> dict[str, Unit]:

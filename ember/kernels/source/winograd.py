@@ -456,4 +456,5 @@ UNIT = Unit(
     ),
     body=BODY,
     shared=SHARED,
+    follows=(("winograd_forward", "winograd_weight_grad"),),  # a training step's backward
 )

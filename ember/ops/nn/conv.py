@@ -417,7 +417,7 @@ def _conv(name, nd, input, weight, bias, stride, padding, dilation, groups):
     if (
         weight.requires_grad
         and state.grad_enabled
-        and not uses_implicit(x4._data, w4.shape)
+        and not uses_implicit(x4._data, w4.shape, stride, dilation, groups)
         and keeps_columns(x4.shape, w4.shape, out_hw, x4._data.dtype, _COLS_LIMIT)
     ):
         cols = (_columns_op(x4, kernel=tuple(w4.shape[2:]), **_geometry(opts)),)

@@ -79,16 +79,20 @@ def uses_direct(x_shape: tuple, w_shape: tuple) -> bool:
     return taps <= DIRECT_MAX_TAPS and int(np.prod(x_shape)) > 0
 
 
-def uses_implicit(x: Any, w_shape: tuple) -> bool:
-    """True when the convolution of the array ``x`` with a weight of ``w_shape`` (any
-    groups) takes the implicit-GEMM path (its kernels serve ``x`` and the direct path does
-    not take it): then no columns are built or kept.
+def uses_implicit(
+    x: Any, w_shape: tuple, stride: tuple = (1, 1), dilation: tuple = (1, 1), groups: int = 1
+) -> bool:
+    """True when the convolution of the array ``x`` with a weight of ``w_shape`` takes the
+    implicit-GEMM path (its kernels, the Winograd ones included, serve ``x`` and the direct
+    path does not take it): then no columns are built or kept.
 
     Example:
         >>> uses_implicit(np.ones((1, 1, 4, 4), np.float32), (2, 1, 3, 3))  # direct path
         False
     """
-    return not uses_direct(x.shape, w_shape) and kernels.implicit_available(x)
+    if uses_direct(x.shape, w_shape):
+        return False
+    return kernels.implicit_available(x, w_shape, stride, dilation, groups)
 
 
 def keeps_columns(
