@@ -24,7 +24,8 @@ Seam functions: ``softmax_forward/backward`` (also log-softmax and the attention
 ``im2col``/``col2im``/``swap01`` and the direct few-tap convolution
 (``conv_direct``, ``conv_weight_grad_direct``, ``direct_available``), the implicit-GEMM
 convolution (``implicit_conv2d``, ``implicit_weight_grad``, ``implicit_transpose2d``,
-``implicit_available``: no column matrix), ``max_pool2d_*``, ``avg_pool2d_*``,
+``implicit_available``: no column matrix; 3 x 3 unit-stride ones go to Winograd's
+F(2x2, 3x3) in :mod:`.winograd`), ``max_pool2d_*``, ``avg_pool2d_*``,
 ``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
 ``rmsprop_step``, ``tall_matmul`` (matrix products of many rows, bias fused: :mod:`.gemm`).
 
