@@ -92,6 +92,20 @@ def test_weight_grad_matches_the_direct_sum(c_kernels, threaded, shape, o, paddi
     assert winograd.winograd_weight_grad(x, g, padding)[1] is None
 
 
+def test_non_contiguous_operands(c_kernels):
+    x, w, b = _arrays((2, 24, 7, 9), 16, np.float64)
+    xs = np.ascontiguousarray(x.transpose(0, 1, 3, 2)).transpose(0, 1, 3, 2)  # F-ordered planes
+    ws, bs = np.asfortranarray(w), np.repeat(b, 2)[::2]  # a strided bias
+    assert not (xs.flags.c_contiguous or ws.flags.c_contiguous or bs.flags.c_contiguous)
+    want = _reference(x, w, b, (1, 1), (7, 9))
+    assert_close(winograd.winograd_conv2d(xs, ws, bs, (1, 1), (7, 9)), want)
+    g = np.random.default_rng(2).standard_normal((2, 16, 9, 7)).transpose(0, 1, 3, 2)
+    gw, gb = winograd.winograd_weight_grad(xs, g, (1, 1), bias=True)
+    want_w, want_b = winograd.winograd_weight_grad(x, np.ascontiguousarray(g), (1, 1), True)
+    np.testing.assert_array_equal(gw, want_w)
+    np.testing.assert_array_equal(gb, want_b)
+
+
 def test_threads_do_not_change_the_result(c_kernels, monkeypatch):
     """A block of tiles is the same whichever thread computes it: 1 and 2 threads agree
     bit for bit."""
