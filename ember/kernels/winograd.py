@@ -52,7 +52,9 @@ Array = Any
 MIN_CHANNELS = 8  # input and output channels from which the kernels serve a convolution
 MAX_CHANNEL_PRODUCT = 512 * 512  # input x output channels the forward serves (float32)
 MAX_GRAD_CHANNEL_PRODUCT = 128 * 128  # ... and the weight gradient (float32)
-NS_PER_TILE_CHANNEL = 0.45  # ns of one core per 2 x 2 output tile, input and output channel
+# ns of one core per 2 x 2 output tile and pair of input and output channels (the work
+# estimates handed to kernel_threads; measured on W2's second convolution, float32)
+NS_PER_TILE_CHANNEL, NS_GRAD_PER_TILE_CHANNEL = 0.8, 1.2
 
 
 def fits(c: int, o: int, dtype: Any, weight_grad: bool = False) -> bool:
@@ -151,7 +153,7 @@ def winograd_weight_grad(
     gw = np.empty((o, c, 3, 3), x.dtype)
     gb = np.empty(o, x.dtype) if bias else None
     tiles = n * ((oh + 1) // 2) * ((ow + 1) // 2)
-    nt = kernel_threads(int(tiles * c * o * NS_PER_TILE_CHANNEL))
+    nt = kernel_threads(int(tiles * c * o * NS_GRAD_PER_TILE_CHANNEL))
     x, g = contiguous(x), contiguous(g)
     r = f(_seam.ptr(x), _seam.ptr(g), _seam.ptr(gw), _seam.NULL if gb is None else _seam.ptr(gb),
           n, c, h, wd, o, pt, pl, oh, ow, nt)  # fmt: skip
