@@ -1,8 +1,8 @@
-"""C kernel of the 3 x 3, unit-stride convolution by Winograd's minimal filtering F(2 x 2,
-3 x 3): each 2 x 2 block of outputs ("tile") costs 16 multiply-adds per input and output
-channel instead of the 36 of the direct sum, so a convolution whose products are bound by
-the core's multiply-add rate (W2's second convolution, forward and input gradient, ran at
-the machine's GEMM peak as an implicit GEMM) takes 2.25 times fewer of them.
+"""C kernels of the 3 x 3, unit-stride convolution by Winograd's minimal filtering F(2 x 2,
+3 x 3), and of its weight gradient: each 2 x 2 block of outputs ("tile") costs 16
+multiply-adds per input and output channel instead of the 36 of the direct sum, so a
+convolution whose products are bound by the core's multiply-add rate (W2's second
+convolution ran at the machine's GEMM peak as an implicit GEMM) takes 2.25 times fewer.
 
 With the 4 x 4 input patch ``d`` of a tile (rows and columns ``2 ti - pt ..``, zero outside
 the image) and a 3 x 3 filter ``g``, the tile's outputs are ``A^T [(G g G^T) * (B^T d B)]
@@ -12,8 +12,9 @@ A`` (elementwise product in the middle), summed over input channels, with
     G   = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]
     A^T = [1 1 1 0; 0 1 -1 -1]
 
-All coefficients are 0, +-1 or 1/2, so the transforms round no more than the direct sum's
-additions do. The sum over channels is 16 matrix products per block of tiles, one per
+All coefficients are 0, +-1 or 1/2, so the transforms add only the rounding of a few
+additions (in float32 about 2e-7 of the largest output, as a reordered sum). The sum over
+channels is 16 matrix products per block of tiles, one per
 position ``xi`` of the 4 x 4 transformed patch: ``M[xi] (tiles x O) = V[xi] (tiles x C) @
 U[xi] (C x O)``.
 
@@ -31,10 +32,20 @@ U[xi] (C x O)``.
   transform on vectors of output channels, plus the bias, then the ReLU when asked, stored
   into the NCHW output.
 
+**The weight gradient** (``winograd_weight_grad``) differentiates the same formula: ``dW =
+G^T dU G`` with ``dU[xi] (C x O) = sum over tiles of V[xi]^T (A dY A^T)[xi]``, 16 products
+over the tiles. The output gradient is copied channels-last too; a block's ``V`` and
+transformed gradient are laid out position-major (``xi`` first), so that each product
+streams through both (tile-major rows 2-4 KB apart shared L1 cache sets and ran at half
+speed). Each thread sums its blocks into its own ``dU``; those are added in thread order
+(the result depends on the thread count, not on timing), and the bias gradient is summed in
+double.
+
 The transforms mix the values of a patch, so an inf or NaN would spread to outputs that do
-not see it (``inf - inf``): when the input or the filter is not all finite, the kernel
-returns 1 without writing anything, and the caller takes the implicit-GEMM path, which
-propagates them as the direct sum does. It returns -1 when memory runs out, else 0.
+not see it (``inf - inf``): when the input, the filter or the output gradient is not all
+finite, a kernel returns 1 without writing anything, and the caller takes the implicit-GEMM
+path, which propagates them as the direct sum does. It returns -1 when memory runs out,
+else 0.
 
 Example:
     >>> from ember.kernels.source.winograd import UNIT
