@@ -185,7 +185,8 @@ def embedding_cases(rng) -> list[Case]:
 
 
 def conv_pool_cases(rng) -> list[Case]:
-    """W2's second convolution (3x3, padding 1, on (64, 32, 14, 14)) and first pooling."""
+    """W2's second convolution (3x3, padding 1, on (64, 32, 14, 14): Winograd's forward and
+    weight gradient, the columns of the im2col path) and first pooling."""
     from ember.ops.nn.conv import _col2im, _im2col
 
     x = rng.standard_normal((64, 32, 14, 14)).astype(np.float32)
@@ -200,7 +201,22 @@ def conv_pool_cases(rng) -> list[Case]:
     y = kernels.max_pool2d_forward(p, *pg)
     g = rng.standard_normal(y.shape).astype(np.float32)
     ti = torch and tf.max_pool2d(_t(p), 2, 2, return_indices=True)[1]
+    w = (rng.standard_normal((64, 32, 3, 3)) / 17).astype(np.float32)
+    b = rng.standard_normal(64).astype(np.float32)
+    gy = rng.standard_normal((64, 64, 14, 14)).astype(np.float32)
+    conv = dict(stride=(1, 1), padding=((1, 1), (1, 1)), dilation=(1, 1), groups=1)
+    aten = torch.ops.aten if torch else None
     return [
+        ("conv2d fwd (64,32,14,14) 3x3 -> 64", lambda: kernels.implicit_conv2d(
+            x, w, b, (1, 1), (1, 1), (1, 1), (14, 14)),
+         numpy_op("conv2d", x, w, b, out_hw=(14, 14), **conv),
+         torch and (lambda: tf.conv2d(_t(x), _t(w), _t(b), padding=1))),
+        ("conv2d weight+bias grad (same)", lambda: kernels.implicit_weight_grad(
+            x, gy, (3, 3), (1, 1), (1, 1), (1, 1), bias=True),
+         numpy_op("conv2d_weight_grad", x, gy, kernel=(3, 3), with_bias=True, **conv),
+         torch and (lambda: aten.convolution_backward(
+             _t(gy), _t(x), _t(w), [64], [1, 1], [1, 1], [1, 1], False, [0, 0], 1,
+             [False, True, True]))),
         ("im2col (64,32,14,14) 3x3 pad 1", lambda: kernels.im2col(x, *geom),
          lambda: _im2col(np, x, (3, 3), (1, 1), ((1, 1), (1, 1)), (1, 1), (14, 14), 1),
          torch and (lambda: tf.unfold(_t(x), 3, padding=1))),
