@@ -103,14 +103,7 @@ static i64 cg_segments(const cg_geo *g, i64 p0, i64 n, i64 O, cg_seg *seg) {
 /* the calling thread's scratch (the padded image and tables, shared with its workers) */
 static __thread void *cg_buf;
 static __thread size_t cg_cap;
-/* a scratch above 16 MB is not kept for the next call */
-static void cg_release(void) {
-    if (cg_cap > ((size_t)16 << 20)) {
-        free(cg_buf);
-        cg_buf = NULL;
-        cg_cap = 0;
-    }
-}
+static void cg_release(void) { gemm_release(&cg_buf, &cg_cap); }
 """
 )
 

@@ -116,6 +116,14 @@ static void *gemm_grow(void **buf, size_t *cap, size_t n) {
     }
     return *buf;
 }
+/* a calling thread's scratch above 16 MB is not kept for its next call */
+static __attribute__((unused)) void gemm_release(void **buf, size_t *cap) {
+    if (*cap > ((size_t)16 << 20)) {
+        free(*buf);
+        *buf = NULL;
+        *cap = 0;
+    }
+}
 static __thread void *gemm_buf;
 static __thread size_t gemm_cap;
 static void *gemm_scratch(size_t n) { return gemm_grow(&gemm_buf, &gemm_cap, n); }

@@ -75,14 +75,7 @@ static __thread size_t wg_cap;
 static __thread void *wg_blk;
 static __thread size_t wg_blk_cap;
 #define WG_BLOCK_BYTES 196608 /* V and M of one block: about a core's L2 cache, with room */
-/* a scratch above 16 MB is not kept for the next call */
-static void wg_release(void) {
-    if (wg_cap > ((size_t)16 << 20)) {
-        free(wg_buf);
-        wg_buf = NULL;
-        wg_cap = 0;
-    }
-}
+static void wg_release(void) { gemm_release(&wg_buf, &wg_cap); }
 """
 )
 
