@@ -64,7 +64,13 @@ MIN_WORK_PER_THREAD = 1 << 15  # ns of one core; below 2x this a kernel runs sin
 _limiter: Any = None
 _requested: int | None = None
 _kernel_threads: int | None = None  # None: not decided yet (see _default_threads)
-_local = threading.local()
+
+
+class _Local(threading.local):
+    limit: int | None = None  # a class default: reading an unset limit raises nothing
+
+
+_local = _Local()
 _blas_loaded_first = False  # OpenBLAS was loaded before ember could set its timeout, for good
 _blas_restarted = False  # ... or it was, and restart_blas_threads applied the timeout
 
@@ -151,25 +157,29 @@ def limit_this_thread(n: int | None) -> None:
     _local.limit = n
 
 
-def kernel_threads(work: float) -> int:
+def kernel_threads(work: float, per_thread: float | None = None) -> int:
     """How many threads a C kernel should use for a call estimated at ``work`` nanoseconds
-    of one core: 1 below ``2 * MIN_WORK_PER_THREAD``, else at most one thread per
-    ``MIN_WORK_PER_THREAD``, capped by ``set_num_threads`` and :func:`limit_this_thread`.
+    of one core: 1 below ``2 * per_thread``, else at most one thread per ``per_thread``
+    (default ``MIN_WORK_PER_THREAD``; a kernel whose threads claim work dynamically, which
+    hides a late wake-up, may pass less), capped by ``set_num_threads`` and
+    :func:`limit_this_thread`.
 
     Example:
         >>> kernel_threads(100)
         1
     """
     global _kernel_threads
-    if work < 2 * MIN_WORK_PER_THREAD:
+    if per_thread is None:
+        per_thread = MIN_WORK_PER_THREAD
+    if work < 2 * per_thread:
         return 1
     n = _kernel_threads
     if n is None:
         n = _kernel_threads = _default_threads()
-    cap = getattr(_local, "limit", None)
+    cap = _local.limit
     if cap is not None and cap < n:
         n = cap
-    return max(1, min(n, int(work // MIN_WORK_PER_THREAD)))
+    return max(1, min(n, int(work // per_thread)))
 
 
 def configure_openmp_env() -> None:
