@@ -40,5 +40,18 @@ def eager_forced() -> bool:
     """
     if run_eagerly:
         return True
+    if _ENV_DATA is not None:  # one dict lookup, where os.environ.get costs ~2 us a call
+        if _EAGER_KEY not in _ENV_DATA:
+            return False
     env = os.environ.get("EMBER_EAGER")
     return bool(env) and env not in ("0", "false", "False")
+
+
+# os.environ keeps its (encoded) variables in ``_data``, updated by every assignment and
+# deletion through os.environ (what os.environ.get reads too); where that is not so, the
+# plain lookup runs
+_ENV_DATA: Any = getattr(os.environ, "_data", None)
+try:
+    _EAGER_KEY: Any = os.environ.encodekey("EMBER_EAGER")  # type: ignore[attr-defined]
+except AttributeError:  # pragma: no cover - another os.environ
+    _ENV_DATA = None
