@@ -27,7 +27,8 @@ convolution (``implicit_conv2d``, ``implicit_weight_grad``, ``implicit_transpose
 ``implicit_available``: no column matrix; 3 x 3 unit-stride ones go to Winograd's
 F(2x2, 3x3) in :mod:`.winograd`), ``max_pool2d_*``, ``avg_pool2d_*``,
 ``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
-``rmsprop_step``, ``tall_matmul`` (matrix products of many rows, bias fused: :mod:`.gemm`).
+``rmsprop_step``, ``tall_matmul`` (matrix products of many rows, bias fused: :mod:`.gemm`),
+``linear_chain`` (linear layers with ReLU on a few rows, one call: :mod:`.gemv`).
 
 Example:
     >>> import numpy as np
@@ -58,6 +59,7 @@ from .conv_gemm import (
     implicit_weight_grad,
 )
 from .gemm import tall_matmul
+from .gemv import linear_chain
 from .nn import (
     cross_entropy_backward,
     cross_entropy_forward,
@@ -137,6 +139,7 @@ __all__ = [
     "direct_available",
     "implicit_conv2d",
     "implicit_weight_grad",
+    "linear_chain",
     "implicit_transpose2d",
     "implicit_available",
     "sgd_step",

@@ -309,6 +309,7 @@ BUILD_SECONDS = {
     "norm": 0.5,
     "loss": 0.2,
     "embedding": 0.1,
+    "gemv": 0.1,
     "dropout": 0.1,
 }
 

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from ember import kernels, threads
-from ember.kernels import build, runtime
+from ember.kernels import build, gemv, runtime
 
 
 @contextlib.contextmanager
@@ -50,6 +50,7 @@ def c_kernels():
 def threaded(request, monkeypatch):
     """Run with 1 thread, then with 2 threads splitting even the smallest inputs."""
     monkeypatch.setattr(threads, "MIN_WORK_PER_THREAD", 1)
+    monkeypatch.setattr(gemv, "MIN_WORK_PER_THREAD", 1)  # (its own threshold)
     monkeypatch.setattr(threads, "_kernel_threads", request.param)
     return request.param
 

@@ -20,6 +20,7 @@ MODULES = [
     "ember.kernels.pool",
     "ember.kernels.optim",
     "ember.kernels.attention",
+    "ember.kernels.gemv",
     "ember.kernels.source",
     "ember.kernels.source.common",
     "ember.kernels.source.softmax",
@@ -32,6 +33,7 @@ MODULES = [
     "ember.kernels.source.pool",
     "ember.kernels.source.im2col",
     "ember.kernels.source.attention",
+    "ember.kernels.source.gemv",
     "ember.threads",
 ]
 

@@ -208,6 +208,7 @@ def _units() -> dict[str, Unit]:
         dropout,
         embedding,
         gemm,
+        gemv,
         im2col,
         loss,
         norm,
@@ -218,7 +219,7 @@ def _units() -> dict[str, Unit]:
     )
     from .attention import UNIT as ATTENTION
 
-    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm, winograd)
+    mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm, gemv, winograd)
     units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
     # built whole until their convolutions' shared helpers keep their machine code when built
     # apart (see the module docstring)
