@@ -192,3 +192,29 @@ def test_optimizer_update_lowerings(name, n_state, extra, attrs):
     )
     want = op(*args, *extra, **attrs).numpy()
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (5,), (1, 2, 5)])
+def test_linear_chain_lowers_to_its_layers(shape):
+    """The node ember.compile makes of linear layers on a few rows exports as those layers."""
+    from ember.graph.ir import Graph
+    from ember.ops.registry import REGISTRY
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape).astype(np.float32)
+    params = [
+        rng.standard_normal((4, 5)).astype(np.float32),
+        rng.standard_normal(4).astype(np.float32),
+        rng.standard_normal((3, 4)).astype(np.float32),
+        None,
+    ]
+    g = Graph("chain")
+    xv = g.add_input(shape, np.float32)
+    pv = [None if p is None else g.add_const(p) for p in params]
+    acts = ("relu", "none")
+    g.outputs = [
+        g.add_node("linear_chain", [xv, *pv], {"acts": acts}, shape[:-1] + (3,), np.float32)
+    ]
+    got = ort.InferenceSession(graph_to_onnx(g).SerializeToString()).run(None, {"input_0": x})[0]
+    want = REGISTRY["linear_chain"].forward(np, x, *params, acts=acts)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -6,6 +6,8 @@ Every pass is a function ``pass_(graph) -> (graph, changed)`` that edits ``graph
 
 * rewrites: :func:`simplify` (algebraic identities, permute/reshape chains), :func:`fold`
   (constant folding), :func:`cse` (common subexpressions), :func:`dce` (dead code);
+* where C kernels serve the graph, :func:`chain` (linear layers on a few rows in one
+  ``linear_chain`` node, run by one C call) before the annotations;
 * annotations: :func:`regions` (elementwise/row-reduction regions run as generated C
   kernels, :mod:`ember.graph.codegen_c`), :func:`fuse` (elementwise chains computed in place)
   and :func:`plan_memory` (reused ``out=`` buffers). A rewrite that changes the graph drops
@@ -82,6 +84,7 @@ from collections.abc import Callable, Sequence
 
 from ..ir import Graph, IRError
 from .analysis import Storage, freeze
+from .chain import chain
 from .cse import cse
 from .dce import dce
 from .fold import FOLD_LIMIT, fold
@@ -94,6 +97,7 @@ from .simplify import simplify
 __all__ = [
     "optimize",
     "run_pass",
+    "chain",
     "REWRITES",
     "dce",
     "cse",
@@ -204,6 +208,7 @@ def optimize(
 
         c_regions = available(graph)
     if c_regions:
+        graph, _ = run_pass(chain, graph, validate=check)
         graph, _ = run_pass(regions, graph, validate=check)
     if fuse_chains:
         graph, _ = run_pass(fuse, graph, validate=check)

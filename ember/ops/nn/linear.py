@@ -1,4 +1,5 @@
-"""Affine maps: ``linear`` (one primitive) and ``bilinear`` (a composite).
+"""Affine maps: ``linear`` (one primitive) and ``bilinear`` (a composite), and
+``linear_chain``, the op ``ember.compile`` puts in place of linear layers on a few rows.
 
 ``linear(x, W, b) = x @ W.T + b`` with ``W`` of shape ``(out_features, in_features)`` like
 PyTorch. As a primitive it adds the bias in place into the fresh product, and its backward
@@ -17,6 +18,7 @@ from __future__ import annotations
 from ... import kernels
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
+from ..activation import _relu
 from ..creation import ones
 from ..linalg import matmul
 from ..reduce import sum as _sum
@@ -67,12 +69,41 @@ def _bias_grad(g2: Tensor) -> Tensor:
     return matmul(ones(rows, dtype=g2.dtype, device=g2.device), g2)
 
 
+@defop("linear_chain", saves_inputs=False)
+def _linear_chain(xp, x, *params, acts):
+    """Linear layers applied in turn, ``params`` = ``(W_1, b_1, ..., W_L, b_L)`` (a bias may
+    be None), each followed by its activation in ``acts`` (``"none"`` or ``"relu"``): what a
+    compiled graph runs for a chain of linear layers on a few rows, in one C call
+    (:mod:`ember.graph.passes.chain`, :mod:`ember.kernels.gemv`). It has no backward: the
+    pass builds it only from values nothing else reads, which a graph that computes
+    gradients never has."""
+    y = kernels.linear_chain(x, params, acts)
+    if y is not None:
+        return y
+    for w, b, act in zip(params[0::2], params[1::2], acts):
+        x = _linear.forward(xp, x, w, b)
+        if act == "relu":
+            x = _relu.forward(xp, x)
+    return x
+
+
 @_linear.defonnx
 def _(g, x, w, b):
     if x.ndim == 2 and x.dtype.kind == "f":
         return g.op("Gemm", x, w, b, transB=1)
     y = g.op("MatMul", x, g.op("Transpose", w, perm=[1, 0]))
     return y if b is None else g.op("Add", y, b)
+
+
+@_linear_chain.defonnx
+def _(g, x, *params, acts):
+    lead = tuple(x.shape[:-1])
+    for w, b, act in zip(params[0::2], params[1::2], acts):
+        x = _linear.onnx(g, x, w, b)
+        if act == "relu":
+            x = g.op("Relu", x)
+        x.shape = lead + (w.shape[0],)  # (the next layer's lowering reads the rank)
+    return x
 
 
 def linear(input: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
