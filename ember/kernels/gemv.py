@@ -54,7 +54,7 @@ class _Chain(NamedTuple):
     a deleted model's weights alive, and checked by identity (and each weight's shape) on
     every call."""
 
-    refs: tuple  # (weakref of the parameter or None for a missing bias, its shape), in order
+    refs: tuple  # per parameter: (its weak reference or None for no bias, a weight's shape)
     f: Any  # the cffi function
     dtype: Any
     n_layers: int
@@ -116,8 +116,13 @@ def _prepare(dt: Any, k: int, params: Sequence[Array | None], acts: tuple) -> _C
 
 
 def _valid(chain: _Chain, params: Sequence[Array | None]) -> bool:
+    """True when ``params`` are the very arrays ``chain`` was prepared for, each weight of
+    the same shape (an in-place ``.shape`` assignment would change what it chains to)."""
     for (ref, shape), p in zip(chain.refs, params):
-        if p is not None if ref is None else ref() is not p or p.shape != shape:
+        if ref is None:
+            if p is not None:
+                return False
+        elif ref() is not p or (shape is not None and p.shape != shape):
             return False
     return True
 
@@ -150,12 +155,13 @@ def linear_chain(x: Array, params: Sequence[Array | None], acts: Sequence[str]) 
         if len(_chains) >= _CACHE_SIZE:
             _chains.clear()
         _chains[key] = chain
-    x2 = x.reshape(m, k)
+    x2 = x if x.ndim == 2 else x.reshape(m, k)
     if not x2.flags.c_contiguous:
         x2 = np.ascontiguousarray(x2)
     y = np.empty((m, chain.n_out), x.dtype)
-    nt = kernel_threads(chain.weights * NS_PER_WEIGHT * (1 + (m - 1) / 4), MIN_WORK_PER_THREAD)
+    work = chain.weights * NS_PER_WEIGHT * (1 + (m - 1) / 4)
+    nt = kernel_threads(work, MIN_WORK_PER_THREAD)
     ptr = _seam.ptr
     if chain.f(ptr(x2), m, k, chain.n_layers, chain.dims, chain.acts, chain.w, chain.b, ptr(y), nt):
         raise MemoryError("linear_chain: out of memory for the intermediate layers")
-    return y.reshape(x.shape[:-1] + (chain.n_out,)) if x.ndim != 2 else y
+    return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (chain.n_out,))
