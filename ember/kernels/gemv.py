@@ -1,5 +1,6 @@
 """The seam of the ``gemv`` kernel: a chain of linear layers (each ``x @ W.T + b``, then
-nothing or a ReLU) on a few rows, in one C call (see :mod:`ember.kernels.source.gemv`).
+an activation of :data:`ACTS` or none) on a few rows, in one C call (see
+:mod:`ember.kernels.source.gemv`).
 
 :func:`linear_chain` returns the chain's output, or None when the kernel cannot serve the
 call (``EMBER_KERNELS=numpy``, no compiler, not float32/float64 NumPy arrays of one dtype,
@@ -11,9 +12,9 @@ NumPy. ``ember.compile`` puts chains of linear layers on a few rows into one
 Threads: a batch-1 layer streams its weights from cache or memory, and two cores stream
 twice as fast. Measured on W4's MLP (784-512-512-10, 2.6 MB of float32 weights, 2-core
 AMD EPYC), one call of the whole chain took 45 us on one thread and 35 us on two, against
-55 us for NumPy's three OpenBLAS products with their bias and ReLU passes. Because the
-threads claim rows dynamically, a second thread pays off from about :data:`MIN_WORK_PER_THREAD`
-ns of one core's work, less than ember's other kernels need.
+55 us for NumPy's three OpenBLAS products with their bias and ReLU passes. The threads are
+woken once per call, not once per layer, so a second thread pays off from about twice
+:data:`MIN_WORK_PER_THREAD` ns of one core's work, less than ember's other kernels need.
 
 Example:
     >>> import numpy as np
@@ -129,8 +130,9 @@ def _valid(chain: _Chain, params: Sequence[Array | None]) -> bool:
 
 def linear_chain(x: Array, params: Sequence[Array | None], acts: Sequence[str]) -> Array | None:
     """``act_L(... act_1(x @ W_1.T + b_1) ... @ W_L.T + b_L)`` for ``params`` =
-    ``(W_1, b_1, ..., W_L, b_L)`` (``W`` ``(N, K)``, ``b`` ``(N,)`` or None) and ``acts`` of
-    ``"none"`` or ``"relu"``, one per layer; ``x`` is ``(*, K_1)`` with at most
+    ``(W_1, b_1, ..., W_L, b_L)`` (``W`` ``(N, K)``, ``b`` ``(N,)`` or None) and ``acts``
+    naming one activation of :data:`ACTS` per layer (``"none"``, ``"relu"``, ``"tanh"``,
+    ``"sigmoid"``, ``"silu"``, ``"gelu"``, ``"gelu_tanh"``); ``x`` is ``(*, K_1)`` with at most
     :data:`MAX_ROWS` rows in its leading dims. Returns an array of shape
     ``x.shape[:-1] + (N_L,)``, or None when unserved (see the module docstring).
 

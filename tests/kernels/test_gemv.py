@@ -1,8 +1,8 @@
 """The linear-chain kernel (``gemv``) against a float64 NumPy reference.
 
 Float32 and float64; 1 to 8 rows (also 1-D and 3-D inputs); widths that are not multiples
-of the vector (8 floats, 4 doubles) or of the 4-row block; a missing bias; ReLU or nothing
-after each layer; 1 and 2 threads (bit-identical); a non-contiguous input; inf and NaN
+of the vector (8 floats, 4 doubles) or of the 4-row block; a missing bias; every activation
+(against its op's NumPy path, in both tails) or none after each layer; 1 and 2 threads (bit-identical); a non-contiguous input; inf and NaN
 where NumPy puts them; the prepared-chain cache (a replaced weight is seen, a deleted one is
 not kept alive); and every call the kernel declines (None).
 """
@@ -17,7 +17,11 @@ import pytest
 
 from ember import threads
 from ember.kernels import gemv
-from ember.kernels.gemv import MAX_LAYERS, MAX_ROWS, linear_chain
+from ember.kernels.gemv import ACTS, MAX_LAYERS, MAX_ROWS, linear_chain
+from ember.ops.nn.linear import CHAIN_ACTIVATIONS
+from ember.ops.registry import REGISTRY
+
+from .conftest import numpy_path
 
 DTYPES = [np.float32, np.float64]
 # (rows of x, widths of the chain)
@@ -47,15 +51,16 @@ def _chain(rng, dims, dtype, bias=True):
 
 
 def _reference(x, params, acts):
-    """The chain in float64 with NumPy (its inf/NaN semantics: maximum keeps NaN)."""
+    """The chain in float64, each activation by its op's NumPy path (the reference)."""
     y = x.astype(np.float64)
-    with np.errstate(all="ignore"):
+    with numpy_path():
         for w, b, act in zip(params[0::2], params[1::2], acts):
             y = y @ w.astype(np.float64).T
             if b is not None:
                 y = y + b
-            if act == "relu":
-                y = np.maximum(y, 0)
+            op, attrs = CHAIN_ACTIVATIONS[act]
+            if op:
+                y = REGISTRY[op].forward(np, y, **attrs)
     return y
 
 
@@ -85,6 +90,25 @@ def test_no_bias_and_every_activation_pattern(c_kernels, threaded, dtype):
         params[3] = None  # the middle layer never has one
         for acts in (["none"] * 3, ["relu"] * 3, ["relu", "none", "relu"]):
             _check(linear_chain(x, params, acts), _reference(x, params, acts), dtype, 21)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("act", sorted(ACTS))
+def test_every_activation_matches_its_op(c_kernels, threaded, act, dtype):
+    """Each activation as its op computes it, also far out in both tails (where GELU and
+    SiLU of -inf are NaN, sigmoid saturates, and float32's exp over- and underflows)."""
+    assert set(ACTS) == set(CHAIN_ACTIVATIONS)
+    rng = np.random.default_rng(10)
+    params = _chain(rng, (13, 9, 5), dtype)
+    params[1][:3] = np.array([-200.0, 200.0, -20.0], dtype)  # biases into the tails
+    params[1][3] = -np.inf
+    x = rng.standard_normal((3, 13)).astype(dtype)
+    x[2, 0] = np.nan
+    acts = [act, act]
+    y, want = linear_chain(x, params, acts), _reference(x, params, acts)
+    _check(y, want, dtype, 13)
+    h = linear_chain(x, params[:2], [act])
+    _check(h, _reference(x, params[:2], [act]), dtype, 13)
 
 
 def test_input_shapes(c_kernels):
@@ -176,7 +200,7 @@ def test_declines(c_kernels):
     assert linear_chain(x.astype(np.int64), params, acts) is None
     assert linear_chain(np.float32(1.0), params, acts) is None  # 0-d
     assert linear_chain(x[:, :0], [np.ones((5, 0), np.float32), None], ["none"]) is None
-    assert linear_chain(x, params, ["gelu", "none"]) is None  # no such activation here
+    assert linear_chain(x, params, ["elu", "none"]) is None  # no such activation here
     assert linear_chain(x, params, ["relu"]) is None  # one act per layer
     assert linear_chain(x, params[:3], acts) is None  # (W, b) pairs
     t = [params[0].T.copy().T, *params[1:]]  # a weight that is not C-contiguous

@@ -194,8 +194,12 @@ def test_optimizer_update_lowerings(name, n_state, extra, attrs):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("shape", [(2, 5), (5,), (1, 2, 5)])
-def test_linear_chain_lowers_to_its_layers(shape):
+@pytest.mark.parametrize(
+    "shape, act",
+    [((2, 5), "relu"), ((5,), "relu"), ((1, 2, 5), "relu")]
+    + [((1, 5), a) for a in ("tanh", "sigmoid", "silu", "gelu", "gelu_tanh")],
+)
+def test_linear_chain_lowers_to_its_layers(shape, act):
     """The node ember.compile makes of linear layers on a few rows exports as those layers."""
     from ember.graph.ir import Graph
     from ember.ops.registry import REGISTRY

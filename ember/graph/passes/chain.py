@@ -1,14 +1,16 @@
 """Chains of linear layers on a few rows become one ``linear_chain`` node.
 
-A batch-1 (or few-row) MLP is a chain ``linear -> relu -> linear -> relu -> linear``. Each
+A batch-1 (or few-row) MLP is a chain ``linear -> relu -> linear -> relu -> linear`` (or
+with tanh, sigmoid, SiLU or GELU: :data:`~ember.ops.nn.linear.CHAIN_ACTIVATIONS`). Each
 layer is then a matrix-vector product that streams its weights once; run one op at a time,
-each pays a BLAS call, a bias pass and a ReLU pass, and wakes the BLAS threads again. The
+each pays a BLAS call, a bias pass and an activation pass, and wakes the BLAS threads
+again. The
 ``linear_chain`` op runs the whole chain in one C call with one parallel region
 (:mod:`ember.kernels.gemv`): W4's MLP went from 55 us (NumPy's three products with their
 bias and ReLU) to 35-45 us.
 
 The pass looks for at least :data:`MIN_LAYERS` ``linear`` nodes, each reading the previous
-one's result (directly, or through one ``relu``), where
+one's result (directly, or through one of those activations), where
 
 * the input has at most :data:`~ember.kernels.gemv.MAX_ROWS` rows (static leading dims),
   is float32 or float64, and every weight is 2-D and every bias ``(N,)`` or None of that
@@ -44,6 +46,7 @@ import math
 import numpy as np
 
 from ...kernels.gemv import MAX_LAYERS, MAX_ROWS
+from ...ops.nn.linear import CHAIN_ACTIVATIONS
 from ..ir import Graph, Node, Value
 from .analysis import Storage, clear_annotations, use_counts
 
@@ -76,6 +79,17 @@ def _layer(node: Node, storage: Storage) -> bool:
     if not _operand(w, x.dtype, None, storage) or w.ndim != 2 or w.shape[1] != x.shape[-1]:
         return False
     return b is None or _operand(b, x.dtype, (w.shape[0],), storage)
+
+
+def _activation(node: Node) -> str | None:
+    """The name in :data:`~ember.ops.nn.linear.CHAIN_ACTIVATIONS` of the activation
+    ``node`` applies to its one input, or None when it is not one of them."""
+    if len(node.inputs) != 1 or node.mutates:
+        return None
+    for name, (op, attrs) in CHAIN_ACTIVATIONS.items():
+        if op and node.op == op and node.attrs == attrs:
+            return name
+    return None
 
 
 def chain(graph: Graph) -> tuple[Graph, bool]:
@@ -111,8 +125,9 @@ def chain(graph: Graph) -> tuple[Graph, bool]:
             params += cur.inputs[1:]
             act, end = "none", cur
             nxt = sole_reader(cur)
-            if nxt is not None and nxt.op == "relu" and nxt.inputs[0] is cur.output:
-                act, end = "relu", nxt
+            named = None if nxt is None else _activation(nxt)
+            if named is not None and nxt.inputs[0] is cur.output:
+                act, end = named, nxt
                 members.append(nxt)
                 nxt = sole_reader(nxt)
             acts.append(act)

@@ -1,7 +1,8 @@
 """C kernel of a chain of linear layers on a few rows: ``y = act_L(... act_1(x W_1^T + b_1)
 ... W_L^T + b_L)``, for ``x`` of ``m`` rows (batch-1 inference: ``m = 1``), each ``W_l``
-``(N_l, K_l)`` row-major as PyTorch stores a linear layer's weight, each ``act_l`` none or
-ReLU.
+``(N_l, K_l)`` row-major as PyTorch stores a linear layer's weight, each ``act_l`` one of
+:data:`ACTS`: none, ReLU, tanh, sigmoid, SiLU or GELU (exact or tanh), computed in the
+order of the ops' NumPy formulas (with ember's ``expf``/``tanhf``/``erfcf`` in float32).
 
 At a few rows a linear layer is a matrix-vector product: it reads every weight once and
 does one multiply-add per weight, so it runs at the speed the weights stream from cache or
@@ -20,7 +21,8 @@ memory. Two things make it faster than one BLAS call per layer:
 
 Every output is computed by one thread with the same code, in the same order, whatever the
 thread count: results are bit-identical on 1 and 2 threads. No product is skipped: a zero
-weight times inf gives NaN, as in NumPy; ReLU keeps NaN (``maximum(v, 0)``).
+weight times inf gives NaN, as in NumPy; ReLU keeps NaN (``maximum(v, 0)``), and the
+other activations give what the ops give at inf and NaN.
 
 Example:
     >>> from ember.kernels.source.gemv import UNIT
@@ -33,7 +35,8 @@ from __future__ import annotations
 from . import Unit
 
 MAX_LAYERS = 32  # layers of one call (the kernel's per-layer counters live on its stack)
-ACTS = {"none": 0, "relu": 1}  # the activation codes the kernel takes
+# the activation codes the kernel takes: the ops' names ("gelu_tanh": gelu, approximate="tanh")
+ACTS = {"none": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "silu": 4, "gelu": 5, "gelu_tanh": 6}
 
 SHARED = r"""
 #define GEMV_MAX_LAYERS 32
@@ -86,7 +89,27 @@ EMBER_INLINE scalar FN(gv_sum)(FN(gv) a) {
     return s;
 }
 
-EMBER_INLINE scalar FN(gv_act)(scalar v, i64 act) { return act ? EMBER_RELU(v) : v; }
+/* sigmoid as the op computes it: e = exp(-|v|), (v >= 0 ? 1 : e) / (1 + e) */
+EMBER_INLINE scalar FN(gv_sigmoid)(scalar v) {
+    scalar e = EXP(-ABS(v));
+    return (v >= 0 ? LIT(1.0) : e) / (LIT(1.0) + e);
+}
+
+/* the activation `act` (see ACTS) of one output, in the order of the ops' NumPy formulas */
+static scalar FN(gv_act)(scalar v, i64 act) {
+    switch (act) {
+    case 1: return EMBER_RELU(v);
+    case 2: return TANH(v);
+    case 3: return FN(gv_sigmoid)(v);
+    case 4: return FN(gv_sigmoid)(v) * v;
+    case 5: return ERFC(v * LIT(-0.7071067811865476)) * v * LIT(0.5);
+    case 6: {
+        scalar t = TANH(((v * v) * LIT(0.044715) + LIT(1.0)) * v * LIT(0.7978845608028654));
+        return (t + LIT(1.0)) * v * LIT(0.5);
+    }
+    default: return v;
+    }
+}
 
 /* outputs [j0, j1) of one layer, for each of the m rows of x (row stride ldx) into y (row
    stride ldy): y[r, j] = act(b[j] + dot(w[j, :k], x[r, :k])) */
@@ -135,7 +158,7 @@ static void FN(gemv_rows)(const scalar *x, i64 m, i64 ldx, const scalar *w, cons
 
 /* The chain of `layers` linear layers on the m rows of x (row stride ldx): layer l maps
    dims[l] features to dims[l + 1] with the weight w[l] (dims[l + 1], dims[l]), the bias
-   b[l] (or NULL) and the activation acts[l] (0 none, 1 ReLU); the last writes y (m rows of
+   b[l] (or NULL) and the activation acts[l] (ACTS); the last writes y (m rows of
    dims[layers], contiguous). Returns 0, or -1 when the scratch for the intermediate layers
    cannot be allocated (nothing is written then). */
 EMBER_API int FN(gemv_chain)(const scalar *x, i64 m, i64 ldx, i64 layers, const i64 *dims,

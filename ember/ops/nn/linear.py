@@ -18,11 +18,11 @@ from __future__ import annotations
 from ... import kernels
 from ...errors import DTypeError, ShapeError
 from ...tensor import Tensor
-from ..activation import _relu
+from .. import activation  # noqa: F401  (registers the activations a chain applies)
 from ..creation import ones
 from ..linalg import matmul
 from ..reduce import sum as _sum
-from ..registry import defop
+from ..registry import REGISTRY, defop
 from ..shape import permute, reshape, transpose, unsqueeze
 
 __all__ = ["linear", "bilinear"]
@@ -69,21 +69,34 @@ def _bias_grad(g2: Tensor) -> Tensor:
     return matmul(ones(rows, dtype=g2.dtype, device=g2.device), g2)
 
 
+# The activations a linear_chain applies after a layer: its name -> (op, attributes)
+CHAIN_ACTIVATIONS: dict[str, tuple[str, dict]] = {
+    "none": ("", {}),
+    "relu": ("relu", {}),
+    "tanh": ("tanh", {}),
+    "sigmoid": ("sigmoid", {}),
+    "silu": ("silu", {}),
+    "gelu": ("gelu", {"approximate": "none"}),
+    "gelu_tanh": ("gelu", {"approximate": "tanh"}),
+}
+
+
 @defop("linear_chain", saves_inputs=False)
 def _linear_chain(xp, x, *params, acts):
     """Linear layers applied in turn, ``params`` = ``(W_1, b_1, ..., W_L, b_L)`` (a bias may
-    be None), each followed by its activation in ``acts`` (``"none"`` or ``"relu"``): what a
-    compiled graph runs for a chain of linear layers on a few rows, in one C call
-    (:mod:`ember.graph.passes.chain`, :mod:`ember.kernels.gemv`). It has no backward: the
-    pass builds it only from values nothing else reads, which a graph that computes
-    gradients never has."""
+    be None), each followed by its activation in ``acts`` (a name of
+    :data:`CHAIN_ACTIVATIONS`): what a compiled graph runs for a chain of linear layers on a
+    few rows, in one C call (:mod:`ember.graph.passes.chain`, :mod:`ember.kernels.gemv`).
+    It has no backward: the pass builds it only from values nothing else reads, which a
+    graph that computes gradients never has."""
     y = kernels.linear_chain(x, params, acts)
     if y is not None:
         return y
     for w, b, act in zip(params[0::2], params[1::2], acts):
         x = _linear.forward(xp, x, w, b)
-        if act == "relu":
-            x = _relu.forward(xp, x)
+        op, attrs = CHAIN_ACTIVATIONS[act]
+        if op:
+            x = REGISTRY[op].forward(xp, x, **attrs)
     return x
 
 
@@ -100,8 +113,10 @@ def _(g, x, *params, acts):
     lead = tuple(x.shape[:-1])
     for w, b, act in zip(params[0::2], params[1::2], acts):
         x = _linear.onnx(g, x, w, b)
-        if act == "relu":
-            x = g.op("Relu", x)
+        op, attrs = CHAIN_ACTIVATIONS[act]
+        if op:
+            lower = REGISTRY[op].onnx
+            x = g.op(lower, x) if isinstance(lower, str) else lower(g, x, **attrs)
         x.shape = lead + (w.shape[0],)  # (the next layer's lowering reads the rank)
     return x
 
