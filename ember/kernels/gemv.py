@@ -55,7 +55,7 @@ class _Chain(NamedTuple):
     a deleted model's weights alive, and checked by identity (and each weight's shape) on
     every call."""
 
-    refs: tuple  # per parameter: (its weak reference or None for no bias, a weight's shape)
+    refs: tuple  # per parameter: (its weak reference, its shape), or (None, None) for no bias
     f: Any  # the cffi function
     dtype: Any
     n_layers: int

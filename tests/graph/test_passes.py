@@ -525,7 +525,7 @@ def test_optimize_a_traced_function():
 def test_doctests_of_the_pass_modules():
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS)
     names = ["", ".analysis", ".cse", ".dce", ".fold", ".simplify", ".fuse", ".memory", ".kernels"]
-    names.append(".chain")
+    names += [".chain"]
     for name in names:
         mod = importlib.import_module("ember.graph.passes" + name)
         for t in doctest.DocTestFinder().find(mod, mod.__name__):
