@@ -102,6 +102,8 @@ class Program:
         # the ``out=`` buffers of every call when they do not depend on the batch size (none:
         # ``()``), found once; None: looked up per call (see :meth:`run`)
         self._fixed: Any = () if not self._slots else None
+        # the whole graph as one C call (:mod:`.steps`): None until the first call decides
+        self._steps: Any = None if self.device is CPU else False
         ns = self._namespace
         exec(compile(self.code, self.filename, "exec"), ns)  # noqa: S102 - our own source
         self._fn = ns["_graph"]
@@ -298,6 +300,14 @@ class Program:
 
     def run(self, inputs: list, input_tensors: list) -> list:
         """Run the graph on input arrays; returns the output arrays."""
+        steps = self._steps
+        if steps is not False:
+            if steps is None or not steps.valid():
+                steps = self._steps = self._lower_steps()
+            if steps:
+                outs = steps.run(inputs)
+                if outs is not None:
+                    return outs
         bufs = self._fixed
         if bufs is None:  # buffers that depend on the batch size, or not yet allocated
             bval = None
@@ -323,6 +333,14 @@ class Program:
                 f"  created at {where}"
             )
             raise GraphRuntimeError(msg, node) from exc
+
+    def _lower_steps(self) -> Any:
+        """The graph as one C call (:func:`.steps.lower`), or False where it does not apply."""
+        if self.c_failed:
+            return False
+        from .steps import lower
+
+        return lower(self.graph) or False
 
     def _failing_node(self, exc: BaseException) -> Node | None:
         tb = exc.__traceback__

@@ -28,7 +28,7 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import is_array, kernel
 
-__all__ = ["sdpa_forward", "sdpa_backward", "heads_inner", "packed_qkv"]
+__all__ = ["sdpa_forward", "sdpa_backward", "heads_inner", "packed_qkv", "forward_layout"]
 
 Array = Any  # np.ndarray
 
@@ -175,6 +175,28 @@ def _out_strides(shape: tuple, inner: bool) -> list[int]:
 def _out_array(shape: tuple, inner: bool) -> Array:
     """:func:`_out_strides` as the int64 array the forward kernel reads."""
     return np.array(_out_strides(shape, inner), dtype=np.int64)
+
+
+def forward_layout(q: Array, k: Array, v: Array) -> tuple | None:
+    """What the forward kernel is told about unmasked operands: ``(dims, strides, inner)``,
+    the dims ``(B, H, L, S, E, Ev)``, the 16 element strides of q, k, v (and of no mask) and
+    whether its result is laid out with the heads inside its rows (:func:`heads_inner`);
+    None when the kernel cannot take them. For callers that run the kernel's C code
+    themselves (``ember/graph/steps.py``).
+
+    Example:
+        >>> q = np.zeros((1, 2, 3, 4), np.float32)
+        >>> forward_layout(q, q, q)[0]
+        (1, 2, 3, 3, 4, 4)
+    """
+    if not is_array(q, k, v) or not q.ndim == k.ndim == v.ndim or not 2 <= q.ndim <= 4:
+        return None
+    if not (q.flags.aligned and k.flags.aligned and v.flags.aligned):
+        return None
+    plan = _plan(q, k, v, None)
+    if plan is None:
+        return None
+    return plan[1], plan[2].tolist(), heads_inner(q)
 
 
 def sdpa_forward(

@@ -20,6 +20,8 @@ from ember.kernels import runtime
 from ember.ops.optim import mutated_positions
 from tests.optim.test_optimizers import CONFIGS, IDS
 
+from .models import GPT
+
 GROUPED = {
     "SGD": "sgd_group_update",
     "Adam": "adam_group_update",
@@ -35,42 +37,9 @@ def _mlp(seed: int = 0) -> nn.Module:
     )
 
 
-class _Block(nn.Module):
-    def __init__(self, d: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.ln1, self.ln2 = nn.LayerNorm(d), nn.LayerNorm(d)
-        self.qkv, self.proj = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.fc, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d)
-
-    def forward(self, x):
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
-        q, k, v = (a.reshape(b, t, self.heads, d // self.heads).transpose(1, 2) for a in (q, k, v))
-        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        x = x + self.proj(o.transpose(1, 2).reshape(b, t, d))
-        return x + self.fc2(F.gelu(self.fc(self.ln2(x)), approximate="tanh"))
-
-
-class _GPT(nn.Module):
-    """A two-layer character GPT (W3's shape, small): 30 parameters."""
-
-    def __init__(self, vocab: int = 11, ctx: int = 8, d: int = 16, heads: int = 2) -> None:
-        super().__init__()
-        self.tok, self.pos = nn.Embedding(vocab, d), nn.Embedding(ctx, d)
-        self.blocks = nn.ModuleList([_Block(d, heads) for _ in range(2)])
-        self.lnf, self.head = nn.LayerNorm(d), nn.Linear(d, vocab)
-
-    def forward(self, idx):
-        x = self.tok(idx) + self.pos(ember.arange(idx.shape[1]))
-        for blk in self.blocks:
-            x = blk(x)
-        return self.head(self.lnf(x))
-
-
 def _gpt(seed: int = 0) -> nn.Module:
     ember.manual_seed(seed)
-    return _GPT()
+    return GPT()
 
 
 def _data(model: str, seed: int = 0):

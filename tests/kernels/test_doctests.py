@@ -34,6 +34,7 @@ MODULES = [
     "ember.kernels.source.im2col",
     "ember.kernels.source.attention",
     "ember.kernels.source.gemv",
+    "ember.kernels.source.steps",
     "ember.threads",
 ]
 

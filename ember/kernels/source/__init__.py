@@ -215,11 +215,13 @@ def _units() -> dict[str, Unit]:
         optim,
         pool,
         softmax,
+        steps,
         winograd,
     )
     from .attention import UNIT as ATTENTION
 
     mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm, gemv, winograd)
+    mods += (steps,)
     units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
     # built whole until their convolutions' shared helpers keep their machine code when built
     # apart (see the module docstring)

@@ -324,6 +324,30 @@ static void FN(gemm_part)(const scalar *a, const scalar *b, scalar *c, const sca
                        pa, pa + na);
 }
 
+/* the blocking (KC, MC, NC) and the thread grid tm x tn (at most nt threads) of an M x N x K
+   product: the grid with the least work on its busiest thread */
+static void FN(gemm_plan)(i64 M, i64 N, i64 K, int nt, i64 *KC, i64 *MC, i64 *NC, i64 *tm,
+                          i64 *tn) {
+    /* K up to 512 in one pass: a second pass reloads C, which cost (2048, 512) x (512, 128)
+       a fifth of its speed (52 -> 72 GFLOP/s on one core) */
+    i64 kc = K <= 512 ? K : gemm_cdiv(K, gemm_cdiv(K, 256));
+    i64 mc = gemm_min(gemm_cdiv(M, MR) * MR, (32768 / (i64)sizeof(scalar) / kc) / MR * MR * 4);
+    i64 nc = (262144 / (i64)sizeof(scalar) / kc) / NR * NR;
+    *KC = kc, *MC = mc < MR ? MR : mc, *NC = nc < NR ? NR : nc, *tm = 1, *tn = 1;
+    i64 mt = gemm_cdiv(M, MR), ntl = gemm_cdiv(N, NR);
+    if (nt <= 1) return;
+    double best = -1;
+    for (i64 x = 1; x <= nt; x++) {
+        if (nt % x) continue;
+        i64 y = nt / x;
+        if (x > mt || y > ntl) continue;
+        double rows = (double)gemm_cdiv(mt, x) * MR, cols = (double)gemm_cdiv(ntl, y) * NR;
+        double cost = rows * cols * K / 16 + (rows * gemm_cdiv((i64)cols, *NC) + cols) * K;
+        if (best < 0 || cost < best) best = cost, *tm = x, *tn = y;
+    }
+    if (best < 0) *tm = 1, *tn = 1;
+}
+
 /* C (M, N; row stride ldc, unit column stride) (+)= A (M, K) B (K, N) (+ bias (N,)) with
    A[m, k] = a[m sam + k sak], B[k, n] = b[k sbk + n sbn]; acc: add to C's values; bias: NULL
    or N contiguous values; M, N, K >= 1 */
@@ -333,28 +357,9 @@ EMBER_API void FN(gemm)(const scalar *a, const scalar *b, scalar *c, const scala
 #ifndef _OPENMP
     nt = 1; /* no threads: the grid must be one rectangle */
 #endif
-    /* K up to 512 in one pass: a second pass reloads C, which cost (2048, 512) x (512, 128)
-       a fifth of its speed (52 -> 72 GFLOP/s on one core) */
-    i64 KC = K <= 512 ? K : gemm_cdiv(K, gemm_cdiv(K, 256));
-    i64 MC = gemm_min(gemm_cdiv(M, MR) * MR, (32768 / (i64)sizeof(scalar) / KC) / MR * MR * 4);
-    if (MC < MR) MC = MR;
-    i64 NC = (262144 / (i64)sizeof(scalar) / KC) / NR * NR;
-    if (NC < NR) NC = NR;
-    /* the thread grid tm x tn with the least work on its busiest thread */
-    i64 mt = gemm_cdiv(M, MR), ntl = gemm_cdiv(N, NR), tm = 1, tn = 1;
-    if (nt > 1) {
-        double best = -1;
-        for (i64 x = 1; x <= nt; x++) {
-            if (nt % x) continue;
-            i64 y = nt / x;
-            if (x > mt || y > ntl) continue;
-            double rows = (double)gemm_cdiv(mt, x) * MR, cols = (double)gemm_cdiv(ntl, y) * NR;
-            double cost = rows * cols * K / 16 + (rows * gemm_cdiv((i64)cols, NC) + cols) * K;
-            if (best < 0 || cost < best) best = cost, tm = x, tn = y;
-        }
-        if (best < 0) tm = 1, tn = 1;
-        nt = (int)(tm * tn);
-    }
+    i64 KC, MC, NC, tm, tn;
+    FN(gemm_plan)(M, N, K, nt, &KC, &MC, &NC, &tm, &tn);
+    nt = (int)(tm * tn);
     if (nt == 1) { /* no parallel region: entering one costs microseconds, even if(0) */
         FN(gemm_part)(a, b, c, bias, M, N, K, sam, sak, sbk, sbn, ldc, acc, 0, 1, 1, KC, MC, NC);
         return;

@@ -1,0 +1,514 @@
+"""A whole inference graph as one C call: :func:`lower` turns a graph into the step list of
+``ember/kernels/source/steps.py``, and :class:`StepProgram` runs it.
+
+Where it applies: a compiled graph on the CPU, with C kernels, that updates nothing (an
+inference: a training step keeps its per-node path), of one float dtype and static shapes,
+whose every node is one the steps cover:
+
+* layer norm, linear (a following residual ``add`` is fused as the GEMM's accumulation
+  when the residual is free to be overwritten), the smooth activations and ReLU,
+  ``add``/``sub``/``mul`` (the second operand may repeat along the first, as a bias does),
+  embedding lookups, scaled dot-product attention without a mask;
+* views: slices, reshapes, permutes and the like, which cost nothing (a reshape that needs
+  a copy becomes a copy step).
+
+Anything else, and the graph keeps its generated Python function (:mod:`.executor`), which
+also stays the path of record: a call whose inputs or parameters no longer fit the program
+(a parameter given a new array, an embedding index out of range) runs there, and so do
+errors, which it reports against the user's line.
+
+The program is written once, at the first call: every value gets its place, either a view
+of a parameter or input, or a part of an arena of buffers reused as values die (an
+activation or a residual ``add`` overwrites its input where nothing reads it later, as the
+NumPy path's in-place passes do). Each call then checks the parameters are the arrays the
+program was written for (an identity test each), points the input and output slots at this
+call's arrays, and makes one C call. The outputs are fresh arrays every call.
+
+Example:
+    >>> import numpy as np
+    >>> from ember.graph.ir import Graph
+    >>> g = Graph("f")
+    >>> x = g.add_input((4, 8), np.float32, label="x")
+    >>> g.outputs = [g.add_node("relu", [x], {}, (4, 8), np.float32)]
+    >>> prog = lower(g)
+    >>> prog is None or float(prog.run([np.ones((4, 8), np.float32)])[0].sum()) == 32.0
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from typing import Any
+
+import numpy as np
+
+from ..kernels.source.activation import KINDS
+from ..kernels.source.steps import ACT_RELU, BINARY, OPS, STEP_WORDS
+from ..memory import empty_aligned
+from .ir import Graph, Node, Sym, Value
+
+__all__ = ["lower", "StepProgram", "ENABLED"]
+
+ENABLED = True  # tests switch it off to compare with the per-node path
+# ops that only look at their input differently: a view of it (a reshape that cannot be one
+# becomes a copy step)
+VIEWS = {"getitem", "slice", "reshape", "permute", "broadcast_to"}
+RESHAPES = {"reshape"}
+ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
+COMPUTE = {"embedding", "layer_norm", "linear", "sdpa"} | set(BINARY) | ACTS
+NS_PER_MAC = 0.04  # one core's GEMM speed (25 multiply-adds per ns), for the thread count
+NS_PER_ELEMENT = 1.0  # the other steps' cost per element they write
+_OFFSET_BITS = 40
+_NULL = -1
+
+
+class StepProgram:
+    """A graph lowered to one C call (see the module docstring).
+
+    ``run(inputs)`` takes the graph's input arrays and returns its output arrays, or None
+    when the call must take the graph's own path (a parameter replaced since the program
+    was written, an input not C-contiguous, an embedding index out of range).
+
+    Example:
+        >>> StepProgram.__name__
+        'StepProgram'
+    """
+
+    def __init__(self, fn: Any, prog: np.ndarray, nsteps: int, slots: np.ndarray, nt: int,
+                 params: list, inputs: list, outputs: list, keep: list) -> None:  # fmt: skip
+        from ..kernels import _seam
+
+        self._fn = fn
+        self._prog_ptr = _seam.ptr(prog)
+        self._slots_ptr = _seam.ptr(slots)
+        self._nsteps = nsteps
+        self._slots = slots
+        self._nt = nt
+        self._params = params  # (tensor, the array the program reads)
+        self._inputs = inputs  # (slot, shape, dtype) of each graph input
+        self._outputs = outputs  # (slot, buffer shape, dtype, [(view shape, offset, strides)])
+        self._keep = [prog, slots, *keep]  # what the pointers point into
+        self.steps = nsteps
+
+    def valid(self) -> bool:
+        """True while every parameter still holds the array the program was written for."""
+        return all(t._data is a for t, a in self._params)
+
+    def run(self, inputs: list) -> list | None:
+        """The output arrays of one call, or None (see the class docstring)."""
+        slots = self._slots
+        for (slot, shape, dtype), a in zip(self._inputs, inputs):
+            if type(a) is not np.ndarray or not a.flags.c_contiguous or a.dtype != dtype:
+                return None
+            if a.shape != shape:
+                return None
+            slots[slot] = a.ctypes.data
+        outs = []
+        for slot, shape, dtype, views in self._outputs:
+            buf = np.empty(shape, dtype)
+            slots[slot] = buf.ctypes.data
+            outs += [np.ndarray(s, dtype, buf, off, st) for s, off, st in views]
+        if self._fn(self._prog_ptr, self._nsteps, self._slots_ptr, self._nt) != 0:
+            return None
+        return outs
+
+
+class _Lowering:
+    """The state of :func:`lower`: each value's array (a view into a slot's buffer), the
+    slots, the arena's free buffers and the steps written so far."""
+
+    def __init__(self, g: Graph, dtype: np.dtype) -> None:
+        self.g = g
+        self.dtype = dtype
+        self.arrays: dict[Value, np.ndarray] = {}
+        self.slot_of: dict[Value, int] = {}
+        self.bases: list[np.ndarray] = []  # each slot's buffer (placeholders for in/outputs)
+        self.kinds: list[str] = []  # "fixed" (parameter, constant), "input", "arena", "output"
+        self.free: dict[tuple, list[int]] = {}  # (shape, dtype) of free arena buffers
+        self.steps: list[list[int]] = []
+        self.work = 0.0
+        users = g.users()
+        self.fused = _fusions(g, users)  # linear node -> the add node that finishes it
+        at = {n: i for i, n in enumerate(g.nodes)}
+        for lin, add in self.fused.items():
+            at[lin] = at[add]
+        self.at = at
+        self.last: dict[Value, float] = {}  # the index of each value's last reader
+        outs = set(g.outputs)
+        for v in g.values():
+            readers = [at[n] for n in users.get(v, [])]
+            self.last[v] = math.inf if v in outs else max(readers, default=-1)
+        self.slot_last: dict[int, float] = {}
+        self.output_roots = _output_roots(g)
+
+    # -- places ---------------------------------------------------------------------------------
+    def add_slot(self, base: np.ndarray, kind: str) -> int:
+        self.bases.append(base)
+        self.kinds.append(kind)
+        return len(self.bases) - 1
+
+    def place(self, v: Value, arr: np.ndarray, slot: int) -> None:
+        self.arrays[v] = arr
+        self.slot_of[v] = slot
+        self.slot_last[slot] = max(self.slot_last.get(slot, -1), self.last[v])
+
+    def new(self, v: Value, shape: tuple | None = None, layout: tuple | None = None) -> np.ndarray:
+        """A buffer for the step output ``v`` (its own shape, or ``shape``, C order), reused
+        from the arena when one of that size is free; with ``layout`` (a permutation), the
+        buffer is C order in that permuted shape and ``v`` is its transposed view."""
+        shape = tuple(v.shape if shape is None else shape)
+        mem_shape = shape if layout is None else tuple(shape[d] for d in layout)
+        if v in self.output_roots:
+            slot = self.add_slot(np.empty(mem_shape, self.dtype), "output")
+        else:
+            free = self.free.get((mem_shape, self.dtype))
+            if free:
+                slot = free.pop()
+            else:
+                slot = self.add_slot(empty_aligned(mem_shape, self.dtype), "arena")
+        base = self.bases[slot]
+        arr = base if layout is None else base.transpose(np.argsort(layout))
+        self.place(v, arr, slot)
+        return arr
+
+    def reuse(self, v: Value, src: Value, i: int) -> np.ndarray | None:
+        """``src``'s buffer for ``v`` when node ``i`` is its last reader and it is a whole
+        arena buffer of ``v``'s size (an in-place step), else None."""
+        slot = self.slot_of.get(src)
+        if slot is None or self.kinds[slot] != "arena" or self.slot_last[slot] > i:
+            return None
+        a, base = self.arrays[src], self.bases[slot]
+        if a.size != base.size or not a.flags.c_contiguous or _addr(a) != _addr(base):
+            return None
+        if v in self.output_roots or tuple(v.shape) != a.shape:
+            return None
+        self.place(v, a, slot)
+        return a
+
+    def release(self, i: int) -> None:
+        """Return to the arena the buffers no value read after node ``i`` lives in."""
+        for slot, last in list(self.slot_last.items()):
+            if last <= i and self.kinds[slot] == "arena":
+                base = self.bases[slot]
+                self.free.setdefault((base.shape, base.dtype), []).append(slot)
+                del self.slot_last[slot]
+
+    def ptr(self, x: Any) -> int:
+        """The pointer word of a value (or None: NULL)."""
+        if x is None:
+            return _NULL
+        arr, slot = self.arrays[x], self.slot_of[x]
+        off = _addr(arr) - _addr(self.bases[slot])
+        if not 0 <= off < (1 << _OFFSET_BITS):  # a view starting before its base: not ours
+            raise _Unsupported
+        return slot << _OFFSET_BITS | off
+
+    def emit(self, op: str, *words: int, work: float) -> None:
+        step = [OPS[op], *words]
+        step += [0] * (STEP_WORDS - len(step))
+        self.steps.append(step)
+        self.work += work
+
+
+class _Unsupported(Exception):
+    """A node or layout the steps do not cover: the graph keeps its per-node path."""
+
+
+def lower(g: Graph) -> StepProgram | None:
+    """The graph as one C call, or None where the steps do not cover it (see the module
+    docstring).
+
+    Example:
+        >>> lower(Graph("empty")) is None
+        True
+    """
+    if not ENABLED or g.updates or g.scalars or not g.nodes or not g.outputs:
+        return None
+    dtype = _float_dtype(g)
+    if dtype is None:
+        return None
+    from ..kernels._seam import kernel
+
+    fn = kernel("steps", "run_steps", dtype)
+    if fn is None:
+        return None
+    try:
+        return _lower(g, dtype, fn)
+    except _Unsupported:
+        return None
+
+
+def _lower(g: Graph, dtype: np.dtype, fn: Any) -> StepProgram:
+    from ..threads import kernel_threads
+
+    low = _Lowering(g, dtype)
+    params, inputs = [], []
+    for v in g.captured:
+        ref = getattr(v.ref, "_data", None)
+        if type(ref) is not np.ndarray:
+            raise _Unsupported
+        params.append((v.ref, ref))
+        low.place(v, ref, low.add_slot(ref, "fixed"))
+    for v in g.constants:
+        if type(v.data) is not np.ndarray:
+            raise _Unsupported
+        low.place(v, v.data, low.add_slot(v.data, "fixed"))
+    for v in g.inputs:
+        slot = low.add_slot(np.empty(v.shape, v.dtype), "input")
+        low.place(v, low.bases[slot], slot)
+        inputs.append((slot, tuple(v.shape), v.dtype))
+    for i, n in enumerate(g.nodes):
+        if n in low.fused:
+            continue  # written with the add that finishes it
+        _node(low, n, i)
+        low.release(i)
+    outputs = _outputs(low, g)
+    slots = np.array([_addr(b) for b in low.bases], dtype=np.int64)
+    prog = np.array(low.steps, dtype=np.int64).ravel()
+    nt = kernel_threads(low.work)
+    return StepProgram(fn, prog, len(low.steps), slots, nt, params, inputs, outputs, low.bases)
+
+
+def _node(low: _Lowering, n: Node, i: int) -> None:
+    op, v = n.op, n.output
+    ins = n.inputs
+    if any(not isinstance(x, Value) and x is not None for x in ins):
+        raise _Unsupported  # a Python scalar operand
+    if op in VIEWS:
+        return _view(low, n, i)
+    if op not in COMPUTE or v.dtype != low.dtype:
+        raise _Unsupported
+    if op == "embedding":
+        return _embedding(low, n)
+    if op == "layer_norm":
+        return _layer_norm(low, n)
+    if op == "linear":
+        return _linear(low, n, i, None)
+    if op == "sdpa":
+        return _attention(low, n)
+    if op in ACTS:
+        return _act(low, n, i)
+    lin = next((x.producer for x in ins if x.producer in low.fused), None)
+    if lin is not None:
+        r = ins[1] if ins[0] is lin.output else ins[0]
+        return _linear(low, lin, i, (n, r))
+    return _binary(low, n, i)
+
+
+def _view(low: _Lowering, n: Node, i: int) -> None:
+    from ..ops.registry import REGISTRY
+
+    x = n.inputs[0]
+    src = low.arrays[x]
+    out = REGISTRY[n.op].forward(np, src, **n.attrs)
+    if not isinstance(out, np.ndarray) or out.shape != tuple(n.output.shape):
+        raise _Unsupported
+    if np.may_share_memory(out, low.bases[low.slot_of[x]]):
+        low.place(n.output, out, low.slot_of[x])
+        return
+    if n.op not in RESHAPES or src.ndim > 4:
+        raise _Unsupported  # a copy that is not a reshape's (advanced indexing)
+    flat = low.new(n.output, shape=src.shape)  # the copy, in C order, then reshaped
+    low.arrays[n.output] = flat.reshape(n.output.shape)
+    shape4 = (1,) * (4 - src.ndim) + src.shape
+    st = (0,) * (4 - src.ndim) + tuple(s // src.itemsize for s in src.strides)
+    low.emit("copy", low.ptr(x), low.ptr(n.output), *shape4, *st, work=src.size * NS_PER_ELEMENT)
+
+
+def _contiguous(low: _Lowering, x: Value) -> np.ndarray:
+    a = low.arrays[x]
+    if not a.flags.c_contiguous:
+        raise _Unsupported
+    return a
+
+
+def _embedding(low: _Lowering, n: Node) -> None:
+    w, idx = n.inputs[:2]
+    wa, ia = _contiguous(low, w), _contiguous(low, idx)
+    if wa.ndim != 2 or ia.dtype != np.int64:
+        raise _Unsupported
+    low.new(n.output)
+    low.emit("gather", low.ptr(w), low.ptr(idx), low.ptr(n.output), ia.size, wa.shape[1],
+             wa.shape[0], work=ia.size * wa.shape[1] * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _layer_norm(low: _Lowering, n: Node) -> None:
+    x, w, b = (list(n.inputs) + [None, None])[:3]
+    xa = _contiguous(low, x)
+    k = n.attrs.get("normalized_ndim", 1)
+    d = math.prod(xa.shape[xa.ndim - k :])
+    for p in (w, b):
+        if p is not None and (_contiguous(low, p).size != d or p.dtype != low.dtype):
+            raise _Unsupported
+    low.new(n.output)
+    eps = _bits(float(n.attrs.get("eps", 1e-5)))
+    low.emit("layer_norm", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(n.output), xa.size // d,
+             d, eps, work=xa.size * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _rows(a: np.ndarray) -> int | None:
+    """The row stride (elements) of ``a`` seen as a matrix of its last dim, or None."""
+    if a.strides[-1] != a.itemsize:
+        return None
+    if a.ndim == 1:
+        return a.shape[0]
+    m = a.reshape(-1, a.shape[-1])
+    if not np.may_share_memory(m, a):
+        return None
+    return m.strides[0] // a.itemsize if m.shape[0] > 1 else a.shape[-1]
+
+
+def _linear(low: _Lowering, n: Node, i: int, add: tuple | None) -> None:
+    """``n`` (a linear node); with ``add`` (the add node, the residual) the sum of both."""
+    x, w, b = (list(n.inputs) + [None])[:3]
+    xa, wa = low.arrays[x], _contiguous(low, w)
+    ldx = _rows(xa)
+    if ldx is None or wa.ndim != 2 or w.dtype != low.dtype or x.dtype != low.dtype:
+        raise _Unsupported
+    if b is not None and _contiguous(low, b).shape != (wa.shape[0],):
+        raise _Unsupported
+    N, K = wa.shape
+    M = xa.size // K
+    work = M * N * K * NS_PER_MAC
+    if add is None:
+        low.new(n.output)
+        low.emit("linear", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(n.output), M, N, K, ldx, N,
+                 0, work=work)  # fmt: skip
+        return
+    node, r = add
+    if node.op != "add" or tuple(r.shape) != tuple(node.output.shape) or r.dtype != low.dtype:
+        raise _Unsupported
+    out = node.output
+    acc = low.reuse(out, r, i) is not None
+    if not acc:
+        low.new(out)
+    low.emit("linear", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(out), M, N, K, ldx, N,
+             int(acc), work=work)  # fmt: skip
+    if not acc:
+        _contiguous(low, r)
+        low.emit("binary", low.ptr(out), low.ptr(r), low.ptr(out), M * N, M * N, BINARY["add"],
+                 work=M * N * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _act(low: _Lowering, n: Node, i: int) -> None:
+    x = n.inputs[0]
+    _contiguous(low, x)
+    if n.op == "relu":
+        kind = ACT_RELU
+    elif n.op == "gelu":
+        kind = KINDS["gelu_tanh" if n.attrs.get("approximate") == "tanh" else "gelu"]
+    else:
+        kind = KINDS[n.op]
+    if low.reuse(n.output, x, i) is None:
+        low.new(n.output)
+    size = math.prod(n.output.shape)
+    low.emit("act", low.ptr(x), low.ptr(n.output), size, kind, work=size * NS_PER_ELEMENT)
+
+
+def _binary(low: _Lowering, n: Node, i: int) -> None:
+    a, b = n.inputs[:2]
+    shape = tuple(n.output.shape)
+    if tuple(a.shape) != shape and n.op != "sub":  # the full operand first
+        a, b = b, a
+    aa, ba = _contiguous(low, a), _contiguous(low, b)
+    tail = tuple(b.shape)
+    while tail and tail[0] == 1:
+        tail = tail[1:]
+    if aa.shape != shape or shape[len(shape) - len(tail) :] != tail or a.dtype != b.dtype:
+        raise _Unsupported
+    if low.reuse(n.output, a, i) is None:
+        low.new(n.output)
+    low.emit("binary", low.ptr(a), low.ptr(b), low.ptr(n.output), aa.size, max(ba.size, 1),
+             BINARY[n.op], work=aa.size * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _attention(low: _Lowering, n: Node) -> None:
+    from ..kernels.attention import forward_layout
+
+    q, k, v = n.inputs[:3]
+    if len(n.inputs) > 3 and n.inputs[3] is not None:
+        raise _Unsupported  # masks: not yet
+    layout = forward_layout(low.arrays[q], low.arrays[k], low.arrays[v])
+    if layout is None or len(n.output.shape) != 4:
+        raise _Unsupported
+    (B, H, L, S, E, Ev), st, inner = layout
+    o = low.new(n.output, layout=(0, 2, 1, 3) if inner else None)
+    ost = [s // o.itemsize for s in o.strides[:3]]
+    scale, causal = float(n.attrs["scale"]), bool(n.attrs["causal"])
+    work = B * H * L * S * (E + Ev) / (96 if causal else 48)
+    low.emit("attention", low.ptr(q), low.ptr(k), low.ptr(v), low.ptr(n.output), B, H, L, S,
+             E, Ev, int(causal), _bits(scale), *st, *ost, work=work)  # fmt: skip
+
+
+def _outputs(low: _Lowering, g: Graph) -> list:
+    """(slot, buffer shape, dtype, views) of each output buffer; the views in the order of
+    the graph's outputs (each a (shape, byte offset, strides) of its buffer)."""
+    found: dict[int, list] = {}
+    order = []
+    for v in g.outputs:
+        slot = low.slot_of.get(v)
+        if slot is None or low.kinds[slot] != "output":
+            raise _Unsupported  # an input or parameter returned as it is
+        a, base = low.arrays[v], low.bases[slot]
+        if slot not in found:
+            found[slot] = []
+            order.append(slot)
+        found[slot].append((a.shape, _addr(a) - _addr(base), a.strides))
+    if len(order) != len(g.outputs):
+        raise _Unsupported  # two outputs in one buffer: their order would be lost
+    return [(s, low.bases[s].shape, low.bases[s].dtype, found[s]) for s in order]
+
+
+def _fusions(g: Graph, users: dict) -> dict[Node, Node]:
+    """linear node -> the ``add`` that is its only reader (the residual is added as the
+    GEMM accumulates), for linear outputs that are not graph outputs."""
+    outs = set(g.outputs)
+    fused = {}
+    for n in g.nodes:
+        if n.op != "linear" or n.output in outs:
+            continue
+        readers = users.get(n.output, [])
+        if len(readers) != 1 or readers[0].op != "add":
+            continue
+        add = readers[0]
+        a, b = add.inputs[:2]
+        if not (isinstance(a, Value) and isinstance(b, Value)) or a is b:
+            continue
+        if tuple(a.shape) == tuple(b.shape) == tuple(add.output.shape):
+            fused[n] = add
+    return fused
+
+
+def _output_roots(g: Graph) -> set[Value]:
+    """The values whose buffers hold a graph output (an output, or what it is a view of)."""
+    views = {n.output: n.inputs[0] for n in g.nodes if n.op in VIEWS}
+    roots = set()
+    for v in g.outputs:
+        while v in views:
+            roots.add(v)
+            v = views[v]
+        roots.add(v)
+    return roots
+
+
+def _float_dtype(g: Graph) -> np.dtype | None:
+    """The one float dtype of the graph's node outputs (float32 or float64), or None."""
+    kinds = {n.output.dtype for n in g.nodes}
+    if len(kinds) != 1:
+        return None
+    dt = kinds.pop()
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        return None
+    for v in g.values():
+        if any(isinstance(d, Sym) for d in v.shape):
+            return None
+    return dt
+
+
+def _bits(x: float) -> int:
+    return struct.unpack("<q", struct.pack("<d", x))[0]
+
+
+def _addr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]

@@ -1,0 +1,241 @@
+"""C kernel that runs a whole inference graph as one call: a list of steps (a layer norm, a
+linear layer, an attention, ...) executed in order by one team of OpenMP threads, with a
+barrier between steps.
+
+Small inference graphs (W4's GPT at batch 1: about 60 kernels of 5-200 us each) spent as
+much time between their kernels as in them: each kernel call crossed from Python (a few
+microseconds of argument checks and pointer lookups) and woke the second core again (its
+threads wait passively between calls, and a woken thread started 6-50 us late here). Run
+as one C call, the steps share one parallel region: the threads are woken once per call,
+wait for each other at a barrier that spins briefly before yielding the core (the one of
+:mod:`.gemv`), and sleep again when the call returns.
+
+Each step is ``STEP_WORDS`` 64-bit words (:data:`OPS` names the codes; ``ember/kernels/
+steps.py`` writes them). Pointers are one word each: ``slot << 40 | byte offset`` into the
+caller's table of base addresses (``slots``), so that a program is written once and only
+the slots of the inputs and outputs change from call to call; ``-1`` is NULL.
+
+The steps reuse the other units' C code, not copies of it: this unit's source includes
+the layer norm of :mod:`.norm`, the activations of :mod:`.activation`, the attention of
+:mod:`.attention` and the GEMM of :mod:`.gemm`. Their ``PARALLEL_FOR`` (and the attention's
+loop) become *orphaned* work-sharing loops, ``omp for nowait``: every thread of the team
+calls the same kernel and takes its static share of the loop, as it would in the kernel's
+own parallel region. A linear layer runs the GEMM's rectangle of each thread
+(``gemm_part``) on the thread grid ``gemm_plan`` picks for the team. Results are those of
+the same kernels called one by one, except that the order of the threads' shares does not
+change any element's arithmetic.
+
+Example:
+    >>> from ember.kernels.source.steps import UNIT, OPS
+    >>> UNIT.name, OPS["linear"]
+    ('steps', 4)
+"""
+
+from __future__ import annotations
+
+import re
+
+from . import Unit, activation, attention, attention_mm, gemm, gemv, norm
+
+STEP_WORDS = 32  # 64-bit words per step
+# the step codes: what each step's words mean is written beside its C function below
+OPS = {"gather": 1, "binary": 2, "layer_norm": 3, "linear": 4, "act": 5, "attention": 6, "copy": 7}
+BINARY = {"add": 0, "sub": 1, "mul": 2}  # the binary step's kinds
+ACT_RELU = 100  # the activation step's kind for ReLU (the others: activation.KINDS)
+
+
+def _internal(body: str) -> str:
+    """Another unit's C code with its exported functions made internal (only ``run_steps``
+    is this library's entry point)."""
+    return re.sub(r"\bEMBER_API\b", "static __attribute__((unused))", body)
+
+
+SHARED = (
+    r"""
+/* the other units' parallel loops, as work-sharing loops of this unit's one region */
+#ifdef _OPENMP
+#undef PARALLEL_FOR
+#define PARALLEL_FOR(nt) EMBER_PRAGMA(omp for schedule(static) nowait)
+#endif
+"""
+    + gemv.SHARED
+    + gemm.SHARED
+    + activation.SHARED
+    + norm.SHARED
+    + attention_mm.SHARED
+    + r"""
+#ifdef _OPENMP
+#undef SDPA_PARALLEL
+#undef SDPA_FOR
+#define SDPA_PARALLEL(nt)
+#define SDPA_FOR EMBER_PRAGMA(omp for schedule(static) nowait)
+#endif
+#define STEP_WORDS 32
+#define STEP_OFFSET_BITS 40
+/* the address a pointer word names: slots[w >> 40] plus its low 40 bits; -1 is NULL */
+static void *step_ptr(const i64 *slots, i64 w) {
+    if (w < 0) return NULL;
+    return (char *)(intptr_t)slots[w >> STEP_OFFSET_BITS] +
+           (w & (((i64)1 << STEP_OFFSET_BITS) - 1));
+}
+static double step_double(i64 w) {
+    double d;
+    memcpy(&d, &w, sizeof d);
+    return d;
+}
+static int step_thread(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+"""
+)
+
+STEPS = r"""
+/* gather: 1 weight (V, D), 2 int64 indices (n), 3 y (n, D), 4 n, 5 D, 6 V */
+static void FN(step_gather)(const i64 *p, const i64 *slots) {
+    const scalar *w = (const scalar *)step_ptr(slots, p[1]);
+    const int64_t *idx = (const int64_t *)step_ptr(slots, p[2]);
+    scalar *y = (scalar *)step_ptr(slots, p[3]);
+    i64 n = p[4], D = p[5];
+    PARALLEL_FOR(0)
+    for (i64 r = 0; r < n; r++) memcpy(y + r * D, w + idx[r] * D, sizeof(scalar) * (size_t)D);
+}
+
+/* binary: 1 a (n), 2 b (nb, repeated along a), 3 y (n), 4 n, 5 nb, 6 kind (0 add, 1 sub, 2 mul) */
+static void FN(step_binary)(const i64 *p, const i64 *slots) {
+    const scalar *a = (const scalar *)step_ptr(slots, p[1]);
+    const scalar *b = (const scalar *)step_ptr(slots, p[2]);
+    scalar *y = (scalar *)step_ptr(slots, p[3]);
+    i64 n = p[4], nb = p[5], kind = p[6];
+    i64 piece = nb < 4096 ? nb * ((4096 + nb - 1) / nb) : nb; /* whole repeats of b */
+    i64 pieces = (n + piece - 1) / piece;
+    PARALLEL_FOR(0)
+    for (i64 c = 0; c < pieces; c++) {
+        for (i64 r = c * piece; r < (c + 1) * piece && r < n; r += nb) {
+            const scalar *ar = a + r;
+            scalar *yr = y + r;
+            if (kind == 0) {
+                SIMD
+                for (i64 j = 0; j < nb; j++) yr[j] = ar[j] + b[j];
+            } else if (kind == 1) {
+                SIMD
+                for (i64 j = 0; j < nb; j++) yr[j] = ar[j] - b[j];
+            } else {
+                SIMD
+                for (i64 j = 0; j < nb; j++) yr[j] = ar[j] * b[j];
+            }
+        }
+    }
+}
+
+/* layer norm: 1 x (N, D), 2 weight or NULL, 3 bias or NULL, 4 y, 5 N, 6 D, 7 eps (double bits) */
+static void FN(step_layer_norm)(const i64 *p, const i64 *slots) {
+    FN(layer_norm_forward)((const scalar *)step_ptr(slots, p[1]),
+                           (const scalar *)step_ptr(slots, p[2]),
+                           (const scalar *)step_ptr(slots, p[3]), (scalar *)step_ptr(slots, p[4]),
+                           NULL, NULL, p[5], p[6], step_double(p[7]), 0);
+}
+
+/* linear: 1 x (M, K; row stride ldx), 2 weight (N, K) row-major, 3 bias or NULL, 4 y (M, N;
+   row stride ldy), 5 M, 6 N, 7 K, 8 ldx, 9 ldy, 10 acc (1: y += x W^T + b) */
+static void FN(step_linear)(const i64 *p, const i64 *slots, int t, int team) {
+    i64 M = p[5], N = p[6], K = p[7], KC, MC, NC, tm, tn;
+    FN(gemm_plan)(M, N, K, team, &KC, &MC, &NC, &tm, &tn);
+    if (t >= tm * tn) return;
+    FN(gemm_part)((const scalar *)step_ptr(slots, p[1]), (const scalar *)step_ptr(slots, p[2]),
+                  (scalar *)step_ptr(slots, p[4]), (const scalar *)step_ptr(slots, p[3]), M, N,
+                  K, p[8], 1, 1, K, p[9], (int)p[10], t, tm, tn, KC, MC, NC);
+}
+
+/* activation: 1 x (n), 2 y (n), 3 n, 4 kind (activation.KINDS, or 100: ReLU) */
+static void FN(step_act)(const i64 *p, const i64 *slots) {
+    const scalar *x = (const scalar *)step_ptr(slots, p[1]);
+    scalar *y = (scalar *)step_ptr(slots, p[2]);
+    if (p[4] == 100) {
+        ELEMENTWISE(p[3], 0, i, { y[i] = EMBER_RELU(x[i]); });
+        return;
+    }
+    FN(activation_forward)(x, y, p[3], (int)p[4], 0);
+}
+
+/* attention: 1 q, 2 k, 3 v, 4 o, 5 B, 6 H, 7 L, 8 S, 9 E, 10 Ev, 11 causal, 12 scale (double
+   bits), 13-28 the element strides of q, k, v and a mask (none: zeros), 29-31 o's (batch,
+   head, row) strides */
+static void FN(step_attention)(const i64 *p, const i64 *slots) {
+    FN(sdpa_forward)((const scalar *)step_ptr(slots, p[1]), (const scalar *)step_ptr(slots, p[2]),
+                     (const scalar *)step_ptr(slots, p[3]), NULL, (scalar *)step_ptr(slots, p[4]),
+                     p[5], p[6], p[7], p[8], p[9], p[10], p + 13, p + 29, 0, (int)p[11],
+                     (scalar)step_double(p[12]), 0);
+}
+
+/* copy into contiguous y: 1 x, 2 y, 3-6 the shape (4 dims), 7-10 x's element strides */
+static void FN(step_copy)(const i64 *p, const i64 *slots) {
+    const scalar *x = (const scalar *)step_ptr(slots, p[1]);
+    scalar *y = (scalar *)step_ptr(slots, p[2]);
+    i64 d0 = p[3], d1 = p[4], d2 = p[5], d3 = p[6];
+    PARALLEL_FOR(0)
+    for (i64 r = 0; r < d0 * d1 * d2; r++) {
+        i64 i0 = r / (d1 * d2), i1 = r / d2 % d1, i2 = r % d2;
+        const scalar *xr = x + i0 * p[7] + i1 * p[8] + i2 * p[9];
+        scalar *yr = y + r * d3;
+        for (i64 j = 0; j < d3; j++) yr[j] = xr[j * p[10]];
+    }
+}
+
+static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team) {
+    switch (p[0]) {
+    case 1: FN(step_gather)(p, slots); break;
+    case 2: FN(step_binary)(p, slots); break;
+    case 3: FN(step_layer_norm)(p, slots); break;
+    case 4: FN(step_linear)(p, slots, t, team); break;
+    case 5: FN(step_act)(p, slots); break;
+    case 6: FN(step_attention)(p, slots); break;
+    case 7: FN(step_copy)(p, slots); break;
+    }
+}
+
+/* Run nsteps steps of prog (STEP_WORDS words each) on nt threads; slots: the base addresses
+   the pointer words name. Returns 0, or -2 when a gathered index is out of range (checked
+   before any step runs: the caller then takes the graph's own path, which reports it). */
+EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, const i64 *slots, int nt) {
+    for (i64 s = 0; s < nsteps; s++) {
+        const i64 *p = prog + s * STEP_WORDS;
+        if (p[0] != 1) continue;
+        const int64_t *idx = (const int64_t *)step_ptr(slots, p[2]);
+        for (i64 r = 0; r < p[4]; r++)
+            if (idx[r] < 0 || idx[r] >= p[6]) return -2;
+    }
+    gemv_barrier bar = {0, 0};
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if(nt > 1)
+#endif
+    {
+        int team = gemv_team(), t = step_thread();
+        for (i64 s = 0; s < nsteps; s++) {
+            FN(step_run)(prog + s * STEP_WORDS, slots, t, team);
+            if (team > 1 && s + 1 < nsteps) gemv_wait(&bar, team);
+        }
+    }
+    return 0;
+}
+"""
+
+BODY = (
+    gemm.CORE
+    + _internal(gemm.API)
+    + gemm.TAIL
+    + _internal(activation.BODY)
+    + _internal(norm.BODY)
+    + _internal(attention.BODY)
+    + STEPS
+)
+
+UNIT = Unit(
+    name="steps",
+    functions=("int run_steps(const i64 *prog, i64 nsteps, const i64 *slots, int nt)",),
+    body=BODY,
+    shared=SHARED,
+)

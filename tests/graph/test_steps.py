@@ -1,0 +1,289 @@
+"""Whole inference graphs as one C call (``ember/graph/steps.py``): which graphs are lowered,
+that they compute what eager mode computes, and every way a call falls back to the graph's
+own path."""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pytest
+
+import ember
+import ember.nn as nn
+import ember.nn.functional as F
+from ember import config
+from ember.graph import steps
+from ember.graph.executor import GraphRuntimeError
+from ember.graph.ir import Graph
+from ember.graph.steps import StepProgram, lower
+from ember.kernels.source.steps import OPS, STEP_WORDS
+from ember.ops.nn.embedding import IndexOutOfRangeError
+
+from ..kernels.conftest import c_kernels  # noqa: F401  (the fixture)
+from .models import GPT
+
+pytestmark = pytest.mark.usefixtures("c_kernels")
+
+TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def _program(cm) -> StepProgram | None:
+    """The step program the compiled function ``cm`` ran last (None: its Python path)."""
+    found = cm._last.program._steps
+    return found or None
+
+
+def _check(fn, *args, dtype=np.float32, lowered=True, calls=3):
+    """Compile ``fn``, call it ``calls`` times under no_grad and compare with eager mode;
+    returns the compiled function."""
+    cm = ember.compile(fn)
+    with ember.no_grad():
+        want = fn(*args).numpy()
+        for _ in range(calls):
+            got = cm(*args).numpy()
+            np.testing.assert_allclose(got, want, **TOL[dtype])
+    assert (_program(cm) is not None) == lowered
+    return cm
+
+
+def _tiny_gpt(vocab=11, ctx=16, d=32, layers=2):
+    """W3's design, small, with W3's positions (the first rows of their weight)."""
+    return GPT(vocab, ctx, d, heads=4, layers=layers, head_bias=False, sliced_pos=True)
+
+
+def _tokens(b=2, t=9, vocab=11, seed=0):
+    return ember.tensor(np.random.default_rng(seed).integers(0, vocab, (b, t)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("passes", [False, True], ids=["raw", "passes"])
+def test_a_gpt_runs_as_one_call_and_matches_eager(dtype, passes):
+    config.passes = None if passes else []
+    model = _tiny_gpt().to(dtype).eval()
+    cm = _check(model, _tokens(), dtype=dtype)
+    prog = _program(cm)
+    assert prog.steps >= 2 * 7 + 3  # per block: 2 norms, 4 GEMMs, attention; and the rest
+
+
+@pytest.mark.parametrize("nt", [1, 2])
+def test_thread_counts_give_the_same_bits(nt):
+    model = _tiny_gpt(d=64).eval()
+    cm = ember.compile(model)
+    x = _tokens(t=16)
+    with ember.no_grad():
+        cm(x)
+        base = cm(x).numpy()
+        prog = _program(cm)
+        prog._nt = nt
+        np.testing.assert_array_equal(cm(x).numpy(), base)
+
+
+def test_outputs_are_fresh_arrays_every_call():
+    lin = nn.Linear(8, 5).eval()
+    cm = ember.compile(lambda x: lin(x).relu())
+    xs = [ember.randn(4, 8) for _ in range(3)]
+    with ember.no_grad():
+        outs = [cm(x) for x in xs]
+        wants = [lin(x).relu().numpy() for x in xs]
+    for out, want in zip(outs, wants):
+        np.testing.assert_allclose(out.numpy(), want, **TOL[np.float32])
+    assert _program(cm) is not None
+
+
+@pytest.mark.parametrize("op", ["relu", "gelu", "gelu_tanh", "silu", "sigmoid", "tanh"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_activations(op, dtype):
+    x = ember.tensor(np.random.default_rng(1).standard_normal((3, 37)) * 4, dtype=dtype)
+    x.numpy()[0, :4] = [np.inf, -np.inf, np.nan, 0.0]
+    lin = nn.Linear(37, 37).to(dtype).eval()
+    act = {"gelu_tanh": lambda h: F.gelu(h, approximate="tanh"), "gelu": F.gelu}.get(
+        op, getattr(F, op, None)
+    )
+
+    def fn(x):
+        return act(lin(x) + x)  # the add cannot be fused into the GEMM: x is an input
+
+    cm = ember.compile(fn)
+    with ember.no_grad():
+        want = fn(x).numpy()
+        got = [cm(x).numpy() for _ in range(2)][-1]
+    np.testing.assert_allclose(got, want, equal_nan=True, **TOL[dtype])
+    assert _program(cm) is not None
+
+
+@pytest.mark.parametrize(
+    "shape_b", [(3, 5, 7), (5, 7), (7,), (1, 1, 7)], ids=["same", "rows", "bias", "ones"]
+)
+@pytest.mark.parametrize("op", ["add", "sub", "mul"])
+def test_binary_ops_with_a_repeated_second_operand(op, shape_b):
+    rng = np.random.default_rng(2)
+    a = ember.tensor(rng.standard_normal((3, 5, 7)).astype(np.float32))
+    b = ember.tensor(rng.standard_normal(shape_b).astype(np.float32))
+    lin = nn.Linear(7, 7).eval()
+    f = {"add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v}[op]
+    _check(lambda a, b: f(lin(a), b), a, b)
+    if op != "sub":  # the full operand second: swapped
+        _check(lambda a, b: f(b, lin(a)), a, b)
+
+
+def test_a_subtraction_from_a_repeated_operand_is_not_lowered():
+    a, b = ember.randn(4, 6), ember.randn(6)
+    lin = nn.Linear(6, 6).eval()
+    _check(lambda a, b: b - lin(a), a, b, lowered=False)
+
+
+@pytest.mark.parametrize("shape", [(6,), (4, 6), (2, 3, 6)])
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+def test_linear_and_layer_norm(shape, bias, affine):
+    ln = nn.LayerNorm(6, elementwise_affine=affine).eval()
+    if affine:
+        ln.weight.detach().numpy()[:] = np.linspace(0.5, 2, 6)
+        ln.bias.detach().numpy()[:] = np.linspace(-1, 1, 6)
+    lin = nn.Linear(6, 5, bias=bias).eval()
+    _check(lambda x: lin(ln(x)), ember.randn(*shape))
+
+
+@pytest.mark.parametrize("reuse_later", [False, True])
+def test_residual_adds(reuse_later):
+    """``h + lin(h)`` accumulates into h's buffer where nothing reads h afterwards, and
+    into a buffer of its own where something does."""
+    ln, lin = nn.LayerNorm(8).eval(), nn.Linear(8, 8).eval()
+
+    def fn(x):
+        h = ln(x)
+        y = h + lin(h)
+        return y * h if reuse_later else y.relu()
+
+    cm = _check(fn, ember.randn(5, 8))
+    prog = _program(cm)._keep[0].reshape(-1, STEP_WORDS)
+    (linear,) = [s for s in prog if s[0] == OPS["linear"]]
+    assert linear[10] == (0 if reuse_later else 1)  # accumulated into h's buffer, or not
+
+
+def test_an_input_residual_is_never_overwritten():
+    lin = nn.Linear(8, 8).eval()
+    x = ember.randn(5, 8)
+    before = x.numpy().copy()
+    _check(lambda x: x + lin(x), x)
+    np.testing.assert_array_equal(x.numpy(), before)
+
+
+def test_a_reshape_that_needs_a_copy():
+    lin = nn.Linear(6, 4).eval()
+    _check(lambda x: lin(x).permute(1, 0).reshape(-1).relu(), ember.randn(3, 6))
+
+
+def test_outputs_that_are_views_and_several_outputs():
+    lin = nn.Linear(6, 4).eval()
+    cm = ember.compile(lambda x: (lin(x).reshape(2, 6), lin(x).relu()))
+    x = ember.randn(3, 6)
+    with ember.no_grad():
+        want = [t.numpy() for t in (lin(x).reshape(2, 6), lin(x).relu())]
+        for _ in range(2):
+            got = [t.numpy() for t in cm(x)]
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, **TOL[np.float32])
+    assert _program(cm) is not None
+
+
+def test_attention_layouts():
+    """Heads split from a fused projection (strided operands), and contiguous heads."""
+    q = ember.randn(2, 3, 10, 8)
+    lin = nn.Linear(8, 8).eval()
+    _check(lambda q: F.scaled_dot_product_attention(lin(q), q, q, is_causal=False), q)
+    _check(lambda q: F.scaled_dot_product_attention(lin(q), q, q, is_causal=True), q)
+
+
+def test_what_is_not_lowered_still_runs():
+    lin = nn.Linear(6, 6).eval()
+    _check(lambda x: lin(x).softmax(-1), ember.randn(3, 6), lowered=False)
+    mask = ember.tensor(np.tril(np.ones((5, 5), bool)))
+    q = ember.randn(1, 2, 5, 4)
+    _check(lambda q: F.scaled_dot_product_attention(q, q, q, attn_mask=mask), q, lowered=False)
+    _check(lambda x: lin(x) * 2.0, ember.randn(3, 6), lowered=False)  # a Python scalar
+
+
+def test_a_training_step_is_not_lowered():
+    lin = nn.Linear(4, 3)
+    opt = ember.optim.SGD(lin.parameters(), lr=0.1)
+
+    @ember.compile
+    def step(x):
+        opt.zero_grad()
+        loss = lin(x).relu().sum()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(3):
+        step(ember.randn(2, 4))
+    assert _program(step) is None
+
+
+def test_a_parameter_given_a_new_array_is_read_from_then_on():
+    lin = nn.Linear(6, 4).eval()
+    cm = ember.compile(lambda x: lin(x).relu())
+    x = ember.randn(3, 6)
+    with ember.no_grad():
+        cm(x), cm(x)
+        first = _program(cm)
+        lin.weight.data = ember.randn(4, 6)
+        got = cm(x).numpy()
+        np.testing.assert_allclose(got, lin(x).relu().numpy(), **TOL[np.float32])
+    assert _program(cm) is not first
+
+
+def test_an_index_out_of_range_is_reported_as_in_eager_mode():
+    emb, lin = nn.Embedding(5, 4), nn.Linear(4, 4)
+    cm = ember.compile(lambda i: lin(emb(i)))
+    with ember.no_grad():
+        cm(ember.tensor(np.array([[0, 1]]))), cm(ember.tensor(np.array([[2, 3]])))
+        assert _program(cm) is not None
+        with pytest.raises(IndexOutOfRangeError, match="index 7 is out of range"):
+            lin(emb(ember.tensor(np.array([[1, 7]]))))
+        with pytest.raises(GraphRuntimeError, match="index 7 is out of range") as err:
+            cm(ember.tensor(np.array([[1, 7]])))
+        assert "test_steps.py" in str(err.value)  # the user's line
+
+
+def test_a_non_contiguous_input_takes_the_python_path():
+    lin = nn.Linear(6, 4).eval()
+    cm = ember.compile(lambda x: lin(x).relu())
+    base = ember.randn(6, 3)
+    with ember.no_grad():
+        for x in (ember.randn(3, 6), base.transpose(0, 1), ember.randn(3, 6)):
+            np.testing.assert_allclose(cm(x).numpy(), lin(x).relu().numpy(), **TOL[np.float32])
+
+
+def test_numpy_mode_and_the_switch_leave_graphs_alone(monkeypatch):
+    lin = nn.Linear(6, 4).eval()
+    monkeypatch.setattr(steps, "ENABLED", False)
+    _check(lambda x: lin(x).relu(), ember.randn(3, 6), lowered=False)
+    monkeypatch.setattr(steps, "ENABLED", True)
+    runtime = importlib.import_module("ember.kernels.runtime")
+    monkeypatch.setattr(runtime, "_mode", "numpy")
+    g = Graph("f")
+    x = g.add_input((4, 8), np.float32, label="x")
+    g.outputs = [g.add_node("relu", [x], {}, (4, 8), np.float32)]
+    assert lower(g) is None
+
+
+def test_graphs_returning_an_input_or_mixing_dtypes_are_not_lowered():
+    g = Graph("f")
+    x = g.add_input((4, 8), np.float32, label="x")
+    y = g.add_node("relu", [x], {}, (4, 8), np.float32)
+    g.outputs = [y, x]
+    assert lower(g) is None
+    g.outputs = [y, g.add_node("relu", [g.add_input((2,), np.float64)], {}, (2,), np.float64)]
+    assert lower(g) is None
+
+
+def test_doctests_of_the_module():
+    import doctest
+
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for t in doctest.DocTestFinder().find(steps, steps.__name__):
+        runner.run(t)
+    assert runner.failures == 0 and runner.tries >= 6
