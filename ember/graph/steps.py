@@ -17,6 +17,8 @@ also stays the path of record: a call whose inputs or parameters no longer fit t
 (a parameter given a new array, an embedding index out of range) runs there, and so do
 errors, which it reports against the user's line.
 
+The step library compiles on a thread of its own from the first call on (about 3 s, once
+per machine: the result is cached on disk); until it is loaded the graph runs node by node.
 The program is written once, at the first call: every value gets its place, either a view
 of a parameter or input, or a part of an arena of buffers reused as values die (an
 activation or a residual ``add`` overwrites its input where nothing reads it later, as the
@@ -75,13 +77,12 @@ class StepProgram:
         'StepProgram'
     """
 
-    def __init__(self, fn: Any, prog: np.ndarray, nsteps: int, slots: np.ndarray, nt: int,
+    def __init__(self, dtype: np.dtype, prog: np.ndarray, nsteps: int, slots: np.ndarray, nt: int,
                  params: list, inputs: list, outputs: list, keep: list) -> None:  # fmt: skip
-        from ..kernels import _seam
-
-        self._fn = fn
-        self._prog_ptr = _seam.ptr(prog)
-        self._slots_ptr = _seam.ptr(slots)
+        self.dtype = dtype
+        self._fn: Any = None  # the C function, once its library is ready (see _bind)
+        self._prog_ptr = self._slots_ptr = None
+        self._prog = prog
         self._nsteps = nsteps
         self._slots = slots
         self._nt = nt
@@ -95,8 +96,22 @@ class StepProgram:
         """True while every parameter still holds the array the program was written for."""
         return all(t._data is a for t, a in self._params)
 
+    def _bind(self) -> bool:
+        """Find the C function; False while its library is still compiling (it compiles on
+        a thread of its own from the first call on, and the graph runs node by node
+        meanwhile) or when it cannot be built."""
+        from ..kernels import _seam, runtime
+
+        if not runtime.function_if_ready("steps", "run_steps", _seam._SFX[self.dtype]):
+            return False
+        self._fn = _seam.kernel("steps", "run_steps", self.dtype)
+        self._prog_ptr, self._slots_ptr = _seam.ptr(self._prog), _seam.ptr(self._slots)
+        return self._fn is not None
+
     def run(self, inputs: list) -> list | None:
         """The output arrays of one call, or None (see the class docstring)."""
+        if self._fn is None and not self._bind():
+            return None
         slots = self._slots
         for (slot, shape, dtype), a in zip(self._inputs, inputs):
             if type(a) is not np.ndarray or not a.flags.c_contiguous or a.dtype != dtype:
@@ -228,18 +243,17 @@ def lower(g: Graph) -> StepProgram | None:
     dtype = _float_dtype(g)
     if dtype is None:
         return None
-    from ..kernels._seam import kernel
+    from ..kernels import runtime
 
-    fn = kernel("steps", "run_steps", dtype)
-    if fn is None:
+    if runtime.mode() == "numpy":
         return None
     try:
-        return _lower(g, dtype, fn)
+        return _lower(g, dtype)
     except _Unsupported:
         return None
 
 
-def _lower(g: Graph, dtype: np.dtype, fn: Any) -> StepProgram:
+def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
     from ..threads import kernel_threads
 
     low = _Lowering(g, dtype)
@@ -267,7 +281,7 @@ def _lower(g: Graph, dtype: np.dtype, fn: Any) -> StepProgram:
     slots = np.array([_addr(b) for b in low.bases], dtype=np.int64)
     prog = np.array(low.steps, dtype=np.int64).ravel()
     nt = kernel_threads(low.work)
-    return StepProgram(fn, prog, len(low.steps), slots, nt, params, inputs, outputs, low.bases)
+    return StepProgram(dtype, prog, len(low.steps), slots, nt, params, inputs, outputs, low.bases)
 
 
 def _node(low: _Lowering, n: Node, i: int) -> None:

@@ -50,6 +50,7 @@ __all__ = [
     "unbuilt",
     "warn_fallback",
     "function",
+    "function_if_ready",
     "failures",
     "loaded",
     "FUNCS",
@@ -416,6 +417,38 @@ def function(unit: str, name: str, sfx: str) -> Any:
             lib = _function_library(unit, name, sfx)
         except KernelBuildError as e:
             _unavailable(e, m)
+            return None
+    return getattr(lib.lib, f"ember_{name}_{sfx}")
+
+
+def function_if_ready(unit: str, name: str, sfx: str) -> Any:
+    """The cffi function ``ember_<name>_<sfx>`` of ``unit`` when its whole library is loaded
+    or compiled in the disk cache (then loaded now), else None, having started compiling it
+    on a thread of its own: for a faster path the caller can do without until it is ready
+    (a compiled inference graph runs node by node meanwhile). None in ``'numpy'`` mode and
+    after a failed build.
+
+    Example:
+        >>> f = function_if_ready("softmax", "softmax_forward", "f32")
+        >>> f is None or callable(f)
+        True
+    """
+    if mode() == "numpy":
+        return None
+    key = _key(unit, sfx)
+    lib = _libs.get(key)
+    if lib is None:
+        if key in _failed or key in _building:
+            return None
+        from .build import KernelBuildError, library_path
+
+        try:
+            whole = _source(unit, sfx)
+            if not library_path(whole).exists():
+                _start(key, whole)
+                return None
+            lib = _obtain(key, whole)
+        except (KernelBuildError, OSError):  # no compiler, no cache directory
             return None
     return getattr(lib.lib, f"ember_{name}_{sfx}")
 

@@ -4,8 +4,6 @@ own path."""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -17,13 +15,22 @@ from ember.graph import steps
 from ember.graph.executor import GraphRuntimeError
 from ember.graph.ir import Graph
 from ember.graph.steps import StepProgram, lower
+from ember.kernels import runtime
 from ember.kernels.source.steps import OPS, STEP_WORDS
 from ember.ops.nn.embedding import IndexOutOfRangeError
 
 from ..kernels.conftest import c_kernels  # noqa: F401  (the fixture)
 from .models import GPT
 
-pytestmark = pytest.mark.usefixtures("c_kernels")
+pytestmark = pytest.mark.usefixtures("c_kernels", "steps_built")
+
+
+@pytest.fixture
+def steps_built(c_kernels):  # noqa: F811
+    """The steps library compiled (a first call starts compiling it in the background)."""
+    for sfx in ("f32", "f64"):
+        assert runtime.function("steps", "run_steps", sfx) is not None
+
 
 TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
@@ -31,7 +38,7 @@ TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol
 def _program(cm) -> StepProgram | None:
     """The step program the compiled function ``cm`` ran last (None: its Python path)."""
     found = cm._last.program._steps
-    return found or None
+    return found if found and found._fn is not None else None
 
 
 def _check(fn, *args, dtype=np.float32, lowered=True, calls=3):
@@ -257,12 +264,24 @@ def test_a_non_contiguous_input_takes_the_python_path():
             np.testing.assert_allclose(cm(x).numpy(), lin(x).relu().numpy(), **TOL[np.float32])
 
 
+def test_until_the_library_is_built_graphs_run_node_by_node(monkeypatch):
+    monkeypatch.setattr(runtime, "function_if_ready", lambda *a: None)
+    lin = nn.Linear(6, 4).eval()
+    cm = _check(lambda x: lin(x).relu(), ember.randn(3, 6), lowered=False)
+    waiting = cm._last.program._steps
+    assert waiting  # written, waiting for its library
+    monkeypatch.undo()
+    x = ember.randn(3, 6)
+    with ember.no_grad():
+        np.testing.assert_allclose(cm(x).numpy(), lin(x).relu().numpy(), **TOL[np.float32])
+    assert _program(cm) is waiting  # now ready: the same program runs
+
+
 def test_numpy_mode_and_the_switch_leave_graphs_alone(monkeypatch):
     lin = nn.Linear(6, 4).eval()
     monkeypatch.setattr(steps, "ENABLED", False)
     _check(lambda x: lin(x).relu(), ember.randn(3, 6), lowered=False)
     monkeypatch.setattr(steps, "ENABLED", True)
-    runtime = importlib.import_module("ember.kernels.runtime")
     monkeypatch.setattr(runtime, "_mode", "numpy")
     g = Graph("f")
     x = g.add_input((4, 8), np.float32, label="x")
