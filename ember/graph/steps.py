@@ -59,6 +59,7 @@ VIEWS = {"getitem", "slice", "reshape", "permute", "broadcast_to"}
 RESHAPES = {"reshape"}
 ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
 COMPUTE = {"embedding", "layer_norm", "linear", "sdpa"} | set(BINARY) | ACTS
+IN_PLACE_ROWS = 256  # linear steps on at most this many rows read their weight in place
 NS_PER_MAC = 0.04  # one core's GEMM speed (25 multiply-adds per ns), for the thread count
 NS_PER_ELEMENT = 1.0  # the other steps' cost per element they write
 _OFFSET_BITS = 40
@@ -388,7 +389,7 @@ def _linear(low: _Lowering, n: Node, i: int, add: tuple | None) -> None:
     if add is None:
         low.new(n.output)
         low.emit("linear", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(n.output), M, N, K, ldx, N,
-                 0, work=work)  # fmt: skip
+                 0, int(M <= IN_PLACE_ROWS), work=work)  # fmt: skip
         return
     node, r = add
     if node.op != "add" or tuple(r.shape) != tuple(node.output.shape) or r.dtype != low.dtype:
@@ -398,7 +399,7 @@ def _linear(low: _Lowering, n: Node, i: int, add: tuple | None) -> None:
     if not acc:
         low.new(out)
     low.emit("linear", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(out), M, N, K, ldx, N,
-             int(acc), work=work)  # fmt: skip
+             int(acc), int(M <= IN_PLACE_ROWS), work=work)  # fmt: skip
     if not acc:
         _contiguous(low, r)
         low.emit("binary", low.ptr(out), low.ptr(r), low.ptr(out), M * N, M * N, BINARY["add"],

@@ -65,16 +65,22 @@ def _tokens(b=2, t=9, vocab=11, seed=0):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("passes", [False, True], ids=["raw", "passes"])
-def test_a_gpt_runs_as_one_call_and_matches_eager(dtype, passes):
+@pytest.mark.parametrize("in_place", [True, False], ids=["weights-in-place", "packed"])
+def test_a_gpt_runs_as_one_call_and_matches_eager(dtype, passes, in_place, monkeypatch):
     config.passes = None if passes else []
+    if not in_place:
+        monkeypatch.setattr(steps, "IN_PLACE_ROWS", 0)
     model = _tiny_gpt().to(dtype).eval()
     cm = _check(model, _tokens(), dtype=dtype)
     prog = _program(cm)
     assert prog.steps >= 2 * 7 + 3  # per block: 2 norms, 4 GEMMs, attention; and the rest
 
 
-@pytest.mark.parametrize("nt", [1, 2])
-def test_thread_counts_give_the_same_bits(nt):
+@pytest.mark.parametrize("nt", [1, 2, 3])
+@pytest.mark.parametrize("in_place", [True, False], ids=["weights-in-place", "packed"])
+def test_thread_counts_give_the_same_bits(nt, in_place, monkeypatch):
+    if not in_place:
+        monkeypatch.setattr(steps, "IN_PLACE_ROWS", 0)
     model = _tiny_gpt(d=64).eval()
     cm = ember.compile(model)
     x = _tokens(t=16)

@@ -20,10 +20,13 @@ the layer norm of :mod:`.norm`, the activations of :mod:`.activation`, the atten
 :mod:`.attention` and the GEMM of :mod:`.gemm`. Their ``PARALLEL_FOR`` (and the attention's
 loop) become *orphaned* work-sharing loops, ``omp for nowait``: every thread of the team
 calls the same kernel and takes its static share of the loop, as it would in the kernel's
-own parallel region. A linear layer runs the GEMM's rectangle of each thread
-(``gemm_part``) on the thread grid ``gemm_plan`` picks for the team. Results are those of
-the same kernels called one by one, except that the order of the threads' shares does not
-change any element's arithmetic.
+own parallel region. A linear layer on many rows runs the GEMM's rectangle of each thread
+(``gemm_part``) on the thread grid ``gemm_plan`` picks for the team; on a few (at most
+``IN_PLACE_ROWS`` of ``ember/graph/steps.py``) it reads the weight where it lies, with the
+GEMM's register block (``step_linear_wt``): there each weight is used a few times per call
+and arrives from L3, and packing it cost as much as the products (W4's GPT: 0.82-0.86x the
+packed steps' time in 5 of 6 processes). No element's arithmetic depends on the number of
+threads: results are bit-identical on any team.
 
 Example:
     >>> from ember.kernels.source.steps import UNIT, OPS
@@ -140,7 +143,8 @@ static void FN(step_layer_norm)(const i64 *p, const i64 *slots) {
 }
 
 /* linear: 1 x (M, K; row stride ldx), 2 weight (N, K) row-major, 3 bias or NULL, 4 y (M, N;
-   row stride ldy), 5 M, 6 N, 7 K, 8 ldx, 9 ldy, 10 acc (1: y += x W^T + b) */
+   row stride ldy), 5 M, 6 N, 7 K, 8 ldx, 9 ldy, 10 acc (1: y += x W^T + b), 11 in place (1:
+   the weight read where it lies, see step_linear_wt) */
 static void FN(step_linear)(const i64 *p, const i64 *slots, int t, int team) {
     i64 M = p[5], N = p[6], K = p[7], KC, MC, NC, tm, tn;
     FN(gemm_plan)(M, N, K, team, &KC, &MC, &NC, &tm, &tn);
@@ -149,6 +153,66 @@ static void FN(step_linear)(const i64 *p, const i64 *slots, int t, int team) {
                   (scalar *)step_ptr(slots, p[4]), (const scalar *)step_ptr(slots, p[3]), M, N,
                   K, p[8], 1, 1, K, p[9], (int)p[10], t, tm, tn, KC, MC, NC);
 }
+
+#define VL ((i64)(GEMM_VB / sizeof(scalar)))
+#define NR (2 * VL)
+#define MR GEMM_MR
+/* a linear step on a few rows, reading the weight in place: y^T = W x^T with W (N, K) as the
+   register block's A operand (its rows K apart) and x^T packed once into NR-column panels
+   (px; each thread packs its share, then all meet), each thread computing a fixed run of
+   MR-row blocks of W (the same in every call), so that no weight is packed or moved between
+   the cores: at tens of rows each weight is used only a few times per call and arrives from
+   L3, and its packing cost as much as the products */
+static void FN(step_linear_wt)(const i64 *p, const i64 *slots, int t, int team,
+                               gemv_barrier *bar, scalar *px) {
+    const scalar *x = (const scalar *)step_ptr(slots, p[1]);
+    const scalar *w = (const scalar *)step_ptr(slots, p[2]);
+    const scalar *bias = (const scalar *)step_ptr(slots, p[3]);
+    scalar *y = (scalar *)step_ptr(slots, p[4]);
+    i64 M = p[5], N = p[6], K = p[7], ldx = p[8], ldy = p[9], acc = p[10];
+    i64 mp = gemm_cdiv(M, NR), nb = gemm_cdiv(N, MR);
+    for (i64 j = mp * t / team; j < mp * (t + 1) / team; j++)
+        FN(gemm_pack_b)(x + j * NR * ldx, 1, ldx, K, gemm_min(NR, M - j * NR), px + j * K * NR);
+    if (team > 1) gemv_wait(bar, team);
+    scalar *edge = NULL;
+    for (i64 ib = nb * t / team, hi = nb * (t + 1) / team; ib < hi; ib++) {
+        i64 n0 = ib * MR, rows = gemm_min(MR, N - n0);
+        const scalar *a = w + n0 * K;
+        if (ib + 1 < hi) { /* the next block's rows, on their way while this one computes */
+            const scalar *nx = w + (n0 + MR) * K;
+            i64 last = gemm_min(MR, N - n0 - MR) * K;
+            for (i64 o = 0; o < last; o += 64 / (i64)sizeof(scalar)) __builtin_prefetch(nx + o, 0, 3);
+        }
+        if (rows < MR) { /* the last block: its rows zero-padded */
+            if (!edge) edge = (scalar *)calloc((size_t)(MR * K), sizeof(scalar));
+            if (!edge) return;
+            memcpy(edge, a, sizeof(scalar) * (size_t)(rows * K));
+            a = edge;
+        }
+        for (i64 jp = 0; jp < mp; jp++) {
+            FN(gvec) ac[2 * MR];
+            FN(gemm_acc)(K, a, 1, K, px + jp * K * NR, NR, ac);
+            scalar tb[MR * NR];
+            for (i64 r = 0; r < MR; r++) {
+                FN(gst)(tb + r * NR, ac[2 * r]);
+                FN(gst)(tb + r * NR + VL, ac[2 * r + 1]);
+            }
+            i64 m0 = jp * NR, cols = gemm_min(NR, M - m0);
+            for (i64 j = 0; j < cols; j++) {
+                scalar *yr = y + (m0 + j) * ldy + n0;
+                for (i64 r = 0; r < rows; r++) {
+                    scalar v = tb[r * NR + j];
+                    if (bias) v += bias[n0 + r];
+                    yr[r] = acc ? yr[r] + v : v;
+                }
+            }
+        }
+    }
+    free(edge);
+}
+#undef VL
+#undef NR
+#undef MR
 
 /* activation: 1 x (n), 2 y (n), 3 n, 4 kind (activation.KINDS, or 100: ReLU) */
 static void FN(step_act)(const i64 *p, const i64 *slots) {
@@ -185,12 +249,16 @@ static void FN(step_copy)(const i64 *p, const i64 *slots) {
     }
 }
 
-static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team) {
+static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_barrier *bar,
+                         scalar *px) {
     switch (p[0]) {
     case 1: FN(step_gather)(p, slots); break;
     case 2: FN(step_binary)(p, slots); break;
     case 3: FN(step_layer_norm)(p, slots); break;
-    case 4: FN(step_linear)(p, slots, t, team); break;
+    case 4:
+        if (p[11]) FN(step_linear_wt)(p, slots, t, team, bar, px);
+        else FN(step_linear)(p, slots, t, team);
+        break;
     case 5: FN(step_act)(p, slots); break;
     case 6: FN(step_attention)(p, slots); break;
     case 7: FN(step_copy)(p, slots); break;
@@ -199,7 +267,8 @@ static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team) {
 
 /* Run nsteps steps of prog (STEP_WORDS words each) on nt threads; slots: the base addresses
    the pointer words name. Returns 0, or -2 when a gathered index is out of range (checked
-   before any step runs: the caller then takes the graph's own path, which reports it). */
+   before any step runs: the caller then takes the graph's own path, which reports it), -1
+   when memory for the packed inputs of in-place linear steps cannot be had. */
 EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, const i64 *slots, int nt) {
     for (i64 s = 0; s < nsteps; s++) {
         const i64 *p = prog + s * STEP_WORDS;
@@ -208,6 +277,15 @@ EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, const i64 *slots, int n
         for (i64 r = 0; r < p[4]; r++)
             if (idx[r] < 0 || idx[r] >= p[6]) return -2;
     }
+    i64 npx = 0; /* the x^T panels of the in-place linear steps: one buffer, shared */
+    for (i64 s = 0; s < nsteps; s++) {
+        const i64 *p = prog + s * STEP_WORDS;
+        i64 n = (p[5] + 2 * GEMM_VB / (i64)sizeof(scalar) - 1) / (2 * GEMM_VB / (i64)sizeof(scalar));
+        if (p[0] == 4 && p[11] && n * (2 * GEMM_VB / (i64)sizeof(scalar)) * p[7] > npx)
+            npx = n * (2 * GEMM_VB / (i64)sizeof(scalar)) * p[7];
+    }
+    scalar *px = npx ? (scalar *)aligned_alloc(64, (size_t)((npx * (i64)sizeof(scalar) + 63) / 64 * 64)) : NULL;
+    if (npx && !px) return -1;
     gemv_barrier bar = {0, 0};
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if(nt > 1)
@@ -215,10 +293,11 @@ EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, const i64 *slots, int n
     {
         int team = gemv_team(), t = step_thread();
         for (i64 s = 0; s < nsteps; s++) {
-            FN(step_run)(prog + s * STEP_WORDS, slots, t, team);
+            FN(step_run)(prog + s * STEP_WORDS, slots, t, team, &bar, px);
             if (team > 1 && s + 1 < nsteps) gemv_wait(&bar, team);
         }
     }
+    free(px);
     return 0;
 }
 """
