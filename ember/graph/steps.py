@@ -6,9 +6,10 @@ inference: a training step keeps its per-node path), of one float dtype and stat
 whose every node is one the steps cover:
 
 * layer norm, linear (a following residual ``add`` is fused as the GEMM's accumulation
-  when the residual is free to be overwritten), the smooth activations and ReLU,
-  ``add``/``sub``/``mul`` (the second operand may repeat along the first, as a bias does),
-  embedding lookups, scaled dot-product attention without a mask;
+  when the residual is free to be overwritten), the smooth activations and ReLU, softmax,
+  log-softmax, ``add``/``sub``/``mul``/``div`` (one operand may repeat along the other, as
+  a bias does, or be a Python number), embedding lookups, scaled dot-product attention
+  (causal or not, with or without a float or bool mask);
 * views: slices, reshapes, permutes and the like, which cost nothing (a reshape that needs
   a copy becomes a copy step).
 
@@ -25,6 +26,8 @@ activation or a residual ``add`` overwrites its input where nothing reads it lat
 NumPy path's in-place passes do). Each call then checks the parameters are the arrays the
 program was written for (an identity test each), points the input and output slots at this
 call's arrays, and makes one C call. The outputs are fresh arrays every call.
+``profile()`` times the per-node path (it instruments the generated function), so it shows
+where the nodes' time goes, not the one call's.
 
 Example:
     >>> import numpy as np
@@ -58,7 +61,11 @@ ENABLED = True  # tests switch it off to compare with the per-node path
 VIEWS = {"getitem", "slice", "reshape", "permute", "broadcast_to"}
 RESHAPES = {"reshape"}
 ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
-COMPUTE = {"embedding", "layer_norm", "linear", "sdpa"} | set(BINARY) | ACTS
+SOFTMAX = {"softmax": 0, "log_softmax": 1, "safe_softmax": 2}  # the softmax step's modes
+ARITHMETIC = {"add", "sub", "mul", "div"}
+COMPUTE = {"embedding", "layer_norm", "linear", "sdpa"} | ARITHMETIC | ACTS | set(SOFTMAX)
+# the kind of a binary op whose full-size operand is its second: y = b op a
+_SWAPPED = {"add": "add", "mul": "mul", "sub": "rsub", "div": "rdiv"}
 IN_PLACE_ROWS = 256  # linear steps on at most this many rows read their weight in place
 NS_PER_MAC = 0.04  # one core's GEMM speed (25 multiply-adds per ns), for the thread count
 NS_PER_ELEMENT = 1.0  # the other steps' cost per element they write
@@ -210,6 +217,12 @@ class _Lowering:
                 self.free.setdefault((base.shape, base.dtype), []).append(slot)
                 del self.slot_last[slot]
 
+    def constant(self, x: float) -> tuple[np.ndarray, int]:
+        """A Python scalar operand as a one-element array of the graph's dtype, and its
+        pointer word."""
+        a = np.array([x], self.dtype)
+        return a, self.add_slot(a, "fixed") << _OFFSET_BITS
+
     def ptr(self, x: Any) -> int:
         """The pointer word of a value (or None: NULL)."""
         if x is None:
@@ -288,6 +301,8 @@ def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
 def _node(low: _Lowering, n: Node, i: int) -> None:
     op, v = n.op, n.output
     ins = n.inputs
+    if op in ARITHMETIC and v.dtype == low.dtype:
+        return _arithmetic(low, n, i)
     if any(not isinstance(x, Value) and x is not None for x in ins):
         raise _Unsupported  # a Python scalar operand
     if op in VIEWS:
@@ -304,11 +319,7 @@ def _node(low: _Lowering, n: Node, i: int) -> None:
         return _attention(low, n)
     if op in ACTS:
         return _act(low, n, i)
-    lin = next((x.producer for x in ins if x.producer in low.fused), None)
-    if lin is not None:
-        r = ins[1] if ins[0] is lin.output else ins[0]
-        return _linear(low, lin, i, (n, r))
-    return _binary(low, n, i)
+    return _softmax(low, n)
 
 
 def _view(low: _Lowering, n: Node, i: int) -> None:
@@ -421,39 +432,67 @@ def _act(low: _Lowering, n: Node, i: int) -> None:
     low.emit("act", low.ptr(x), low.ptr(n.output), size, kind, work=size * NS_PER_ELEMENT)
 
 
-def _binary(low: _Lowering, n: Node, i: int) -> None:
-    a, b = n.inputs[:2]
+def _arithmetic(low: _Lowering, n: Node, i: int) -> None:
+    ins = n.inputs[:2]
+    lin = next((x.producer for x in ins if isinstance(x, Value) and x.producer in low.fused), None)
+    if lin is not None:  # a residual add that finishes a linear layer
+        r = ins[1] if ins[0] is lin.output else ins[0]
+        return _linear(low, lin, i, (n, r))
     shape = tuple(n.output.shape)
-    if tuple(a.shape) != shape and n.op != "sub":  # the full operand first
-        a, b = b, a
-    aa, ba = _contiguous(low, a), _contiguous(low, b)
-    tail = tuple(b.shape)
+    ops = []
+    for x in ins:
+        if isinstance(x, Value):
+            if x.dtype != low.dtype:
+                raise _Unsupported
+            ops.append((x, _contiguous(low, x), low.ptr(x)))
+        elif isinstance(x, int | float) and not isinstance(x, bool):
+            ops.append((None, *low.constant(x)))
+        else:
+            raise _Unsupported
+    kind = n.op
+    if ops[0][1].shape != shape:  # the full operand second
+        ops.reverse()
+        kind = _SWAPPED[kind]
+    (va, aa, wa), (_, ba, wb) = ops
+    tail = ba.shape
     while tail and tail[0] == 1:
         tail = tail[1:]
-    if aa.shape != shape or shape[len(shape) - len(tail) :] != tail or a.dtype != b.dtype:
-        raise _Unsupported
-    if low.reuse(n.output, a, i) is None:
+    if aa.shape != shape or shape[len(shape) - len(tail) :] != tail:
+        raise _Unsupported  # broadcasting other than repeating the second operand
+    if va is None or low.reuse(n.output, va, i) is None:
         low.new(n.output)
-    low.emit("binary", low.ptr(a), low.ptr(b), low.ptr(n.output), aa.size, max(ba.size, 1),
-             BINARY[n.op], work=aa.size * NS_PER_ELEMENT)  # fmt: skip
+    low.emit("binary", wa, wb, low.ptr(n.output), aa.size, max(ba.size, 1), BINARY[kind],
+             work=aa.size * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _softmax(low: _Lowering, n: Node) -> None:
+    from ..kernels._seam import split_axis
+
+    xa = _contiguous(low, n.inputs[0])
+    if xa.ndim == 0:
+        raise _Unsupported
+    a, k, b = split_axis(xa.shape, n.attrs["dim"] % xa.ndim)
+    low.new(n.output)
+    low.emit("softmax", low.ptr(n.inputs[0]), low.ptr(n.output), a, k, b, SOFTMAX[n.op],
+             work=xa.size * NS_PER_ELEMENT * 2)  # fmt: skip
 
 
 def _attention(low: _Lowering, n: Node) -> None:
     from ..kernels.attention import forward_layout
 
     q, k, v = n.inputs[:3]
-    if len(n.inputs) > 3 and n.inputs[3] is not None:
-        raise _Unsupported  # masks: not yet
-    layout = forward_layout(low.arrays[q], low.arrays[k], low.arrays[v])
+    mask = n.inputs[3] if len(n.inputs) > 3 else None
+    arrays = [low.arrays[x] for x in (q, k, v)]
+    layout = forward_layout(*arrays, None if mask is None else low.arrays[mask])
     if layout is None or len(n.output.shape) != 4:
         raise _Unsupported
-    (B, H, L, S, E, Ev), st, inner = layout
+    (B, H, L, S, E, Ev), st, kind, inner = layout
     o = low.new(n.output, layout=(0, 2, 1, 3) if inner else None)
     ost = [s // o.itemsize for s in o.strides[:3]]
     scale, causal = float(n.attrs["scale"]), bool(n.attrs["causal"])
     work = B * H * L * S * (E + Ev) / (96 if causal else 48)
     low.emit("attention", low.ptr(q), low.ptr(k), low.ptr(v), low.ptr(n.output), B, H, L, S,
-             E, Ev, int(causal), _bits(scale), *st, *ost, work=work)  # fmt: skip
+             E, Ev, int(causal), _bits(scale), *st, *ost, low.ptr(mask), kind, work=work)  # fmt: skip
 
 
 def _outputs(low: _Lowering, g: Graph) -> list:

@@ -177,12 +177,12 @@ def _out_array(shape: tuple, inner: bool) -> Array:
     return np.array(_out_strides(shape, inner), dtype=np.int64)
 
 
-def forward_layout(q: Array, k: Array, v: Array) -> tuple | None:
-    """What the forward kernel is told about unmasked operands: ``(dims, strides, inner)``,
-    the dims ``(B, H, L, S, E, Ev)``, the 16 element strides of q, k, v (and of no mask) and
-    whether its result is laid out with the heads inside its rows (:func:`heads_inner`);
-    None when the kernel cannot take them. For callers that run the kernel's C code
-    themselves (``ember/graph/steps.py``).
+def forward_layout(q: Array, k: Array, v: Array, mask: Array = None) -> tuple | None:
+    """What the forward kernel is told about its operands: ``(dims, strides, mask_kind,
+    inner)``, the dims ``(B, H, L, S, E, Ev)``, the 16 element strides of q, k, v and the
+    mask, the mask's kind (0 none, 1 float, 2 bool) and whether the result is laid out with
+    the heads inside its rows (:func:`heads_inner`); None when the kernel cannot take them.
+    For callers that run the kernel's C code themselves (``ember/graph/steps.py``).
 
     Example:
         >>> q = np.zeros((1, 2, 3, 4), np.float32)
@@ -191,12 +191,15 @@ def forward_layout(q: Array, k: Array, v: Array) -> tuple | None:
     """
     if not is_array(q, k, v) or not q.ndim == k.ndim == v.ndim or not 2 <= q.ndim <= 4:
         return None
+    if mask is not None and (type(mask) is not np.ndarray or not mask.flags.aligned):
+        return None
     if not (q.flags.aligned and k.flags.aligned and v.flags.aligned):
         return None
-    plan = _plan(q, k, v, None)
+    plan = _plan(q, k, v, mask)
     if plan is None:
         return None
-    return plan[1], plan[2].tolist(), heads_inner(q)
+    kind, dims, st = plan
+    return dims, st.tolist(), kind, heads_inner(q)
 
 
 def sdpa_forward(

@@ -7,6 +7,20 @@ from __future__ import annotations
 import pytest
 
 from ember import config
+from ember.graph import steps
+
+# modules that test the per-node path of compiled graphs (C regions, buffers, the passes'
+# generated code): their inference graphs would otherwise run as one C call
+# (ember/graph/steps.py, tested in test_steps.py) and never reach the code under test
+PER_NODE = {
+    "test_call_path",
+    "test_codegen",
+    "test_executor_memory",
+    "test_passes",
+    "test_passes_chain",
+    "test_passes_plan",
+    "test_profile",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -22,3 +36,9 @@ def pipeline(request):
     """Run a test on the traced graph as is and through the default optimization passes."""
     config.passes = [] if request.param == "raw" else None
     return request.param
+
+
+@pytest.fixture(autouse=True)
+def _per_node_path(request, monkeypatch):
+    if request.module.__name__.rsplit(".", 1)[-1] in PER_NODE:
+        monkeypatch.setattr(steps, "ENABLED", False)

@@ -150,8 +150,6 @@ def test_linear_into_planned_buffers_matches_eager(shape, bias, dtype, monkeypat
     config.passes = None
     # these few rows would become one linear_chain node (test_passes_chain.py tests that)
     monkeypatch.setattr(importlib.import_module("ember.graph.passes.chain"), "MAX_ROWS", 0)
-    # ... and the whole graph one C call (tests/graph/test_steps.py tests that)
-    monkeypatch.setattr(importlib.import_module("ember.graph.steps"), "ENABLED", False)
     model = nn.Sequential(nn.Linear(5, 4, bias=bias), nn.ReLU(), nn.Linear(4, 3)).to(dtype)
     model.eval()
     cm = compile(model)

@@ -125,25 +125,50 @@ def test_activations(op, dtype):
     assert _program(cm) is not None
 
 
+_ARITH = {
+    "add": lambda u, v: u + v,
+    "sub": lambda u, v: u - v,
+    "mul": lambda u, v: u * v,
+    "div": lambda u, v: u / v,
+}
+
+
 @pytest.mark.parametrize(
     "shape_b", [(3, 5, 7), (5, 7), (7,), (1, 1, 7)], ids=["same", "rows", "bias", "ones"]
 )
-@pytest.mark.parametrize("op", ["add", "sub", "mul"])
-def test_binary_ops_with_a_repeated_second_operand(op, shape_b):
+@pytest.mark.parametrize("op", list(_ARITH))
+def test_arithmetic_with_a_repeated_operand_either_side(op, shape_b):
     rng = np.random.default_rng(2)
     a = ember.tensor(rng.standard_normal((3, 5, 7)).astype(np.float32))
-    b = ember.tensor(rng.standard_normal(shape_b).astype(np.float32))
+    b = ember.tensor(rng.uniform(0.5, 2, shape_b).astype(np.float32))
     lin = nn.Linear(7, 7).eval()
-    f = {"add": lambda u, v: u + v, "sub": lambda u, v: u - v, "mul": lambda u, v: u * v}[op]
+    f = _ARITH[op]
     _check(lambda a, b: f(lin(a), b), a, b)
-    if op != "sub":  # the full operand second: swapped
-        _check(lambda a, b: f(b, lin(a)), a, b)
+    _check(lambda a, b: f(b, lin(a)), a, b)
 
 
-def test_a_subtraction_from_a_repeated_operand_is_not_lowered():
-    a, b = ember.randn(4, 6), ember.randn(6)
+@pytest.mark.parametrize("op", list(_ARITH))
+@pytest.mark.parametrize("scalar", [3, 0.5, -2.25])
+def test_arithmetic_with_python_numbers(op, scalar):
     lin = nn.Linear(6, 6).eval()
-    _check(lambda a, b: b - lin(a), a, b, lowered=False)
+    f = _ARITH[op]
+    x = ember.randn(4, 6)
+    _check(lambda x: f(lin(x), scalar), x)
+    _check(lambda x: f(scalar, lin(x).relu() + 1), x)
+
+
+def test_broadcasting_both_ways_is_not_lowered():
+    lin = nn.Linear(6, 6).eval()
+    _check(lambda a, b: lin(a) + b, ember.randn(4, 1, 6), ember.randn(3, 6), lowered=False)
+
+
+@pytest.mark.parametrize("op", ["softmax", "log_softmax"])
+@pytest.mark.parametrize("dim", [-1, 0, 1])
+def test_softmax(op, dim):
+    lin = nn.Linear(6, 6).eval()
+    f = getattr(F, op)
+    x = ember.randn(2, 4, 6) * 3
+    _check(lambda x: f(lin(x), dim=dim), x)
 
 
 @pytest.mark.parametrize("shape", [(6,), (4, 6), (2, 3, 6)])
@@ -209,13 +234,27 @@ def test_attention_layouts():
     _check(lambda q: F.scaled_dot_product_attention(lin(q), q, q, is_causal=True), q)
 
 
+@pytest.mark.parametrize("kind", ["bool", "float", "float-4d"])
+def test_attention_masks(kind):
+    rng = np.random.default_rng(3)
+    keep = np.tril(np.ones((10, 10), bool))
+    keep[0, :] = False  # a fully masked row
+    if kind == "bool":
+        mask = ember.tensor(keep)
+    elif kind == "float":
+        mask = ember.tensor(np.where(keep, rng.standard_normal((10, 10)), -np.inf).astype("f4"))
+    else:
+        mask = ember.tensor(rng.standard_normal((2, 3, 10, 10)).astype(np.float32))
+    q = ember.randn(2, 3, 10, 8)
+    lin = nn.Linear(8, 8).eval()
+    _check(lambda q: F.scaled_dot_product_attention(lin(q), q, q, attn_mask=mask), q)
+
+
 def test_what_is_not_lowered_still_runs():
     lin = nn.Linear(6, 6).eval()
-    _check(lambda x: lin(x).softmax(-1), ember.randn(3, 6), lowered=False)
-    mask = ember.tensor(np.tril(np.ones((5, 5), bool)))
-    q = ember.randn(1, 2, 5, 4)
-    _check(lambda q: F.scaled_dot_product_attention(q, q, q, attn_mask=mask), q, lowered=False)
-    _check(lambda x: lin(x) * 2.0, ember.randn(3, 6), lowered=False)  # a Python scalar
+    _check(lambda x: lin(x).exp(), ember.randn(3, 6), lowered=False)
+    _check(lambda x: lin(x).sum(-1), ember.randn(3, 6), lowered=False)
+    _check(lambda x: lin(x) > 0, ember.randn(3, 6), lowered=False)  # a bool output
 
 
 def test_a_training_step_is_not_lowered():

@@ -38,12 +38,22 @@ from __future__ import annotations
 
 import re
 
-from . import Unit, activation, attention, attention_mm, gemm, gemv, norm
+from . import Unit, activation, attention, attention_mm, gemm, gemv, norm, softmax
 
-STEP_WORDS = 32  # 64-bit words per step
+STEP_WORDS = 36  # 64-bit words per step
 # the step codes: what each step's words mean is written beside its C function below
-OPS = {"gather": 1, "binary": 2, "layer_norm": 3, "linear": 4, "act": 5, "attention": 6, "copy": 7}
-BINARY = {"add": 0, "sub": 1, "mul": 2}  # the binary step's kinds
+OPS = {
+    "gather": 1,
+    "binary": 2,
+    "layer_norm": 3,
+    "linear": 4,
+    "act": 5,
+    "attention": 6,
+    "copy": 7,
+    "softmax": 8,
+}
+# the binary step's kinds: y = a op b, and the reversed ones y = b op a
+BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3, "rsub": 4, "rdiv": 5}
 ACT_RELU = 100  # the activation step's kind for ReLU (the others: activation.KINDS)
 
 
@@ -65,6 +75,7 @@ SHARED = (
     + gemm.SHARED
     + activation.SHARED
     + norm.SHARED
+    + softmax.SHARED
     + attention_mm.SHARED
     + r"""
 #ifdef _OPENMP
@@ -73,7 +84,7 @@ SHARED = (
 #define SDPA_PARALLEL(nt)
 #define SDPA_FOR EMBER_PRAGMA(omp for schedule(static) nowait)
 #endif
-#define STEP_WORDS 32
+#define STEP_WORDS 36
 #define STEP_OFFSET_BITS 40
 /* the address a pointer word names: slots[w >> 40] plus its low 40 bits; -1 is NULL */
 static void *step_ptr(const i64 *slots, i64 w) {
@@ -107,30 +118,35 @@ static void FN(step_gather)(const i64 *p, const i64 *slots) {
     for (i64 r = 0; r < n; r++) memcpy(y + r * D, w + idx[r] * D, sizeof(scalar) * (size_t)D);
 }
 
-/* binary: 1 a (n), 2 b (nb, repeated along a), 3 y (n), 4 n, 5 nb, 6 kind (0 add, 1 sub, 2 mul) */
+/* y[r nb + j] = a[r nb + j] OP b[j] over whole repeats of b, in pieces of about 4096 */
+#define STEP_BINARY(OP)                                                                      \
+    do {                                                                                     \
+        PARALLEL_FOR(0)                                                                      \
+        for (i64 c = 0; c < pieces; c++)                                                     \
+            for (i64 r = c * piece; r < (c + 1) * piece && r < n; r += nb) {                 \
+                const scalar *ar = a + r;                                                    \
+                scalar *yr = y + r;                                                          \
+                SIMD                                                                         \
+                for (i64 j = 0; j < nb; j++) yr[j] = OP;                                     \
+            }                                                                                \
+    } while (0)
+
+/* binary: 1 a (n), 2 b (nb, repeated along a), 3 y (n), 4 n, 5 nb, 6 kind (BINARY: 0 add,
+   1 sub, 2 mul, 3 div, 4 b - a, 5 b / a) */
 static void FN(step_binary)(const i64 *p, const i64 *slots) {
     const scalar *a = (const scalar *)step_ptr(slots, p[1]);
     const scalar *b = (const scalar *)step_ptr(slots, p[2]);
     scalar *y = (scalar *)step_ptr(slots, p[3]);
-    i64 n = p[4], nb = p[5], kind = p[6];
+    i64 n = p[4], nb = p[5];
     i64 piece = nb < 4096 ? nb * ((4096 + nb - 1) / nb) : nb; /* whole repeats of b */
     i64 pieces = (n + piece - 1) / piece;
-    PARALLEL_FOR(0)
-    for (i64 c = 0; c < pieces; c++) {
-        for (i64 r = c * piece; r < (c + 1) * piece && r < n; r += nb) {
-            const scalar *ar = a + r;
-            scalar *yr = y + r;
-            if (kind == 0) {
-                SIMD
-                for (i64 j = 0; j < nb; j++) yr[j] = ar[j] + b[j];
-            } else if (kind == 1) {
-                SIMD
-                for (i64 j = 0; j < nb; j++) yr[j] = ar[j] - b[j];
-            } else {
-                SIMD
-                for (i64 j = 0; j < nb; j++) yr[j] = ar[j] * b[j];
-            }
-        }
+    switch (p[6]) {
+    case 0: STEP_BINARY(ar[j] + b[j]); break;
+    case 1: STEP_BINARY(ar[j] - b[j]); break;
+    case 2: STEP_BINARY(ar[j] * b[j]); break;
+    case 3: STEP_BINARY(ar[j] / b[j]); break;
+    case 4: STEP_BINARY(b[j] - ar[j]); break;
+    case 5: STEP_BINARY(b[j] / ar[j]); break;
     }
 }
 
@@ -226,13 +242,20 @@ static void FN(step_act)(const i64 *p, const i64 *slots) {
 }
 
 /* attention: 1 q, 2 k, 3 v, 4 o, 5 B, 6 H, 7 L, 8 S, 9 E, 10 Ev, 11 causal, 12 scale (double
-   bits), 13-28 the element strides of q, k, v and a mask (none: zeros), 29-31 o's (batch,
-   head, row) strides */
+   bits), 13-28 the element strides of q, k, v and the mask (none: zeros), 29-31 o's (batch,
+   head, row) strides, 32 the mask or NULL, 33 its kind (1 float, added; 2 bool) */
 static void FN(step_attention)(const i64 *p, const i64 *slots) {
     FN(sdpa_forward)((const scalar *)step_ptr(slots, p[1]), (const scalar *)step_ptr(slots, p[2]),
-                     (const scalar *)step_ptr(slots, p[3]), NULL, (scalar *)step_ptr(slots, p[4]),
-                     p[5], p[6], p[7], p[8], p[9], p[10], p + 13, p + 29, 0, (int)p[11],
-                     (scalar)step_double(p[12]), 0);
+                     (const scalar *)step_ptr(slots, p[3]), step_ptr(slots, p[32]),
+                     (scalar *)step_ptr(slots, p[4]), p[5], p[6], p[7], p[8], p[9], p[10],
+                     p + 13, p + 29, (int)p[33], (int)p[11], (scalar)step_double(p[12]), 0);
+}
+
+/* softmax: 1 x, 2 y, both (A, K, B) with the softmax along K, 3 A, 4 K, 5 B, 6 mode (0
+   softmax, 1 log_softmax, 2 safe softmax) */
+static void FN(step_softmax)(const i64 *p, const i64 *slots) {
+    FN(softmax_forward)((const scalar *)step_ptr(slots, p[1]), (scalar *)step_ptr(slots, p[2]),
+                        p[3], p[4], p[5], (int)p[6], 0);
 }
 
 /* copy into contiguous y: 1 x, 2 y, 3-6 the shape (4 dims), 7-10 x's element strides */
@@ -262,6 +285,7 @@ static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_b
     case 5: FN(step_act)(p, slots); break;
     case 6: FN(step_attention)(p, slots); break;
     case 7: FN(step_copy)(p, slots); break;
+    case 8: FN(step_softmax)(p, slots); break;
     }
 }
 
@@ -309,6 +333,7 @@ BODY = (
     + _internal(activation.BODY)
     + _internal(norm.BODY)
     + _internal(attention.BODY)
+    + _internal(softmax.BODY)
     + STEPS
 )
 
