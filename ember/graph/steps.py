@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import struct
+import threading
 from typing import Any
 
 import numpy as np
@@ -98,6 +99,7 @@ class StepProgram:
         self._inputs = inputs  # (slot, shape, dtype) of each graph input
         self._outputs = outputs  # (slot, buffer shape, dtype, [(view shape, offset, strides)])
         self._keep = [prog, slots, *keep]  # what the pointers point into
+        self._lock = threading.Lock()  # one call at a time: the arena and slots are shared
         self.steps = nsteps
 
     def valid(self) -> bool:
@@ -120,20 +122,24 @@ class StepProgram:
         """The output arrays of one call, or None (see the class docstring)."""
         if self._fn is None and not self._bind():
             return None
-        slots = self._slots
-        for (slot, shape, dtype), a in zip(self._inputs, inputs):
+        for (_, shape, dtype), a in zip(self._inputs, inputs):
             if type(a) is not np.ndarray or not a.flags.c_contiguous or a.dtype != dtype:
                 return None
             if a.shape != shape:
                 return None
-            slots[slot] = a.ctypes.data
-        outs = []
-        for slot, shape, dtype, views in self._outputs:
+        outs, bufs = [], []
+        for _, shape, dtype, views in self._outputs:
             buf = np.empty(shape, dtype)
-            slots[slot] = buf.ctypes.data
+            bufs.append(buf)
             outs += [np.ndarray(s, dtype, buf, off, st) for s, off, st in views]
-        if self._fn(self._prog_ptr, self._nsteps, self._slots_ptr, self._nt) != 0:
-            return None
+        slots = self._slots
+        with self._lock:  # (the C call lets go of the GIL)
+            for (slot, _, _), a in zip(self._inputs, inputs):
+                slots[slot] = a.ctypes.data
+            for (slot, _, _, _), buf in zip(self._outputs, bufs):
+                slots[slot] = buf.ctypes.data
+            if self._fn(self._prog_ptr, self._nsteps, self._slots_ptr, self._nt) != 0:
+                return None
         return outs
 
 

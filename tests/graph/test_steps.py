@@ -351,3 +351,27 @@ def test_doctests_of_the_module():
     for t in doctest.DocTestFinder().find(steps, steps.__name__):
         runner.run(t)
     assert runner.failures == 0 and runner.tries >= 6
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["one-call", "per-node"])
+def test_calls_from_several_threads_at_once(whole, monkeypatch):
+    """Both paths share buffers between calls: concurrent calls must not mix them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(steps, "ENABLED", whole)
+    config.passes = None  # the default pipeline, which plans the out= buffers
+    model = _tiny_gpt().eval()
+    cm = ember.compile(model)
+    xs = [_tokens(seed=s) for s in range(8)]
+    with ember.no_grad():
+        wants = [model(x).numpy() for x in xs]
+        cm(xs[0]), cm(xs[0])
+    assert (_program(cm) is not None) == whole
+
+    def work(i):
+        with ember.no_grad():
+            for _ in range(20):
+                np.testing.assert_allclose(cm(xs[i]).numpy(), wants[i], **TOL[np.float32])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(8)))
