@@ -64,10 +64,12 @@ RESHAPES = {"reshape"}
 ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
 SOFTMAX = {"softmax": 0, "log_softmax": 1, "safe_softmax": 2}  # the softmax step's modes
 ARITHMETIC = {"add", "sub", "mul", "div"}
-COMPUTE = {"embedding", "layer_norm", "linear", "sdpa"} | ARITHMETIC | ACTS | set(SOFTMAX)
+COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa"}
+COMPUTE |= ARITHMETIC | ACTS | set(SOFTMAX)
 # the kind of a binary op whose full-size operand is its second: y = b op a
 _SWAPPED = {"add": "add", "mul": "mul", "sub": "rsub", "div": "rdiv"}
 IN_PLACE_ROWS = 256  # linear steps on at most this many rows read their weight in place
+GEMV_ROWS = 8  # ... and on at most this many, run as matrix-vector products (gemv.py's)
 NS_PER_MAC = 0.04  # one core's GEMM speed (25 multiply-adds per ns), for the thread count
 NS_PER_ELEMENT = 1.0  # the other steps' cost per element they write
 _OFFSET_BITS = 40
@@ -90,7 +92,6 @@ class StepProgram:
                  params: list, inputs: list, outputs: list, keep: list) -> None:  # fmt: skip
         self.dtype = dtype
         self._fn: Any = None  # the C function, once its library is ready (see _bind)
-        self._prog_ptr = self._slots_ptr = None
         self._prog = prog
         self._nsteps = nsteps
         self._slots = slots
@@ -115,8 +116,15 @@ class StepProgram:
         if not runtime.function_if_ready("steps", "run_steps", _seam._SFX[self.dtype]):
             return False
         self._fn = _seam.kernel("steps", "run_steps", self.dtype)
-        self._prog_ptr, self._slots_ptr = _seam.ptr(self._prog), _seam.ptr(self._slots)
-        return self._fn is not None
+        if self._fn is None:
+            return False
+        self._ptr = _seam.ptr
+        io_slots = np.array([s[0] for s in self._inputs + self._outputs], np.int64)
+        self._keep.append(io_slots)
+        self._io = _seam.FFI.new("void *[]", max(len(io_slots), 1))
+        self._args = (_seam.ptr(self._prog), self._nsteps, _seam.ptr(self._slots), self._io,
+                      _seam.ptr(io_slots), len(io_slots), self._nt)  # fmt: skip
+        return True
 
     def run(self, inputs: list) -> list | None:
         """The output arrays of one call, or None (see the class docstring)."""
@@ -127,18 +135,19 @@ class StepProgram:
                 return None
             if a.shape != shape:
                 return None
-        outs, bufs = [], []
+        ptr, io = self._ptr, self._io
+        held = [ptr(a) for a in inputs]  # (alive until the call returns)
+        outs = []
         for _, shape, dtype, views in self._outputs:
             buf = np.empty(shape, dtype)
-            bufs.append(buf)
-            outs += [np.ndarray(s, dtype, buf, off, st) for s, off, st in views]
-        slots = self._slots
+            held.append(ptr(buf))
+            for s, off, st in views:
+                whole = off == 0 and s == shape and st == buf.strides
+                outs.append(buf if whole else np.ndarray(s, dtype, buf, off, st))
         with self._lock:  # (the C call lets go of the GIL)
-            for (slot, _, _), a in zip(self._inputs, inputs):
-                slots[slot] = a.ctypes.data
-            for (slot, _, _, _), buf in zip(self._outputs, bufs):
-                slots[slot] = buf.ctypes.data
-            if self._fn(self._prog_ptr, self._nsteps, self._slots_ptr, self._nt) != 0:
+            for j, p in enumerate(held):
+                io[j] = p
+            if self._fn(*self._args) != 0:
                 return None
         return outs
 
@@ -229,6 +238,14 @@ class _Lowering:
         a = np.array([x], self.dtype)
         return a, self.add_slot(a, "fixed") << _OFFSET_BITS
 
+    def temp(self, shape: tuple, i: int) -> int:
+        """The pointer word of a buffer for a value inside node ``i`` (a layer of a chain),
+        free again after it."""
+        free = self.free.get((shape, self.dtype))
+        slot = free.pop() if free else self.add_slot(empty_aligned(shape, self.dtype), "arena")
+        self.slot_last[slot] = i
+        return slot << _OFFSET_BITS
+
     def ptr(self, x: Any) -> int:
         """The pointer word of a value (or None: NULL)."""
         if x is None:
@@ -274,6 +291,7 @@ def lower(g: Graph) -> StepProgram | None:
 
 
 def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
+    from ..kernels import gemv
     from ..threads import kernel_threads
 
     low = _Lowering(g, dtype)
@@ -300,7 +318,8 @@ def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
     outputs = _outputs(low, g)
     slots = np.array([_addr(b) for b in low.bases], dtype=np.int64)
     prog = np.array(low.steps, dtype=np.int64).ravel()
-    nt = kernel_threads(low.work)
+    # one wake-up of the team per call, as in the linear chain: its threshold applies
+    nt = kernel_threads(low.work, gemv.MIN_WORK_PER_THREAD)
     return StepProgram(dtype, prog, len(low.steps), slots, nt, params, inputs, outputs, low.bases)
 
 
@@ -321,6 +340,8 @@ def _node(low: _Lowering, n: Node, i: int) -> None:
         return _layer_norm(low, n)
     if op == "linear":
         return _linear(low, n, i, None)
+    if op == "linear_chain":
+        return _linear_chain(low, n, i)
     if op == "sdpa":
         return _attention(low, n)
     if op in ACTS:
@@ -403,6 +424,13 @@ def _linear(low: _Lowering, n: Node, i: int, add: tuple | None) -> None:
     N, K = wa.shape
     M = xa.size // K
     work = M * N * K * NS_PER_MAC
+    if add is None and M <= GEMV_ROWS:
+        from ..kernels.gemv import NS_PER_WEIGHT
+
+        low.new(n.output)
+        low.emit("gemv", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(n.output), M, ldx, K, N,
+                 0, N, work=N * K * NS_PER_WEIGHT * (1 + (M - 1) / 4))  # fmt: skip
+        return
     if add is None:
         low.new(n.output)
         low.emit("linear", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(n.output), M, N, K, ldx, N,
@@ -421,6 +449,37 @@ def _linear(low: _Lowering, n: Node, i: int, add: tuple | None) -> None:
         _contiguous(low, r)
         low.emit("binary", low.ptr(out), low.ptr(r), low.ptr(out), M * N, M * N, BINARY["add"],
                  work=M * N * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _linear_chain(low: _Lowering, n: Node, i: int) -> None:
+    """The chain's layers as one gemv step each, the layers between them in buffers of
+    their own."""
+    from ..kernels.gemv import NS_PER_WEIGHT
+    from ..kernels.source.gemv import ACTS as GEMV_ACTS
+
+    x, params, acts = n.inputs[0], n.inputs[1:], n.attrs["acts"]
+    xa = low.arrays[x]
+    ld, k = _rows(xa), xa.shape[-1]
+    m = xa.size // k
+    if ld is None or m > GEMV_ROWS or x.dtype != low.dtype:
+        raise _Unsupported
+    word = low.ptr(x)
+    for layer, (w, b, act) in enumerate(zip(params[0::2], params[1::2], acts)):
+        wa = _contiguous(low, w)
+        if wa.ndim != 2 or wa.shape[1] != k or w.dtype != low.dtype:
+            raise _Unsupported
+        if b is not None and _contiguous(low, b).shape != (wa.shape[0],):
+            raise _Unsupported
+        nout = wa.shape[0]
+        if layer == len(acts) - 1:
+            low.new(n.output)
+            out = low.ptr(n.output)
+        else:
+            out = low.temp((m, nout), i)
+        work = nout * k * NS_PER_WEIGHT * (1 + (m - 1) / 4)
+        low.emit("gemv", word, low.ptr(w), low.ptr(b), out, m, ld, k, nout, GEMV_ACTS[act],
+                 nout, work=work)  # fmt: skip
+        word, ld, k = out, nout, nout
 
 
 def _act(low: _Lowering, n: Node, i: int) -> None:

@@ -375,3 +375,17 @@ def test_calls_from_several_threads_at_once(whole, monkeypatch):
 
     with ThreadPoolExecutor(4) as pool:
         list(pool.map(work, range(8)))
+
+
+@pytest.mark.parametrize("rows", [(7,), (1, 7), (3, 2, 7)])
+@pytest.mark.parametrize("passes", [False, True], ids=["raw", "passes"])
+def test_few_rows_run_as_matrix_vector_products(rows, passes):
+    """A few rows: each linear layer (or a chain of them, with the passes) is gemv.py's
+    product, an activation fused into the chain's layer."""
+    config.passes = None if passes else []
+    model = nn.Sequential(nn.Linear(7, 9), nn.GELU(approximate="tanh"), nn.Linear(9, 5)).eval()
+    cm = _check(model, ember.randn(*rows))
+    prog = _program(cm)._keep[0].reshape(-1, STEP_WORDS)
+    gemv = [s for s in prog if s[0] == OPS["gemv"]]
+    assert len(gemv) == 2
+    assert (gemv[0][9] != 0) == passes  # the GELU inside the chain's first layer

@@ -51,6 +51,7 @@ OPS = {
     "attention": 6,
     "copy": 7,
     "softmax": 8,
+    "gemv": 9,
 }
 # the binary step's kinds: y = a op b, and the reversed ones y = b op a
 BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3, "rsub": 4, "rdiv": 5}
@@ -272,6 +273,17 @@ static void FN(step_copy)(const i64 *p, const i64 *slots) {
     }
 }
 
+/* one linear layer on a few rows, as gemv.py's chain computes it: 1 x (m rows, row stride
+   ldx), 2 weight (n, k), 3 bias or NULL, 4 y (m rows, row stride ldy), 5 m, 6 ldx, 7 k, 8 n,
+   9 the activation (gemv.ACTS), 10 ldy; each thread the same run of whole 4-row groups */
+static void FN(step_gemv)(const i64 *p, const i64 *slots, int t, int team) {
+    i64 n = p[8];
+    i64 j0 = n * t / team / 4 * 4, j1 = t == team - 1 ? n : n * (t + 1) / team / 4 * 4;
+    FN(gemv_rows)((const scalar *)step_ptr(slots, p[1]), p[5], p[6],
+                  (const scalar *)step_ptr(slots, p[2]), (const scalar *)step_ptr(slots, p[3]),
+                  p[9], (scalar *)step_ptr(slots, p[4]), p[10], p[7], j0, j1);
+}
+
 static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_barrier *bar,
                          scalar *px) {
     switch (p[0]) {
@@ -286,14 +298,18 @@ static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_b
     case 6: FN(step_attention)(p, slots); break;
     case 7: FN(step_copy)(p, slots); break;
     case 8: FN(step_softmax)(p, slots); break;
+    case 9: FN(step_gemv)(p, slots, t, team); break;
     }
 }
 
 /* Run nsteps steps of prog (STEP_WORDS words each) on nt threads; slots: the base addresses
-   the pointer words name. Returns 0, or -2 when a gathered index is out of range (checked
+   the pointer words name, of which slots[io_slots[j]] are set to io[j] first (this call's
+   inputs and outputs). Returns 0, or -2 when a gathered index is out of range (checked
    before any step runs: the caller then takes the graph's own path, which reports it), -1
    when memory for the packed inputs of in-place linear steps cannot be had. */
-EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, const i64 *slots, int nt) {
+EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, i64 *slots, void *const *io,
+                            const i64 *io_slots, i64 nio, int nt) {
+    for (i64 j = 0; j < nio; j++) slots[io_slots[j]] = (i64)(intptr_t)io[j];
     for (i64 s = 0; s < nsteps; s++) {
         const i64 *p = prog + s * STEP_WORDS;
         if (p[0] != 1) continue;
@@ -327,7 +343,8 @@ EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, const i64 *slots, int n
 """
 
 BODY = (
-    gemm.CORE
+    _internal(gemv.BODY)
+    + gemm.CORE
     + _internal(gemm.API)
     + gemm.TAIL
     + _internal(activation.BODY)
@@ -339,7 +356,10 @@ BODY = (
 
 UNIT = Unit(
     name="steps",
-    functions=("int run_steps(const i64 *prog, i64 nsteps, const i64 *slots, int nt)",),
+    functions=(
+        "int run_steps(const i64 *prog, i64 nsteps, i64 *slots, void *const *io,"
+        " const i64 *io_slots, i64 nio, int nt)",
+    ),
     body=BODY,
     shared=SHARED,
 )
