@@ -6,10 +6,13 @@ inference: a training step keeps its per-node path), of one float dtype and stat
 whose every node is one the steps cover:
 
 * layer norm, linear (a following residual ``add`` is fused as the GEMM's accumulation
-  when the residual is free to be overwritten), the smooth activations and ReLU, softmax,
-  log-softmax, ``add``/``sub``/``mul``/``div`` (one operand may repeat along the other, as
-  a bias does, or be a Python number), embedding lookups, scaled dot-product attention
-  (causal or not, with or without a float or bool mask);
+  when the residual is free to be overwritten; at most 8 rows, and the ``linear_chain`` of
+  a batch-1 MLP, run as matrix-vector products), batched ``matmul`` (up to two batch dims,
+  broadcast or not, operands at any strides), the smooth activations and ReLU, softmax,
+  log-softmax, ``add``/``sub``/``mul``/``div`` and ``where`` (an operand may repeat along
+  the result, as a bias or a mask does, or be a Python number), the negation of a bool
+  mask, embedding lookups, scaled dot-product attention (causal or not, with or without a
+  float or bool mask);
 * views: slices, reshapes, permutes and the like, which cost nothing (a reshape that needs
   a copy becomes a copy step).
 
@@ -64,7 +67,8 @@ RESHAPES = {"reshape"}
 ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
 SOFTMAX = {"softmax": 0, "log_softmax": 1, "safe_softmax": 2}  # the softmax step's modes
 ARITHMETIC = {"add", "sub", "mul", "div"}
-COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa"}
+NOTS = {"bitwise_not", "logical_not"}  # on bool values: the one non-float result allowed
+COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa", "matmul", "where"}
 COMPUTE |= ARITHMETIC | ACTS | set(SOFTMAX)
 # the kind of a binary op whose full-size operand is its second: y = b op a
 _SWAPPED = {"add": "add", "mul": "mul", "sub": "rsub", "div": "rdiv"}
@@ -198,13 +202,13 @@ class _Lowering:
         shape = tuple(v.shape if shape is None else shape)
         mem_shape = shape if layout is None else tuple(shape[d] for d in layout)
         if v in self.output_roots:
-            slot = self.add_slot(np.empty(mem_shape, self.dtype), "output")
+            slot = self.add_slot(np.empty(mem_shape, v.dtype), "output")
         else:
-            free = self.free.get((mem_shape, self.dtype))
+            free = self.free.get((mem_shape, v.dtype))
             if free:
                 slot = free.pop()
             else:
-                slot = self.add_slot(empty_aligned(mem_shape, self.dtype), "arena")
+                slot = self.add_slot(empty_aligned(mem_shape, v.dtype), "arena")
         base = self.bases[slot]
         arr = base if layout is None else base.transpose(np.argsort(layout))
         self.place(v, arr, slot)
@@ -298,8 +302,8 @@ def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
     params, inputs = [], []
     for v in g.captured:
         ref = getattr(v.ref, "_data", None)
-        if type(ref) is not np.ndarray:
-            raise _Unsupported
+        if type(ref) is not np.ndarray or ref.shape != tuple(v.shape) or ref.dtype != v.dtype:
+            raise _Unsupported  # (a tensor given data of another shape: the graph reports it)
         params.append((v.ref, ref))
         low.place(v, ref, low.add_slot(ref, "fixed"))
     for v in g.constants:
@@ -328,10 +332,16 @@ def _node(low: _Lowering, n: Node, i: int) -> None:
     ins = n.inputs
     if op in ARITHMETIC and v.dtype == low.dtype:
         return _arithmetic(low, n, i)
+    if op == "where" and v.dtype == low.dtype:
+        return _where(low, n)
     if any(not isinstance(x, Value) and x is not None for x in ins):
         raise _Unsupported  # a Python scalar operand
     if op in VIEWS:
         return _view(low, n, i)
+    if op in NOTS and v.dtype == np.bool_ and ins[0].dtype == np.bool_:
+        _contiguous(low, ins[0])
+        low.new(v)
+        return low.emit("not", low.ptr(ins[0]), low.ptr(v), math.prod(v.shape), work=0)
     if op not in COMPUTE or v.dtype != low.dtype:
         raise _Unsupported
     if op == "embedding":
@@ -344,6 +354,8 @@ def _node(low: _Lowering, n: Node, i: int) -> None:
         return _linear_chain(low, n, i)
     if op == "sdpa":
         return _attention(low, n)
+    if op == "matmul":
+        return _matmul(low, n)
     if op in ACTS:
         return _act(low, n, i)
     return _softmax(low, n)
@@ -560,6 +572,70 @@ def _attention(low: _Lowering, n: Node) -> None:
              E, Ev, int(causal), _bits(scale), *st, *ost, low.ptr(mask), kind, work=work)  # fmt: skip
 
 
+def _matmul(low: _Lowering, n: Node) -> None:
+    """A batched product (up to two batch dims, broadcast or not); a batch against one
+    matrix is one GEMM over all the batch's rows when they lie at one stride."""
+    a, b = n.inputs[:2]
+    aa, ba = low.arrays[a], low.arrays[b]
+    if aa.ndim < 2 or ba.ndim < 2 or not (aa.flags.aligned and ba.flags.aligned):
+        raise _Unsupported
+    if a.dtype != low.dtype or b.dtype != low.dtype:
+        raise _Unsupported
+    K, N = ba.shape[-2:]
+    if ba.ndim == 2 and _rows(aa) is not None:  # (..., M, K) @ (K, N): one GEMM
+        am, bm, batch = aa.reshape(-1, K), ba, ()
+    else:
+        am, bm, batch = aa, ba, tuple(n.output.shape[:-2])
+    if len(batch) > 2:
+        raise _Unsupported
+    M = am.shape[-2]
+    low.new(n.output)
+    e = am.itemsize
+
+    def batch_strides(x: np.ndarray) -> list[int]:
+        lead = (1,) * (len(batch) - (x.ndim - 2)) + x.shape[:-2]
+        st = (0,) * (len(batch) - (x.ndim - 2)) + x.strides[:-2]
+        out = [0 if d == 1 else s // e for d, s in zip(lead, st)]
+        return [0] * (2 - len(out)) + out
+
+    dims = [1] * (2 - len(batch)) + list(batch)
+    items = math.prod(batch)
+    low.emit("matmul", low.ptr(a), low.ptr(b), low.ptr(n.output), M, N, K,
+             am.strides[-2] // e, am.strides[-1] // e, bm.strides[-2] // e, bm.strides[-1] // e,
+             *dims, *batch_strides(am), *batch_strides(bm),
+             work=items * M * N * K * NS_PER_MAC)  # fmt: skip
+
+
+def _where(low: _Lowering, n: Node) -> None:
+    """``where(cond, a, b)``: each operand the output's size, repeated along it, or a Python
+    number."""
+    shape = tuple(n.output.shape)
+    size = math.prod(shape)
+    words, periods = [], []
+    for x, dtype in zip(n.inputs[:3], (np.dtype(np.bool_), low.dtype, low.dtype)):
+        if isinstance(x, Value):
+            if x.dtype != dtype:
+                raise _Unsupported
+            xa = _contiguous(low, x)
+            tail = xa.shape
+            while tail and tail[0] == 1:
+                tail = tail[1:]
+            if shape[len(shape) - len(tail) :] != tail:
+                raise _Unsupported
+            words.append(low.ptr(x))
+            periods.append(max(xa.size, 1))
+        elif isinstance(x, bool | int | float):
+            arr = np.array([x], dtype)
+            words.append(low.add_slot(arr, "fixed") << _OFFSET_BITS)
+            periods.append(1)
+        else:
+            raise _Unsupported
+    row = min([p for p in periods if p > 1], default=size)
+    low.new(n.output)
+    low.emit("where", *words, low.ptr(n.output), size, *periods, row,
+             work=size * NS_PER_ELEMENT)  # fmt: skip
+
+
 def _outputs(low: _Lowering, g: Graph) -> list:
     """(slot, buffer shape, dtype, views) of each output buffer; the views in the order of
     the graph's outputs (each a (shape, byte offset, strides) of its buffer)."""
@@ -612,8 +688,9 @@ def _output_roots(g: Graph) -> set[Value]:
 
 
 def _float_dtype(g: Graph) -> np.dtype | None:
-    """The one float dtype of the graph's node outputs (float32 or float64), or None."""
-    kinds = {n.output.dtype for n in g.nodes}
+    """The one float dtype of the graph's node outputs (float32 or float64; the negations
+    of bool masks aside), or None."""
+    kinds = {n.output.dtype for n in g.nodes if n.op not in NOTS}
     if len(kinds) != 1:
         return None
     dt = kinds.pop()

@@ -389,3 +389,85 @@ def test_few_rows_run_as_matrix_vector_products(rows, passes):
     gemv = [s for s in prog if s[0] == OPS["gemv"]]
     assert len(gemv) == 2
     assert (gemv[0][9] != 0) == passes  # the GELU inside the chain's first layer
+
+
+@pytest.mark.parametrize(
+    "sa,sb",
+    [
+        ((5, 7), (7, 3)),
+        ((2, 5, 7), (7, 3)),  # one GEMM over the batch's rows
+        ((2, 5, 7), (2, 7, 3)),
+        ((2, 3, 5, 7), (3, 7, 4)),  # a broadcast batch dim
+        ((4, 5, 7), (1, 7, 3)),
+        ((1, 5, 7), (6, 7, 3)),
+    ],
+)
+@pytest.mark.parametrize("transposed", [False, True])
+def test_matmul(sa, sb, transposed):
+    rng = np.random.default_rng(4)
+    a = ember.tensor(rng.standard_normal(sa).astype(np.float32))
+    b = ember.tensor(rng.standard_normal(sb).astype(np.float32))
+    if transposed:  # b given as the transpose of its last two dims: strided operands
+        b = ember.tensor(np.ascontiguousarray(np.swapaxes(b.numpy(), -1, -2)))
+        _check(lambda a, b: (a.relu() @ b.transpose(-1, -2)) * 2, a, b)
+    else:
+        _check(lambda a, b: (a.relu() @ b) * 2, a, b)
+
+
+def test_a_hand_written_mlp():
+    rng = np.random.default_rng(5)
+    w1, b1 = (ember.tensor(rng.standard_normal(s).astype(np.float32)) for s in ((12, 9), (9,)))
+    w2 = ember.tensor(rng.standard_normal((9, 4)).astype(np.float32))
+    _check(lambda x: F.softmax((x @ w1 + b1).relu() @ w2, dim=-1), ember.randn(16, 12))
+
+
+def test_one_dimensional_matmuls_are_not_lowered():
+    w = ember.randn(6, 3)
+    _check(lambda x: (x.relu() @ w) * 2, ember.randn(6), lowered=False)
+
+
+@pytest.mark.parametrize("nt", [1, 2, 3])
+def test_a_hand_written_attention(nt):
+    """``q @ k^T``, a scale, ``masked_fill`` with a negated bool mask, softmax, ``@ v``."""
+    import math
+
+    mask = ember.tensor(np.tril(np.ones((8, 8), bool)))
+
+    def attn(q, k, v):
+        s = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        s = s.masked_fill(~mask, float("-inf"))
+        return F.softmax(s, dim=-1) @ v
+
+    q, k, v = (ember.randn(2, 4, 8, 16) for _ in range(3))
+    cm = _check(attn, q, k, v)
+    with ember.no_grad():
+        base = cm(q, k, v).numpy()
+        _program(cm)._nt = nt
+        np.testing.assert_array_equal(cm(q, k, v).numpy(), base)
+
+
+@pytest.mark.parametrize(
+    "cond,a,b",
+    [
+        ("mask", "x", "y"),
+        ("mask", 0.5, "x"),
+        ("full", "x", -2),
+        ("row", "bias", "x"),
+    ],
+)
+def test_where(cond, a, b):
+    rng = np.random.default_rng(6)
+    conds = {
+        "mask": ember.tensor(rng.random((5, 7)) > 0.5),
+        "full": ember.tensor(rng.random((3, 5, 7)) > 0.5),
+        "row": ember.tensor(rng.random(7) > 0.5),
+    }
+    lin = nn.Linear(7, 7).eval()
+    bias = ember.tensor(rng.standard_normal(7).astype(np.float32))
+
+    def fn(x):
+        vals = {"x": lin(x), "y": x * 3, "bias": bias}
+        pick = [vals.get(o, o) if isinstance(o, str) else o for o in (a, b)]
+        return ember.where(conds[cond], *pick)
+
+    _check(fn, ember.randn(3, 5, 7))

@@ -52,6 +52,9 @@ OPS = {
     "copy": 7,
     "softmax": 8,
     "gemv": 9,
+    "matmul": 10,
+    "where": 11,
+    "not": 12,
 }
 # the binary step's kinds: y = a op b, and the reversed ones y = b op a
 BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3, "rsub": 4, "rdiv": 5}
@@ -97,6 +100,14 @@ static double step_double(i64 w) {
     double d;
     memcpy(&d, &w, sizeof d);
     return d;
+}
+/* not: 1 x, 2 y (bool bytes), 3 n */
+static void step_not(const i64 *p, const i64 *slots) {
+    const unsigned char *x = (const unsigned char *)step_ptr(slots, p[1]);
+    unsigned char *y = (unsigned char *)step_ptr(slots, p[2]);
+    i64 n = p[3];
+    PARALLEL_FOR(0)
+    for (i64 i = 0; i < n; i++) y[i] = !x[i];
 }
 static int step_thread(void) {
 #ifdef _OPENMP
@@ -284,6 +295,47 @@ static void FN(step_gemv)(const i64 *p, const i64 *slots, int t, int team) {
                   p[9], (scalar *)step_ptr(slots, p[4]), p[10], p[7], j0, j1);
 }
 
+/* batched matmul: 1 a, 2 b, 3 c (contiguous: items of M x N), 4 M, 5 N, 6 K, 7-10 the element
+   strides sam, sak, sbk, sbn, 11-12 the batch dims (b0, b1), 13-14 a's strides along them,
+   15-16 b's (0: broadcast). Many items: each thread whole items; few: each item split on
+   gemm_plan's grid. Either way each element is summed the same way. */
+static void FN(step_matmul)(const i64 *p, const i64 *slots, int t, int team) {
+    const scalar *a = (const scalar *)step_ptr(slots, p[1]);
+    const scalar *b = (const scalar *)step_ptr(slots, p[2]);
+    scalar *c = (scalar *)step_ptr(slots, p[3]);
+    i64 M = p[4], N = p[5], K = p[6], b1 = p[12], items = p[11] * p[12];
+    i64 KC, MC, NC, tm, tn;
+    int whole = items >= team;
+    FN(gemm_plan)(M, N, K, whole ? 1 : team, &KC, &MC, &NC, &tm, &tn);
+    if (!whole && t >= tm * tn) return;
+    for (i64 it = whole ? t : 0; it < items; it += whole ? team : 1) {
+        i64 i0 = it / b1, i1 = it % b1;
+        FN(gemm_part)(a + i0 * p[13] + i1 * p[14], b + i0 * p[15] + i1 * p[16], c + it * M * N,
+                      NULL, M, N, K, p[7], p[8], p[9], p[10], N, 0, whole ? 0 : t, tm, tn, KC,
+                      MC, NC);
+    }
+}
+
+/* where: 1 cond (bool bytes), 2 a, 3 b, 4 y (n), 5 n, 6-8 the periods of cond, a and b (each
+   repeated along y; a period of 1 is a number), 9 the row: the smallest period above 1 (all
+   others are multiples of it, being products of trailing dims) */
+static void FN(step_where)(const i64 *p, const i64 *slots) {
+    const unsigned char *cond = (const unsigned char *)step_ptr(slots, p[1]);
+    const scalar *a = (const scalar *)step_ptr(slots, p[2]);
+    const scalar *b = (const scalar *)step_ptr(slots, p[3]);
+    scalar *y = (scalar *)step_ptr(slots, p[4]);
+    i64 n = p[5], pc = p[6], pa = p[7], pb = p[8], R = p[9];
+    PARALLEL_FOR(0)
+    for (i64 r = 0; r < n / R; r++) {
+        i64 i = r * R;
+        const unsigned char *cr = cond + (pc == 1 ? 0 : i % pc);
+        const scalar *ar = a + (pa == 1 ? 0 : i % pa), *br = b + (pb == 1 ? 0 : i % pb);
+        i64 sc = pc != 1, sa = pa != 1, sb = pb != 1;
+        scalar *yr = y + i;
+        for (i64 j = 0; j < R; j++) yr[j] = cr[j * sc] ? ar[j * sa] : br[j * sb];
+    }
+}
+
 static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_barrier *bar,
                          scalar *px) {
     switch (p[0]) {
@@ -299,6 +351,9 @@ static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_b
     case 7: FN(step_copy)(p, slots); break;
     case 8: FN(step_softmax)(p, slots); break;
     case 9: FN(step_gemv)(p, slots, t, team); break;
+    case 10: FN(step_matmul)(p, slots, t, team); break;
+    case 11: FN(step_where)(p, slots); break;
+    case 12: step_not(p, slots); break;
     }
 }
 
