@@ -688,9 +688,11 @@ def _output_roots(g: Graph) -> set[Value]:
 
 
 def _float_dtype(g: Graph) -> np.dtype | None:
-    """The one float dtype of the graph's node outputs (float32 or float64; the negations
-    of bool masks aside), or None."""
-    kinds = {n.output.dtype for n in g.nodes if n.op not in NOTS}
+    """The one float dtype of the graph's node outputs (float32 or float64; bool masks'
+    negations and views aside), or None."""
+    kinds = {n.output.dtype for n in g.nodes if n.op not in NOTS and n.output.dtype != np.bool_}
+    if any(n.output.dtype == np.bool_ and n.op not in NOTS | VIEWS for n in g.nodes):
+        return None
     if len(kinds) != 1:
         return None
     dt = kinds.pop()

@@ -252,6 +252,8 @@ def test_attention_masks(kind):
 
 def test_what_is_not_lowered_still_runs():
     lin = nn.Linear(6, 6).eval()
+    mask = ember.tensor(np.random.default_rng(7).random((3, 1)) > 0.5)
+    _check(lambda x: ember.where(mask.expand(3, 6), lin(x), x), ember.randn(3, 6), lowered=False)
     _check(lambda x: lin(x).exp(), ember.randn(3, 6), lowered=False)
     _check(lambda x: lin(x).sum(-1), ember.randn(3, 6), lowered=False)
     _check(lambda x: lin(x) > 0, ember.randn(3, 6), lowered=False)  # a bool output
@@ -471,3 +473,65 @@ def test_where(cond, a, b):
         return ember.where(conds[cond], *pick)
 
     _check(fn, ember.randn(3, 5, 7))
+
+
+def _random_program(seed: int):
+    """A random inference function of the ops the steps cover, on (B, 5, 8) inputs: each
+    step picks an op and operands among the values made so far."""
+    rng = np.random.default_rng(seed)
+    layers = {d: nn.Linear(8, d).eval() for d in (8, 16)}
+    back = nn.Linear(16, 8).eval()
+    norm = nn.LayerNorm(8).eval()
+    mask = ember.tensor(rng.random((5, 5)) > 0.3)
+    mask8 = ember.tensor(rng.random((10, 8)) > 0.5)
+    bias = ember.tensor(rng.standard_normal(8).astype(np.float32))
+    plan = [int(c) for c in rng.integers(0, 12, 8)]
+    dims = [int(d) - 3 for d in rng.integers(0, 3, 8)]
+
+    def fn(x):
+        vals = [x]
+        for c, dim in zip(plan, dims):
+            h = vals[-1]
+            if c == 0:
+                h = layers[8](h)
+            elif c == 1:
+                h = back(F.gelu(layers[16](h), approximate="tanh"))
+            elif c == 2:
+                h = h + layers[8](norm(h))  # a residual block
+            elif c == 3:
+                h = F.softmax(h, dim=dim)
+            elif c == 4:
+                h = (h * 0.5 - bias).tanh()
+            elif c == 5:
+                s = h @ h.transpose(-1, -2) / 4.0
+                h = F.softmax(s.masked_fill(~mask, float("-inf")), dim=-1) @ h
+            elif c == 6:
+                b = h.shape[0]
+                h = h.reshape(b, 5, 2, 4).permute(0, 2, 1, 3).reshape(b, 5, 8)  # a copy
+            elif c == 7:
+                h = ember.where(mask8[5:], h, vals[0])  # a view of a mask
+            elif c == 8:
+                h = F.silu(h) + vals[len(vals) // 2]
+            elif c == 9:
+                h = norm(h).relu() / 3
+            elif c == 10:
+                b = h.shape[0]
+                q = h.reshape(b, 5, 2, 4).transpose(1, 2)
+                a = F.scaled_dot_product_attention(q, q, q, is_causal=bool(seed % 2))
+                h = a.transpose(1, 2).reshape(b, 5, 8)
+            else:
+                h = F.log_softmax(layers[8](h), dim=-1) + h.sigmoid()
+            vals.append(h)
+        return vals[-1]
+
+    return fn
+
+
+@pytest.mark.parametrize("seed", range(36))
+def test_random_programs_match_eager(seed):
+    """Through the default passes every other seed; one row block (the few-row path) every
+    third."""
+    config.passes = None if seed % 2 else []
+    shape = (1 if seed % 3 == 0 else 2, 5, 8)
+    x = ember.tensor(np.random.default_rng(100 + seed).standard_normal(shape), dtype=np.float32)
+    _check(_random_program(seed), x)
