@@ -9,10 +9,12 @@ whose every node is one the steps cover:
   when the residual is free to be overwritten; at most 8 rows, and the ``linear_chain`` of
   a batch-1 MLP, run as matrix-vector products), batched ``matmul`` (up to two batch dims,
   broadcast or not, operands at any strides), the smooth activations and ReLU, softmax,
-  log-softmax, ``add``/``sub``/``mul``/``div`` and ``where`` (an operand may repeat along
-  the result, as a bias or a mask does, or be a Python number), the negation of a bool
-  mask, embedding lookups, scaled dot-product attention (causal or not, with or without a
-  float or bool mask);
+  log-softmax, sums, means and maxima over a run of axes, ``exp``, ``log``, ``sqrt``,
+  ``rsqrt``, ``neg``, ``abs``, ``reciprocal``, squares, ``add``/``sub``/``mul``/``div``
+  with any broadcasting (up to 4 dims once adjacent ones merge) or a Python number,
+  ``where`` (each operand the result's size, repeated along it, or a number), the
+  negation of a bool mask, embedding lookups, scaled dot-product attention (causal or not,
+  with or without a float or bool mask);
 * views: slices, reshapes, permutes and the like, which cost nothing (a reshape that needs
   a copy becomes a copy step).
 
@@ -53,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels.source.activation import KINDS
-from ..kernels.source.steps import ACT_RELU, BINARY, OPS, STEP_WORDS
+from ..kernels.source.steps import ACT_RELU, BINARY, OPS, REDUCE, STEP_WORDS, UNARY
 from ..memory import empty_aligned
 from .ir import Graph, Node, Sym, Value
 
@@ -66,12 +68,10 @@ VIEWS = {"getitem", "slice", "reshape", "permute", "broadcast_to"}
 RESHAPES = {"reshape"}
 ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
 SOFTMAX = {"softmax": 0, "log_softmax": 1, "safe_softmax": 2}  # the softmax step's modes
-ARITHMETIC = {"add", "sub", "mul", "div"}
+ARITHMETIC = {"add", "sub", "mul", "div", "pow"}
 NOTS = {"bitwise_not", "logical_not"}  # on bool values: the one non-float result allowed
 COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa", "matmul", "where"}
-COMPUTE |= ARITHMETIC | ACTS | set(SOFTMAX)
-# the kind of a binary op whose full-size operand is its second: y = b op a
-_SWAPPED = {"add": "add", "mul": "mul", "sub": "rsub", "div": "rdiv"}
+COMPUTE |= ARITHMETIC | ACTS | set(SOFTMAX) | set(UNARY) | set(REDUCE)
 IN_PLACE_ROWS = 256  # linear steps on at most this many rows read their weight in place
 GEMV_ROWS = 8  # ... and on at most this many, run as matrix-vector products (gemv.py's)
 NS_PER_MAC = 0.04  # one core's GEMM speed (25 multiply-adds per ns), for the thread count
@@ -358,6 +358,10 @@ def _node(low: _Lowering, n: Node, i: int) -> None:
         return _matmul(low, n)
     if op in ACTS:
         return _act(low, n, i)
+    if op in UNARY:
+        return _unary(low, n, i)
+    if op in REDUCE:
+        return _reduce(low, n)
     return _softmax(low, n)
 
 
@@ -458,9 +462,10 @@ def _linear(low: _Lowering, n: Node, i: int, add: tuple | None) -> None:
     low.emit("linear", low.ptr(x), low.ptr(w), low.ptr(b), low.ptr(out), M, N, K, ldx, N,
              int(acc), int(M <= IN_PLACE_ROWS), work=work)  # fmt: skip
     if not acc:
-        _contiguous(low, r)
-        low.emit("binary", low.ptr(out), low.ptr(r), low.ptr(out), M * N, M * N, BINARY["add"],
-                 work=M * N * NS_PER_ELEMENT)  # fmt: skip
+        shape = tuple(out.shape)
+        dims, (sto, str_) = _broadcast(shape, low.arrays[out], low.arrays[r])
+        low.emit("binary", low.ptr(out), low.ptr(r), low.ptr(out), *dims, *sto, *str_,
+                 BINARY["add"], work=M * N * NS_PER_ELEMENT)  # fmt: skip
 
 
 def _linear_chain(low: _Lowering, n: Node, i: int) -> None:
@@ -515,31 +520,85 @@ def _arithmetic(low: _Lowering, n: Node, i: int) -> None:
     if lin is not None:  # a residual add that finishes a linear layer
         r = ins[1] if ins[0] is lin.output else ins[0]
         return _linear(low, lin, i, (n, r))
+    if n.op == "pow":  # x ** 2 only (x * x, as NumPy computes it)
+        if not (isinstance(ins[0], Value) and ins[1] == 2 and not isinstance(ins[1], bool)):
+            raise _Unsupported
+        return _unary(low, n, i, "square")
     shape = tuple(n.output.shape)
     ops = []
     for x in ins:
         if isinstance(x, Value):
             if x.dtype != low.dtype:
                 raise _Unsupported
-            ops.append((x, _contiguous(low, x), low.ptr(x)))
+            ops.append((x, low.arrays[x], low.ptr(x)))
         elif isinstance(x, int | float) and not isinstance(x, bool):
             ops.append((None, *low.constant(x)))
         else:
             raise _Unsupported
-    kind = n.op
-    if ops[0][1].shape != shape:  # the full operand second
-        ops.reverse()
-        kind = _SWAPPED[kind]
     (va, aa, wa), (_, ba, wb) = ops
-    tail = ba.shape
-    while tail and tail[0] == 1:
-        tail = tail[1:]
-    if aa.shape != shape or shape[len(shape) - len(tail) :] != tail:
-        raise _Unsupported  # broadcasting other than repeating the second operand
+    dims, (sta, stb) = _broadcast(shape, aa, ba)
     if va is None or low.reuse(n.output, va, i) is None:
         low.new(n.output)
-    low.emit("binary", wa, wb, low.ptr(n.output), aa.size, max(ba.size, 1), BINARY[kind],
-             work=aa.size * NS_PER_ELEMENT)  # fmt: skip
+    low.emit("binary", wa, wb, low.ptr(n.output), *dims, *sta, *stb, BINARY[n.op],
+             work=math.prod(shape) * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _broadcast(shape: tuple, *arrays: np.ndarray) -> tuple[list[int], list[list[int]]]:
+    """``shape`` as at most 4 dims and each array's element strides along them when
+    broadcast to it (0 along a broadcast dim), adjacent dims merged where every array allows
+    it; raises :class:`_Unsupported` beyond 4 dims."""
+    views = []
+    for a in arrays:
+        try:
+            views.append(np.broadcast_to(a, shape))
+        except ValueError:
+            raise _Unsupported from None
+    dims = [d for d in shape if d != 1]
+    strides = [
+        [s // a.itemsize for d, s in zip(shape, v.strides) if d != 1] for v, a in zip(views, arrays)
+    ]
+    k = len(dims) - 1
+    while k > 0:  # merge dim k into k - 1 where each array steps through both as one
+        if all(st[k - 1] == st[k] * dims[k] for st in strides):
+            dims[k - 1] *= dims.pop(k)
+            for st in strides:
+                st[k - 1] = st.pop(k)
+        k -= 1
+    if len(dims) > 4:
+        raise _Unsupported
+    pad = 4 - len(dims)
+    return [1] * pad + dims, [[0] * pad + st for st in strides]
+
+
+def _unary(low: _Lowering, n: Node, i: int, kind: str | None = None) -> None:
+    x = n.inputs[0]
+    size = math.prod(n.output.shape)
+    _contiguous(low, x)
+    if low.reuse(n.output, x, i) is None:
+        low.new(n.output)
+    low.emit("unary", low.ptr(x), low.ptr(n.output), size, UNARY[kind or n.op],
+             work=size * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _reduce(low: _Lowering, n: Node) -> None:
+    """A sum, mean or max over one axis (or contiguous run of axes)."""
+    from ..kernels._seam import split_axis
+
+    xa = _contiguous(low, n.inputs[0])
+    dims = n.attrs.get("dim")
+    if n.attrs.get("dtype") is not None or xa.ndim == 0:
+        raise _Unsupported
+    if dims is None:
+        dims = range(xa.ndim)
+    dims = sorted(d % xa.ndim for d in ((dims,) if isinstance(dims, int) else dims))
+    if dims != list(range(dims[0], dims[-1] + 1)):
+        raise _Unsupported  # axes apart
+    a, _, b = split_axis(xa.shape, dims[0])
+    k = math.prod(xa.shape[dims[0] : dims[-1] + 1])
+    b //= math.prod(xa.shape[dims[0] + 1 : dims[-1] + 1])
+    low.new(n.output)
+    low.emit("reduce", low.ptr(n.inputs[0]), low.ptr(n.output), a, k, b, REDUCE[n.op],
+             work=xa.size * NS_PER_ELEMENT)  # fmt: skip
 
 
 def _softmax(low: _Lowering, n: Node) -> None:

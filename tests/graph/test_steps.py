@@ -157,9 +157,59 @@ def test_arithmetic_with_python_numbers(op, scalar):
     _check(lambda x: f(scalar, lin(x).relu() + 1), x)
 
 
-def test_broadcasting_both_ways_is_not_lowered():
-    lin = nn.Linear(6, 6).eval()
-    _check(lambda a, b: lin(a) + b, ember.randn(4, 1, 6), ember.randn(3, 6), lowered=False)
+@pytest.mark.parametrize(
+    "sa,sb",
+    [((4, 1, 6), (3, 6)), ((2, 3, 1), (2, 3, 6)), ((5, 1), (1, 7)), ((2, 1, 3, 1, 4), (3, 5, 1))],
+)
+@pytest.mark.parametrize("op", list(_ARITH))
+def test_general_broadcasting(sa, sb, op):
+    """Per-row scalars (an RMS norm's), outer products, and up to 5 dims merged to 4."""
+    rng = np.random.default_rng(8)
+    a = ember.tensor(rng.uniform(0.5, 2, sa).astype(np.float32))
+    b = ember.tensor(rng.uniform(0.5, 2, sb).astype(np.float32))
+    f = _ARITH[op]
+    _check(lambda a, b: f(a.relu(), b.relu()), a, b)
+
+
+@pytest.mark.parametrize(
+    "op", ["exp", "log", "sqrt", "rsqrt", "neg", "abs", "reciprocal", "square"]
+)
+def test_unary_ops(op):
+    x = ember.tensor(np.random.default_rng(9).uniform(-3, 3, (3, 7)).astype(np.float32))
+    x.numpy()[0, :3] = [0.0, np.inf, np.nan]
+    f = getattr(ember, op)
+    cm = ember.compile(lambda x: f(x * 1.0))
+    with ember.no_grad(), np.errstate(all="ignore"):
+        want = f(x).numpy()
+        for _ in range(2):
+            got = cm(x).numpy()
+    np.testing.assert_allclose(got, want, equal_nan=True, **TOL[np.float32])
+    assert _program(cm) is not None
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "amax"])
+@pytest.mark.parametrize("dim", [-1, 0, 1, (1, 2), None])
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_reductions(op, dim, keepdim):
+    x = ember.tensor(np.random.default_rng(10).standard_normal((3, 4, 5)).astype(np.float32))
+    if op == "amax":
+        x.numpy()[1, 2, 3] = np.nan
+        if dim is None:
+            pytest.skip("amax needs a dim")
+    f = getattr(ember, op)
+    _check(lambda x: f(x * 2.0, dim=dim, keepdim=keepdim), x)
+
+
+def test_an_rms_norm_and_a_gated_mlp():
+    """LLaMA's blocks: x * rsqrt(mean(x^2) + eps) * w, then silu(x W1) * (x W3) W2."""
+    w = ember.tensor(np.linspace(0.5, 1.5, 16).astype(np.float32))
+    w1, w3, w2 = nn.Linear(16, 32, bias=False), nn.Linear(16, 32, bias=False), nn.Linear(32, 16)
+
+    def block(x):
+        h = x * ember.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * w
+        return x + w2(F.silu(w1(h)) * w3(h))
+
+    _check(block, ember.randn(2, 9, 16))
 
 
 @pytest.mark.parametrize("op", ["softmax", "log_softmax"])
@@ -254,8 +304,9 @@ def test_what_is_not_lowered_still_runs():
     lin = nn.Linear(6, 6).eval()
     mask = ember.tensor(np.random.default_rng(7).random((3, 1)) > 0.5)
     _check(lambda x: ember.where(mask.expand(3, 6), lin(x), x), ember.randn(3, 6), lowered=False)
-    _check(lambda x: lin(x).exp(), ember.randn(3, 6), lowered=False)
-    _check(lambda x: lin(x).sum(-1), ember.randn(3, 6), lowered=False)
+    _check(lambda x: lin(x).sin(), ember.randn(3, 6), lowered=False)
+    _check(lambda x: lin(x).max(-1)[0], ember.randn(3, 6), lowered=False)
+    _check(lambda x: lin(x) ** 3, ember.randn(3, 6), lowered=False)
     _check(lambda x: lin(x) > 0, ember.randn(3, 6), lowered=False)  # a bool output
 
 
@@ -477,7 +528,7 @@ def test_where(cond, a, b):
 
 def _random_program(seed: int):
     """A random inference function of the ops the steps cover, on (B, 5, 8) inputs: each
-    step picks an op and operands among the values made so far."""
+    of 8 blocks is one of 14 kinds, reading the values made so far."""
     rng = np.random.default_rng(seed)
     layers = {d: nn.Linear(8, d).eval() for d in (8, 16)}
     back = nn.Linear(16, 8).eval()
@@ -485,7 +536,7 @@ def _random_program(seed: int):
     mask = ember.tensor(rng.random((5, 5)) > 0.3)
     mask8 = ember.tensor(rng.random((10, 8)) > 0.5)
     bias = ember.tensor(rng.standard_normal(8).astype(np.float32))
-    plan = [int(c) for c in rng.integers(0, 12, 8)]
+    plan = [int(c) for c in rng.integers(0, 14, 8)]
     dims = [int(d) - 3 for d in rng.integers(0, 3, 8)]
 
     def fn(x):
@@ -519,8 +570,13 @@ def _random_program(seed: int):
                 q = h.reshape(b, 5, 2, 4).transpose(1, 2)
                 a = F.scaled_dot_product_attention(q, q, q, is_causal=bool(seed % 2))
                 h = a.transpose(1, 2).reshape(b, 5, 8)
-            else:
+            elif c == 11:
                 h = F.log_softmax(layers[8](h), dim=-1) + h.sigmoid()
+            elif c == 12:  # an RMS norm
+                h = h * ember.rsqrt(h.pow(2).mean(-1, keepdim=True) + 1e-6) * bias.abs()
+            else:  # centred along a random axis, then a max-scaled exp
+                h = h - h.mean(dim, keepdim=True)
+                h = (h - h.amax(-1, keepdim=True)).exp() + h.sum(dim, keepdim=True)
             vals.append(h)
         return vals[-1]
 

@@ -55,9 +55,15 @@ OPS = {
     "matmul": 10,
     "where": 11,
     "not": 12,
+    "unary": 13,
+    "reduce": 14,
 }
-# the binary step's kinds: y = a op b, and the reversed ones y = b op a
-BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3, "rsub": 4, "rdiv": 5}
+# the binary step's kinds: y = a op b
+BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3}
+# the unary step's kinds, each the op's NumPy formula (rsqrt: 1 / sqrt(x))
+UNARY = {"exp": 0, "log": 1, "sqrt": 2, "rsqrt": 3, "neg": 4, "abs": 5, "reciprocal": 6,
+         "square": 7}  # fmt: skip
+REDUCE = {"sum": 0, "mean": 1, "amax": 2}  # the reduce step's kinds
 ACT_RELU = 100  # the activation step's kind for ReLU (the others: activation.KINDS)
 
 
@@ -130,35 +136,89 @@ static void FN(step_gather)(const i64 *p, const i64 *slots) {
     for (i64 r = 0; r < n; r++) memcpy(y + r * D, w + idx[r] * D, sizeof(scalar) * (size_t)D);
 }
 
-/* y[r nb + j] = a[r nb + j] OP b[j] over whole repeats of b, in pieces of about 4096 */
+/* y[r d3 + j] = a[.] OP b[.] over rows r of the 4-D shape, the operands read at their own
+   element strides (0 along a broadcast dim); the common inner strides get loops of their own,
+   which the compiler vectorizes */
 #define STEP_BINARY(OP)                                                                      \
     do {                                                                                     \
         PARALLEL_FOR(0)                                                                      \
-        for (i64 c = 0; c < pieces; c++)                                                     \
-            for (i64 r = c * piece; r < (c + 1) * piece && r < n; r += nb) {                 \
-                const scalar *ar = a + r;                                                    \
-                scalar *yr = y + r;                                                          \
+        for (i64 r = 0; r < d0 * d1 * d2; r++) {                                             \
+            i64 i0 = r / (d1 * d2), i1 = r / d2 % d1, i2 = r % d2;                           \
+            const scalar *A = a + i0 * p[8] + i1 * p[9] + i2 * p[10];                        \
+            const scalar *B = b + i0 * p[12] + i1 * p[13] + i2 * p[14];                      \
+            scalar *yr = y + r * d3;                                                         \
+            i64 sa = p[11], sb = p[15];                                                      \
+            if (sa == 1 && sb == 1) {                                                        \
                 SIMD                                                                         \
-                for (i64 j = 0; j < nb; j++) yr[j] = OP;                                     \
+                for (i64 j = 0; j < d3; j++) { scalar u = A[j], v = B[j]; yr[j] = OP; }      \
+            } else if (sa == 1 && sb == 0) {                                                 \
+                scalar v = B[0];                                                             \
+                SIMD                                                                         \
+                for (i64 j = 0; j < d3; j++) { scalar u = A[j]; yr[j] = OP; }                \
+            } else if (sa == 0 && sb == 1) {                                                 \
+                scalar u = A[0];                                                             \
+                SIMD                                                                         \
+                for (i64 j = 0; j < d3; j++) { scalar v = B[j]; yr[j] = OP; }                \
+            } else {                                                                         \
+                for (i64 j = 0; j < d3; j++) { scalar u = A[j * sa], v = B[j * sb]; yr[j] = OP; } \
             }                                                                                \
+        }                                                                                    \
     } while (0)
 
-/* binary: 1 a (n), 2 b (nb, repeated along a), 3 y (n), 4 n, 5 nb, 6 kind (BINARY: 0 add,
-   1 sub, 2 mul, 3 div, 4 b - a, 5 b / a) */
+/* binary: 1 a, 2 b, 3 y (contiguous), 4-7 the shape (4 dims), 8-11 a's element strides,
+   12-15 b's, 16 kind (BINARY: 0 add, 1 sub, 2 mul, 3 div) */
 static void FN(step_binary)(const i64 *p, const i64 *slots) {
     const scalar *a = (const scalar *)step_ptr(slots, p[1]);
     const scalar *b = (const scalar *)step_ptr(slots, p[2]);
     scalar *y = (scalar *)step_ptr(slots, p[3]);
-    i64 n = p[4], nb = p[5];
-    i64 piece = nb < 4096 ? nb * ((4096 + nb - 1) / nb) : nb; /* whole repeats of b */
-    i64 pieces = (n + piece - 1) / piece;
-    switch (p[6]) {
-    case 0: STEP_BINARY(ar[j] + b[j]); break;
-    case 1: STEP_BINARY(ar[j] - b[j]); break;
-    case 2: STEP_BINARY(ar[j] * b[j]); break;
-    case 3: STEP_BINARY(ar[j] / b[j]); break;
-    case 4: STEP_BINARY(b[j] - ar[j]); break;
-    case 5: STEP_BINARY(b[j] / ar[j]); break;
+    i64 d0 = p[4], d1 = p[5], d2 = p[6], d3 = p[7];
+    switch (p[16]) {
+    case 0: STEP_BINARY(u + v); break;
+    case 1: STEP_BINARY(u - v); break;
+    case 2: STEP_BINARY(u * v); break;
+    case 3: STEP_BINARY(u / v); break;
+    }
+}
+
+/* unary: 1 x, 2 y (n, contiguous), 3 n, 4 kind (UNARY) */
+static void FN(step_unary)(const i64 *p, const i64 *slots) {
+    const scalar *x = (const scalar *)step_ptr(slots, p[1]);
+    scalar *y = (scalar *)step_ptr(slots, p[2]);
+    i64 n = p[3];
+    switch (p[4]) {
+    case 0: ELEMENTWISE(n, 0, i, { y[i] = EXP(x[i]); }); break;
+    case 1: ELEMENTWISE(n, 0, i, { y[i] = LOG(x[i]); }); break;
+    case 2: ELEMENTWISE(n, 0, i, { y[i] = SQRT(x[i]); }); break;
+    case 3: ELEMENTWISE(n, 0, i, { y[i] = LIT(1.0) / SQRT(x[i]); }); break;
+    case 4: ELEMENTWISE(n, 0, i, { y[i] = -x[i]; }); break;
+    case 5: ELEMENTWISE(n, 0, i, { y[i] = ABS(x[i]); }); break;
+    case 6: ELEMENTWISE(n, 0, i, { y[i] = LIT(1.0) / x[i]; }); break;
+    case 7: ELEMENTWISE(n, 0, i, { y[i] = x[i] * x[i]; }); break;
+    }
+}
+
+/* reduce: 1 x (A, K, B, contiguous), 2 y (A, B), 3 A, 4 K, 5 B, 6 kind (REDUCE: 0 sum, 1 mean,
+   2 max, NaN-propagating as NumPy's) */
+static void FN(step_reduce)(const i64 *p, const i64 *slots) {
+    const scalar *x = (const scalar *)step_ptr(slots, p[1]);
+    scalar *y = (scalar *)step_ptr(slots, p[2]);
+    i64 A = p[3], K = p[4], B = p[5], kind = p[6];
+    PARALLEL_FOR(0)
+    for (i64 o = 0; o < A * B; o++) {
+        const scalar *xr = x + (o / B) * K * B + o % B;
+        scalar acc = kind == 2 ? xr[0] : 0;
+        if (kind == 2) {
+            for (i64 k = 1; k < K; k++) {
+                scalar v = xr[k * B];
+                acc = (v > acc || v != v || acc != acc) ? (acc != acc ? acc : v) : acc;
+            }
+        } else if (B == 1) {
+            SIMD_SUM(acc)
+            for (i64 k = 0; k < K; k++) acc += xr[k];
+        } else {
+            for (i64 k = 0; k < K; k++) acc += xr[k * B];
+        }
+        y[o] = kind == 1 ? acc / (scalar)K : acc;
     }
 }
 
@@ -354,6 +414,8 @@ static void FN(step_run)(const i64 *p, const i64 *slots, int t, int team, gemv_b
     case 10: FN(step_matmul)(p, slots, t, team); break;
     case 11: FN(step_where)(p, slots); break;
     case 12: step_not(p, slots); break;
+    case 13: FN(step_unary)(p, slots); break;
+    case 14: FN(step_reduce)(p, slots); break;
     }
 }
 
