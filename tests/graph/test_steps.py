@@ -159,7 +159,14 @@ def test_arithmetic_with_python_numbers(op, scalar):
 
 @pytest.mark.parametrize(
     "sa,sb",
-    [((4, 1, 6), (3, 6)), ((2, 3, 1), (2, 3, 6)), ((5, 1), (1, 7)), ((2, 1, 3, 1, 4), (3, 5, 1))],
+    [
+        ((4, 1, 6), (3, 6)),
+        ((2, 3, 1), (2, 3, 6)),
+        ((5, 1), (1, 7)),
+        ((2, 1, 3, 1, 4), (3, 5, 1)),
+        ((3, 10000), (10000,)),  # rows longer than one thread's piece
+        ((2, 9000), (2, 1)),
+    ],
 )
 @pytest.mark.parametrize("op", list(_ARITH))
 def test_general_broadcasting(sa, sb, op):

@@ -136,31 +136,36 @@ static void FN(step_gather)(const i64 *p, const i64 *slots) {
     for (i64 r = 0; r < n; r++) memcpy(y + r * D, w + idx[r] * D, sizeof(scalar) * (size_t)D);
 }
 
-/* y[r d3 + j] = a[.] OP b[.] over rows r of the 4-D shape, the operands read at their own
-   element strides (0 along a broadcast dim); the common inner strides get loops of their own,
-   which the compiler vectorizes */
+/* y[r d3 + j] = a[.] OP b[.] over rows r of the 4-D shape, in pieces of at most STEP_CHUNK
+   (a long row is shared among the threads), the operands read at their own element strides
+   (0 along a broadcast dim); the common inner strides get loops of their own, which the
+   compiler vectorizes */
+#define STEP_CHUNK 4096 /* elements of a row one thread takes at a time */
 #define STEP_BINARY(OP)                                                                      \
     do {                                                                                     \
+        i64 chunks = (d3 + STEP_CHUNK - 1) / STEP_CHUNK, sa = p[11], sb = p[15];             \
         PARALLEL_FOR(0)                                                                      \
-        for (i64 r = 0; r < d0 * d1 * d2; r++) {                                             \
+        for (i64 it = 0; it < d0 * d1 * d2 * chunks; it++) {                                 \
+            i64 r = it / chunks, j0 = it % chunks * STEP_CHUNK;                              \
+            i64 j1 = j0 + STEP_CHUNK < d3 ? j0 + STEP_CHUNK : d3;                            \
             i64 i0 = r / (d1 * d2), i1 = r / d2 % d1, i2 = r % d2;                           \
-            const scalar *A = a + i0 * p[8] + i1 * p[9] + i2 * p[10];                        \
-            const scalar *B = b + i0 * p[12] + i1 * p[13] + i2 * p[14];                      \
-            scalar *yr = y + r * d3;                                                         \
-            i64 sa = p[11], sb = p[15];                                                      \
+            const scalar *A = a + i0 * p[8] + i1 * p[9] + i2 * p[10] + j0 * sa;              \
+            const scalar *B = b + i0 * p[12] + i1 * p[13] + i2 * p[14] + j0 * sb;            \
+            scalar *yr = y + r * d3 + j0;                                                    \
+            i64 m = j1 - j0;                                                                 \
             if (sa == 1 && sb == 1) {                                                        \
                 SIMD                                                                         \
-                for (i64 j = 0; j < d3; j++) { scalar u = A[j], v = B[j]; yr[j] = OP; }      \
+                for (i64 j = 0; j < m; j++) { scalar u = A[j], v = B[j]; yr[j] = OP; }       \
             } else if (sa == 1 && sb == 0) {                                                 \
                 scalar v = B[0];                                                             \
                 SIMD                                                                         \
-                for (i64 j = 0; j < d3; j++) { scalar u = A[j]; yr[j] = OP; }                \
+                for (i64 j = 0; j < m; j++) { scalar u = A[j]; yr[j] = OP; }                 \
             } else if (sa == 0 && sb == 1) {                                                 \
                 scalar u = A[0];                                                             \
                 SIMD                                                                         \
-                for (i64 j = 0; j < d3; j++) { scalar v = B[j]; yr[j] = OP; }                \
+                for (i64 j = 0; j < m; j++) { scalar v = B[j]; yr[j] = OP; }                 \
             } else {                                                                         \
-                for (i64 j = 0; j < d3; j++) { scalar u = A[j * sa], v = B[j * sb]; yr[j] = OP; } \
+                for (i64 j = 0; j < m; j++) { scalar u = A[j * sa], v = B[j * sb]; yr[j] = OP; } \
             }                                                                                \
         }                                                                                    \
     } while (0)
