@@ -54,6 +54,7 @@ from .kernels import HELPERS, emit, forward_name, supports_out
 __all__ = ["Program", "GraphRuntimeError"]
 
 _counter = itertools.count()
+STEP_PROGRAMS = 8  # step programs kept per graph (one per batch size of a dynamic graph)
 
 
 class GraphRuntimeError(EmberError):
@@ -103,8 +104,10 @@ class Program:
         # the ``out=`` buffers of every call when they do not depend on the batch size (none:
         # ``()``), found once; None: looked up per call (see :meth:`run`)
         self._fixed: Any = () if not self._slots else None
-        # the whole graph as one C call (:mod:`.steps`): None until the first call decides
-        self._steps: Any = None if self.device is CPU else False
+        # the whole graph as one C call (:mod:`.steps`), per batch size (None: a static
+        # graph): a program, or False where the steps do not apply; False: CPU only
+        self._steps: Any = {} if self.device is CPU else False
+        self.steps_run: Any = None  # the step program of the last call (None: per node)
         # one call at a time: the out= buffers (and the steps' arena) are shared by all calls,
         # and kernels let go of the GIL (two threads calling one compiled function got wrong
         # results in 380 of 400 calls without it)
@@ -310,13 +313,22 @@ class Program:
             return self._run(inputs, input_tensors)
 
     def _run(self, inputs: list, input_tensors: list) -> list:
-        steps = self._steps
-        if steps is not False:
-            if steps is None or not steps.valid():
-                steps = self._steps = self._lower_steps()
+        programs = self._steps
+        self.steps_run = None
+        if programs is not False:
+            bval = None
+            if self.sym_source is not None:
+                i, d = self.sym_source
+                bval = inputs[i].shape[d]
+            steps = programs.get(bval)
+            if steps is None or (steps and not steps.valid()):
+                if len(programs) >= STEP_PROGRAMS:
+                    programs.clear()
+                steps = programs[bval] = self._lower_steps(bval)
             if steps:
                 outs = steps.run(inputs)
                 if outs is not None:
+                    self.steps_run = steps
                     return outs
         bufs = self._fixed
         if bufs is None:  # buffers that depend on the batch size, or not yet allocated
@@ -344,13 +356,14 @@ class Program:
             )
             raise GraphRuntimeError(msg, node) from exc
 
-    def _lower_steps(self) -> Any:
-        """The graph as one C call (:func:`.steps.lower`), or False where it does not apply."""
+    def _lower_steps(self, bval: int | None) -> Any:
+        """The graph as one C call for batch size ``bval`` (:func:`.steps.lower`), or False
+        where it does not apply."""
         if self.c_failed:
             return False
         from .steps import lower
 
-        return lower(self.graph) or False
+        return lower(self.graph, bval) or False
 
     def _failing_node(self, exc: BaseException) -> Node | None:
         tb = exc.__traceback__

@@ -2,8 +2,9 @@
 ``ember/kernels/source/steps.py``, and :class:`StepProgram` runs it.
 
 Where it applies: a compiled graph on the CPU, with C kernels, that updates nothing (an
-inference: a training step keeps its per-node path), of one float dtype and static shapes,
-whose every node is one the steps cover:
+inference: a training step keeps its per-node path), of one float dtype, whose every node is
+one the steps cover (a dynamic graph, whose batch size changes from call to call, gets one
+program per batch size, up to 8):
 
 * layer norm, linear (a following residual ``add`` is fused as the GEMM's accumulation
   when the residual is free to be overwritten; at most 8 rows, and the ``linear_chain`` of
@@ -271,9 +272,10 @@ class _Unsupported(Exception):
     """A node or layout the steps do not cover: the graph keeps its per-node path."""
 
 
-def lower(g: Graph) -> StepProgram | None:
+def lower(g: Graph, batch: int | None = None) -> StepProgram | None:
     """The graph as one C call, or None where the steps do not cover it (see the module
-    docstring).
+    docstring); a dynamic graph (its batch size a :class:`~ember.graph.ir.Sym`) is lowered
+    for the batch size ``batch``.
 
     Example:
         >>> lower(Graph("empty")) is None
@@ -281,6 +283,10 @@ def lower(g: Graph) -> StepProgram | None:
     """
     if not ENABLED or g.updates or g.scalars or not g.nodes or not g.outputs:
         return None
+    if any(_symbolic(v.shape) for v in g.values()):
+        if batch is None:
+            return None
+        g = _concrete(g, batch)
     dtype = _float_dtype(g)
     if dtype is None:
         return None
@@ -370,7 +376,10 @@ def _view(low: _Lowering, n: Node, i: int) -> None:
 
     x = n.inputs[0]
     src = low.arrays[x]
-    out = REGISTRY[n.op].forward(np, src, **n.attrs)
+    try:
+        out = REGISTRY[n.op].forward(np, src, **n.attrs)
+    except (TypeError, ValueError, IndexError):
+        raise _Unsupported from None
     if not isinstance(out, np.ndarray) or out.shape != tuple(n.output.shape):
         raise _Unsupported
     if np.may_share_memory(out, low.bases[low.slot_of[x]]):
@@ -757,10 +766,43 @@ def _float_dtype(g: Graph) -> np.dtype | None:
     dt = kinds.pop()
     if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
         return None
-    for v in g.values():
-        if any(isinstance(d, Sym) for d in v.shape):
-            return None
     return dt
+
+
+def _symbolic(x: Any) -> bool:
+    if isinstance(x, Sym):
+        return True
+    if isinstance(x, tuple | list):
+        return any(_symbolic(e) for e in x)
+    if isinstance(x, slice):
+        return any(_symbolic(e) for e in (x.start, x.stop, x.step))
+    if isinstance(x, dict):
+        return any(_symbolic(e) for e in x.values())
+    return False
+
+
+def _resolved(x: Any, batch: int) -> Any:
+    """``x`` (an attribute, a shape) with every :class:`Sym` in it given the batch size."""
+    if isinstance(x, Sym):
+        return x.resolve(batch)
+    if isinstance(x, tuple | list):
+        return type(x)(_resolved(e, batch) for e in x)
+    if isinstance(x, slice):
+        return slice(*(_resolved(e, batch) for e in (x.start, x.stop, x.step)))
+    if isinstance(x, dict):
+        return {k: _resolved(e, batch) for k, e in x.items()}
+    return x
+
+
+def _concrete(g: Graph, batch: int) -> Graph:
+    """A copy of the dynamic graph ``g`` with its batch size fixed at ``batch``."""
+    g = g.copy()
+    for v in g.values():
+        v.shape = _resolved(tuple(v.shape), batch)
+    for n in g.nodes:
+        n.attrs = _resolved(n.attrs, batch)
+        n.inputs = [x if isinstance(x, Value) else _resolved(x, batch) for x in n.inputs]
+    return g
 
 
 def _bits(x: float) -> int:

@@ -37,8 +37,7 @@ TOL = {np.float32: dict(rtol=2e-5, atol=2e-6), np.float64: dict(rtol=1e-12, atol
 
 def _program(cm) -> StepProgram | None:
     """The step program the compiled function ``cm`` ran last (None: its Python path)."""
-    found = cm._last.program._steps
-    return found if found and found._fn is not None else None
+    return cm._last.program.steps_run
 
 
 def _check(fn, *args, dtype=np.float32, lowered=True, calls=3):
@@ -373,7 +372,7 @@ def test_until_the_library_is_built_graphs_run_node_by_node(monkeypatch):
     monkeypatch.setattr(runtime, "function_if_ready", lambda *a: None)
     lin = nn.Linear(6, 4).eval()
     cm = _check(lambda x: lin(x).relu(), ember.randn(3, 6), lowered=False)
-    waiting = cm._last.program._steps
+    waiting = cm._last.program._steps[None]
     assert waiting  # written, waiting for its library
     monkeypatch.undo()
     x = ember.randn(3, 6)
@@ -598,3 +597,19 @@ def test_random_programs_match_eager(seed):
     shape = (1 if seed % 3 == 0 else 2, 5, 8)
     x = ember.tensor(np.random.default_rng(100 + seed).standard_normal(shape), dtype=np.float32)
     _check(_random_program(seed), x)
+
+
+def test_a_dynamic_batch_gets_a_program_per_batch_size():
+    """After a second batch size the graph turns dynamic (its batch dim a Sym); each size
+    then gets a step program of its own, with the reshapes' batch resolved."""
+    model = _tiny_gpt().eval()
+    cm = ember.compile(model)
+    with ember.no_grad():
+        for b in (2, 3, 5, 3, 2):
+            x = _tokens(b=b, seed=b)
+            want = model(x).numpy()
+            for _ in range(2):
+                np.testing.assert_allclose(cm(x).numpy(), want, **TOL[np.float32])
+            assert _program(cm) is not None
+    program = cm._last.program
+    assert program.sym_source is not None and set(program._steps) == {2, 3, 5}
