@@ -49,6 +49,7 @@ from ..errors import EmberError
 from ..memory import empty_aligned
 from ..tensor import Tensor
 from .ir import Graph, Node, Sym, Value
+from .ir_types import has_sym
 from .kernels import HELPERS, emit, forward_name, supports_out
 
 __all__ = ["Program", "GraphRuntimeError"]
@@ -270,12 +271,12 @@ class Program:
             return repr(x)
         if isinstance(x, float) and math.isfinite(x):
             return repr(x)
-        if isinstance(x, tuple | list) and any(_has_sym(e) for e in x):
+        if isinstance(x, tuple | list) and any(has_sym(e) for e in x):
             inner = ", ".join(self._literal(e) for e in x)
             if isinstance(x, list):
                 return f"[{inner}]"
             return f"({inner},)" if len(x) == 1 else f"({inner})"
-        if isinstance(x, slice) and _has_sym(x):
+        if isinstance(x, slice) and has_sym(x):
             return (
                 f"slice({self._literal(x.start)}, {self._literal(x.stop)}, {self._literal(x.step)})"
             )
@@ -423,16 +424,6 @@ def _forward(op: str) -> Any:
     from ..ops.registry import REGISTRY
 
     return REGISTRY[op].forward
-
-
-def _has_sym(x: Any) -> bool:
-    if isinstance(x, Sym):
-        return True
-    if isinstance(x, tuple | list):
-        return any(_has_sym(e) for e in x)
-    if isinstance(x, slice):
-        return any(_has_sym(e) for e in (x.start, x.stop, x.step))
-    return False
 
 
 _GENERATED = re.compile(r"^([vcpsk]\d+|f_.*|B|xp)$")

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["IRError", "SourceLoc", "Sym", "dtype_name", "format_shape"]
+__all__ = ["IRError", "SourceLoc", "Sym", "has_sym", "resolve_syms", "dtype_name", "format_shape"]
 
 
 class IRError(Exception):
@@ -89,6 +89,47 @@ class Sym:
         return self.code(self.name)
 
     __repr__ = __str__
+
+
+def has_sym(x: Any) -> bool:
+    """True when ``x`` (an attribute: a size, a tuple, list, dict or slice of them) holds a
+    :class:`Sym` anywhere.
+
+    Example:
+        >>> has_sym({"shape": (Sym(), 3)}), has_sym(slice(None, 4))
+        (True, False)
+    """
+    stack = [x]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, Sym):
+            return True
+        if isinstance(v, dict):
+            stack.extend(v.values())
+        elif isinstance(v, tuple | list):
+            stack.extend(v)
+        elif isinstance(v, slice):
+            stack.extend((v.start, v.stop, v.step))
+    return False
+
+
+def resolve_syms(x: Any, value: int) -> Any:
+    """``x`` (as for :func:`has_sym`) with every :class:`Sym` resolved for ``symbol ==
+    value``.
+
+    Example:
+        >>> resolve_syms({"shape": (Sym("B", 2), 3)}, 4)
+        {'shape': (8, 3)}
+    """
+    if isinstance(x, Sym):
+        return x.resolve(value)
+    if isinstance(x, tuple | list):
+        return type(x)(resolve_syms(e, value) for e in x)
+    if isinstance(x, slice):
+        return slice(*(resolve_syms(e, value) for e in (x.start, x.stop, x.step)))
+    if isinstance(x, dict):
+        return {k: resolve_syms(e, value) for k, e in x.items()}
+    return x
 
 
 _DTYPE_SHORT = {

@@ -58,7 +58,8 @@ import numpy as np
 from ..kernels.source.activation import KINDS
 from ..kernels.source.steps import ACT_RELU, BINARY, OPS, REDUCE, STEP_WORDS, UNARY
 from ..memory import empty_aligned
-from .ir import Graph, Node, Sym, Value
+from .ir import Graph, Node, Value
+from .ir_types import has_sym, resolve_syms
 
 __all__ = ["lower", "StepProgram", "ENABLED"]
 
@@ -283,7 +284,7 @@ def lower(g: Graph, batch: int | None = None) -> StepProgram | None:
     """
     if not ENABLED or g.updates or g.scalars or not g.nodes or not g.outputs:
         return None
-    if any(_symbolic(v.shape) for v in g.values()):
+    if any(has_sym(v.shape) for v in g.values()):
         if batch is None:
             return None
         g = _concrete(g, batch)
@@ -769,39 +770,14 @@ def _float_dtype(g: Graph) -> np.dtype | None:
     return dt
 
 
-def _symbolic(x: Any) -> bool:
-    if isinstance(x, Sym):
-        return True
-    if isinstance(x, tuple | list):
-        return any(_symbolic(e) for e in x)
-    if isinstance(x, slice):
-        return any(_symbolic(e) for e in (x.start, x.stop, x.step))
-    if isinstance(x, dict):
-        return any(_symbolic(e) for e in x.values())
-    return False
-
-
-def _resolved(x: Any, batch: int) -> Any:
-    """``x`` (an attribute, a shape) with every :class:`Sym` in it given the batch size."""
-    if isinstance(x, Sym):
-        return x.resolve(batch)
-    if isinstance(x, tuple | list):
-        return type(x)(_resolved(e, batch) for e in x)
-    if isinstance(x, slice):
-        return slice(*(_resolved(e, batch) for e in (x.start, x.stop, x.step)))
-    if isinstance(x, dict):
-        return {k: _resolved(e, batch) for k, e in x.items()}
-    return x
-
-
 def _concrete(g: Graph, batch: int) -> Graph:
     """A copy of the dynamic graph ``g`` with its batch size fixed at ``batch``."""
     g = g.copy()
     for v in g.values():
-        v.shape = _resolved(tuple(v.shape), batch)
+        v.shape = resolve_syms(tuple(v.shape), batch)
     for n in g.nodes:
-        n.attrs = _resolved(n.attrs, batch)
-        n.inputs = [x if isinstance(x, Value) else _resolved(x, batch) for x in n.inputs]
+        n.attrs = resolve_syms(n.attrs, batch)
+        n.inputs = [x if isinstance(x, Value) else resolve_syms(x, batch) for x in n.inputs]
     return g
 
 

@@ -29,3 +29,14 @@ def test_spellings():
 
 def test_the_ir_module_still_exports_them():
     assert ir.Sym is Sym and ir.SourceLoc is SourceLoc and ir.dtype_name is dtype_name
+
+
+def test_doctests_of_the_module():
+    import doctest
+
+    from ember.graph import ir_types
+
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    for t in doctest.DocTestFinder().find(ir_types, ir_types.__name__):
+        runner.run(t)
+    assert runner.failures == 0 and runner.tries >= 11

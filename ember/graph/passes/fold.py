@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..ir import Graph, Node, Sym, Value
+from ..ir import Graph, Node, Value
+from ..ir_types import has_sym
 from .analysis import Storage, finish_rewrite, registry_pure, replace_inputs
 
 __all__ = ["fold", "FOLD_LIMIT"]
@@ -79,7 +80,7 @@ def _try_fold(n: Node, storage: Storage, registry: dict, limit: int) -> Any:
     if n.op not in registry or out.dtype is None:
         return None
     numel = out.numel
-    if numel is None or numel > limit or _has_sym(n.attrs):
+    if numel is None or numel > limit or has_sym(n.attrs):
         return None
     if storage.escapes(out):
         return None
@@ -109,18 +110,3 @@ def _array_module(args: list) -> Any:
 
             return array_module(a)
     return np
-
-
-def _has_sym(x: Any) -> bool:
-    stack = [x]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, Sym):
-            return True
-        if isinstance(v, dict):
-            stack.extend(v.values())
-        elif isinstance(v, tuple | list):
-            stack.extend(v)
-        elif isinstance(v, slice):
-            stack.extend((v.start, v.stop, v.step))
-    return False
