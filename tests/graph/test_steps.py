@@ -11,7 +11,7 @@ import ember
 import ember.nn as nn
 import ember.nn.functional as F
 from ember import config
-from ember.graph import steps
+from ember.graph import step_ops, steps
 from ember.graph.executor import GraphRuntimeError
 from ember.graph.ir import Graph
 from ember.graph.steps import StepProgram, lower
@@ -68,7 +68,7 @@ def _tokens(b=2, t=9, vocab=11, seed=0):
 def test_a_gpt_runs_as_one_call_and_matches_eager(dtype, passes, in_place, monkeypatch):
     config.passes = None if passes else []
     if not in_place:
-        monkeypatch.setattr(steps, "IN_PLACE_ROWS", 0)
+        monkeypatch.setattr(step_ops, "IN_PLACE_ROWS", 0)
     model = _tiny_gpt().to(dtype).eval()
     cm = _check(model, _tokens(), dtype=dtype)
     prog = _program(cm)
@@ -79,7 +79,7 @@ def test_a_gpt_runs_as_one_call_and_matches_eager(dtype, passes, in_place, monke
 @pytest.mark.parametrize("in_place", [True, False], ids=["weights-in-place", "packed"])
 def test_thread_counts_give_the_same_bits(nt, in_place, monkeypatch):
     if not in_place:
-        monkeypatch.setattr(steps, "IN_PLACE_ROWS", 0)
+        monkeypatch.setattr(step_ops, "IN_PLACE_ROWS", 0)
     model = _tiny_gpt(d=64).eval()
     cm = ember.compile(model)
     x = _tokens(t=16)
@@ -407,9 +407,10 @@ def test_doctests_of_the_module():
     import doctest
 
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
-    for t in doctest.DocTestFinder().find(steps, steps.__name__):
-        runner.run(t)
-    assert runner.failures == 0 and runner.tries >= 6
+    for mod in (steps, step_ops):
+        for t in doctest.DocTestFinder().find(mod, mod.__name__):
+            runner.run(t)
+    assert runner.failures == 0 and runner.tries >= 8
 
 
 @pytest.mark.parametrize("whole", [True, False], ids=["one-call", "per-node"])
