@@ -80,20 +80,19 @@ class StepProgram:
         'StepProgram'
     """
 
-    def __init__(self, dtype: np.dtype, prog: np.ndarray, nsteps: int, slots: np.ndarray, nt: int,
-                 params: list, inputs: list, outputs: list, keep: list) -> None:  # fmt: skip
+    def __init__(self, dtype: np.dtype, prog: np.ndarray, nsteps: int, slots: np.ndarray,
+                 work: float, params: list, inputs: list, outputs: list, keep: list) -> None:  # fmt: skip
         self.dtype = dtype
         self._fn: Any = None  # the C function, once its library is ready (see _bind)
         self._prog = prog
-        self._nsteps = nsteps
         self._slots = slots
-        self._nt = nt
+        self._work = work  # ns of one core: the thread count of each call follows from it
         self._params = params  # (tensor, the array the program reads)
         self._inputs = inputs  # (slot, shape, dtype) of each graph input
         self._outputs = outputs  # (slot, buffer shape, dtype, [(view shape, offset, strides)])
         self._keep = [prog, slots, *keep]  # what the pointers point into
         self._lock = threading.Lock()  # one call at a time: the arena and slots are shared
-        self.steps = nsteps
+        self.steps = nsteps  # how many
 
     def valid(self) -> bool:
         """True while every parameter still holds the array the program was written for."""
@@ -114,9 +113,18 @@ class StepProgram:
         io_slots = np.array([s[0] for s in self._inputs + self._outputs], np.int64)
         self._keep.append(io_slots)
         self._io = _seam.FFI.new("void *[]", max(len(io_slots), 1))
-        self._args = (_seam.ptr(self._prog), self._nsteps, _seam.ptr(self._slots), self._io,
-                      _seam.ptr(io_slots), len(io_slots), self._nt)  # fmt: skip
+        self._args = (_seam.ptr(self._prog), self.steps, _seam.ptr(self._slots), self._io,
+                      _seam.ptr(io_slots), len(io_slots))  # fmt: skip
         return True
+
+    def threads(self) -> int:
+        """The threads of a call now: the program wakes its team once per call, as the
+        linear chain does, so the chain's threshold applies (and ``set_num_threads``, and a
+        thread's own limit)."""
+        from ..kernels import gemv
+        from ..threads import kernel_threads
+
+        return kernel_threads(self._work, gemv.MIN_WORK_PER_THREAD)
 
     def run(self, inputs: list) -> list | None:
         """The output arrays of one call, or None (see the class docstring)."""
@@ -139,7 +147,7 @@ class StepProgram:
         with self._lock:  # (the C call lets go of the GIL)
             for j, p in enumerate(held):
                 io[j] = p
-            if self._fn(*self._args) != 0:
+            if self._fn(*self._args, self.threads()) != 0:
                 return None
         return outs
 
@@ -149,7 +157,6 @@ class Lowering:
     slots, the arena's free buffers and the steps written so far."""
 
     def __init__(self, g: Graph, dtype: np.dtype) -> None:
-        self.g = g
         self.dtype = dtype
         self.arrays: dict[Value, np.ndarray] = {}
         self.slot_of: dict[Value, int] = {}
@@ -163,7 +170,6 @@ class Lowering:
         at = {n: i for i, n in enumerate(g.nodes)}
         for lin, add in self.fused.items():
             at[lin] = at[add]
-        self.at = at
         self.last: dict[Value, float] = {}  # the index of each value's last reader
         outs = set(g.outputs)
         for v in g.values():
@@ -288,9 +294,6 @@ def lower(g: Graph, batch: int | None = None) -> StepProgram | None:
 
 
 def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
-    from ..kernels import gemv
-    from ..threads import kernel_threads
-
     low = Lowering(g, dtype)
     params, inputs = [], []
     for v in g.captured:
@@ -315,9 +318,8 @@ def _lower(g: Graph, dtype: np.dtype) -> StepProgram:
     outputs = _outputs(low, g)
     slots = np.array([_addr(b) for b in low.bases], dtype=np.int64)
     prog = np.array(low.steps, dtype=np.int64).ravel()
-    # one wake-up of the team per call, as in the linear chain: its threshold applies
-    nt = kernel_threads(low.work, gemv.MIN_WORK_PER_THREAD)
-    return StepProgram(dtype, prog, len(low.steps), slots, nt, params, inputs, outputs, low.bases)
+    return StepProgram(dtype, prog, len(low.steps), slots, low.work, params, inputs, outputs,
+                       low.bases)  # fmt: skip
 
 
 def _outputs(low: Lowering, g: Graph) -> list:

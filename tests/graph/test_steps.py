@@ -4,18 +4,20 @@ own path."""
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
 import ember
 import ember.nn as nn
 import ember.nn.functional as F
-from ember import config
+from ember import config, threads
 from ember.graph import step_ops, steps
 from ember.graph.executor import GraphRuntimeError
 from ember.graph.ir import Graph
 from ember.graph.steps import StepProgram, lower
-from ember.kernels import runtime
+from ember.kernels import gemv, runtime
 from ember.kernels.source.steps import OPS, STEP_WORDS
 from ember.ops.nn.embedding import IndexOutOfRangeError
 
@@ -58,6 +60,20 @@ def _tiny_gpt(vocab=11, ctx=16, d=32, layers=2):
     return GPT(vocab, ctx, d, heads=4, layers=layers, head_bias=False, sliced_pos=True)
 
 
+@contextlib.contextmanager
+def _team(nt, monkeypatch):
+    """Calls in this block run on ``nt`` threads, however small (set_num_threads, and the
+    chain's threshold at 1 ns)."""
+    monkeypatch.setattr(gemv, "MIN_WORK_PER_THREAD", 1)
+    saved, kernel = ember.get_num_threads(), threads._kernel_threads
+    ember.set_num_threads(nt)
+    try:
+        yield
+    finally:
+        ember.set_num_threads(saved)
+        threads._kernel_threads = kernel
+
+
 def _tokens(b=2, t=9, vocab=11, seed=0):
     return ember.tensor(np.random.default_rng(seed).integers(0, vocab, (b, t)))
 
@@ -86,9 +102,9 @@ def test_thread_counts_give_the_same_bits(nt, in_place, monkeypatch):
     with ember.no_grad():
         cm(x)
         base = cm(x).numpy()
-        prog = _program(cm)
-        prog._nt = nt
-        np.testing.assert_array_equal(cm(x).numpy(), base)
+        with _team(nt, monkeypatch):
+            assert _program(cm).threads() == nt
+            np.testing.assert_array_equal(cm(x).numpy(), base)
 
 
 def test_outputs_are_fresh_arrays_every_call():
@@ -487,7 +503,7 @@ def test_one_dimensional_matmuls_are_not_lowered():
 
 
 @pytest.mark.parametrize("nt", [1, 2, 3])
-def test_a_hand_written_attention(nt):
+def test_a_hand_written_attention(nt, monkeypatch):
     """``q @ k^T``, a scale, ``masked_fill`` with a negated bool mask, softmax, ``@ v``."""
     import math
 
@@ -502,8 +518,9 @@ def test_a_hand_written_attention(nt):
     cm = _check(attn, q, k, v)
     with ember.no_grad():
         base = cm(q, k, v).numpy()
-        _program(cm)._nt = nt
-        np.testing.assert_array_equal(cm(q, k, v).numpy(), base)
+        with _team(nt, monkeypatch):
+            assert _program(cm).threads() == nt
+            np.testing.assert_array_equal(cm(q, k, v).numpy(), base)
 
 
 @pytest.mark.parametrize(
