@@ -55,8 +55,10 @@ from typing import Any
 
 import numpy as np
 
+from ..kernels import gemv
 from ..kernels.source.steps import OPS, STEP_WORDS
 from ..memory import empty_aligned
+from ..threads import kernel_threads
 from .ir import Graph, Node, Value
 from .ir_types import has_sym, resolve_syms
 from .step_ops import NOTS, VIEWS, Unsupported, lower_node
@@ -121,9 +123,6 @@ class StepProgram:
         """The threads of a call now: the program wakes its team once per call, as the
         linear chain does, so the chain's threshold applies (and ``set_num_threads``, and a
         thread's own limit)."""
-        from ..kernels import gemv
-        from ..threads import kernel_threads
-
         return kernel_threads(self._work, gemv.MIN_WORK_PER_THREAD)
 
     def run(self, inputs: list) -> list | None:
