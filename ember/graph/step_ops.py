@@ -37,7 +37,7 @@ ACTS = {"relu", "gelu", "silu", "sigmoid", "tanh"}
 SOFTMAX = {"softmax": 0, "log_softmax": 1, "safe_softmax": 2}  # the softmax step's modes
 ARITHMETIC = {"add", "sub", "mul", "div", "pow"}
 NOTS = {"bitwise_not", "logical_not"}  # on bool values: the one non-float result allowed
-COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa", "matmul", "where"}
+COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa", "matmul", "where", "cat"}
 COMPUTE |= ARITHMETIC | ACTS | set(SOFTMAX) | set(UNARY) | set(REDUCE)
 IN_PLACE_ROWS = 256  # linear steps on at most this many rows read their weight in place
 GEMV_ROWS = 8  # ... and on at most this many, run as matrix-vector products (gemv.py's)
@@ -91,6 +91,8 @@ def lower_node(low: Lowering, n: Node, i: int) -> None:
         return _unary(low, n, i)
     if op in REDUCE:
         return _reduce(low, n)
+    if op == "cat":
+        return _cat(low, n)
     return _softmax(low, n)
 
 
@@ -112,9 +114,30 @@ def _view(low: Lowering, n: Node, i: int) -> None:
         raise Unsupported  # a copy that is not a reshape's (advanced indexing)
     flat = low.new(n.output, shape=src.shape)  # the copy, in C order, then reshaped
     low.arrays[n.output] = flat.reshape(n.output.shape)
-    shape4 = (1,) * (4 - src.ndim) + src.shape
-    st = (0,) * (4 - src.ndim) + tuple(s // src.itemsize for s in src.strides)
-    low.emit("copy", low.ptr(x), low.ptr(n.output), *shape4, *st, work=src.size * NS_PER_ELEMENT)
+    _copy(low, src, low.ptr(x), flat, low.ptr(n.output))
+
+
+def _copy(low: Lowering, src: np.ndarray, src_word: int, dst: np.ndarray, dst_word: int) -> None:
+    """A copy step: ``src`` (at pointer word ``src_word``) into ``dst`` of its shape, both
+    at their own strides."""
+    dims, (ss, sd) = _broadcast(dst.shape, src, dst)
+    low.emit("copy", src_word, dst_word, *dims, *ss, *sd, work=src.size * NS_PER_ELEMENT)
+
+
+def _cat(low: Lowering, n: Node) -> None:
+    """A concatenation: one copy step per input, into its part of the result."""
+    ins = n.inputs
+    out = low.new(n.output)
+    axis = n.attrs["dim"] % out.ndim
+    at = 0
+    base = low.ptr(n.output)
+    for x in ins:
+        if not isinstance(x, Value) or x.dtype != low.dtype:
+            raise Unsupported
+        xa = low.arrays[x]
+        part = out[(slice(None),) * axis + (slice(at, at + xa.shape[axis]),)]
+        _copy(low, xa, low.ptr(x), part, base + _addr(part) - _addr(out))
+        at += xa.shape[axis]
 
 
 def _contiguous(low: Lowering, x: Value) -> np.ndarray:
@@ -303,13 +326,15 @@ def _broadcast(shape: tuple, *arrays: np.ndarray) -> tuple[list[int], list[list[
 
 
 def _unary(low: Lowering, n: Node, i: int, kind: str | None = None) -> None:
+    """A unary op (``kind``: another op's step, as x**2's ``square``), its input at any
+    strides."""
     x = n.inputs[0]
-    size = math.prod(n.output.shape)
-    _contiguous(low, x)
+    xa = low.arrays[x]
+    dims, (st,) = _broadcast(xa.shape, xa)
     if low.reuse(n.output, x, i) is None:
         low.new(n.output)
-    low.emit("unary", low.ptr(x), low.ptr(n.output), size, UNARY[kind or n.op],
-             work=size * NS_PER_ELEMENT)  # fmt: skip
+    low.emit("unary", low.ptr(x), low.ptr(n.output), *dims, *st, UNARY[kind or n.op],
+             work=xa.size * NS_PER_ELEMENT)  # fmt: skip
 
 
 def _reduce(low: Lowering, n: Node) -> None:
@@ -425,6 +450,10 @@ def _where(low: Lowering, n: Node) -> None:
     low.new(n.output)
     low.emit("where", *words, low.ptr(n.output), size, *periods, row,
              work=size * NS_PER_ELEMENT)  # fmt: skip
+
+
+def _addr(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
 
 
 def _bits(x: float) -> int:

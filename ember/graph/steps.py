@@ -14,8 +14,8 @@ program per batch size, up to 8):
   ``rsqrt``, ``neg``, ``abs``, ``reciprocal``, squares, ``add``/``sub``/``mul``/``div``
   with any broadcasting (up to 4 dims once adjacent ones merge) or a Python number,
   ``where`` (each operand the result's size, repeated along it, or a number), the
-  negation of a bool mask, embedding lookups, scaled dot-product attention (causal or not,
-  with or without a float or bool mask);
+  negation of a bool mask, concatenation, embedding lookups, scaled dot-product attention
+  (causal or not, with or without a float or bool mask);
 * views: slices, reshapes, permutes and the like, which cost nothing (a reshape that needs
   a copy becomes a copy step).
 

@@ -57,7 +57,7 @@ OPS = {
     "not": 12,
     "unary": 13,
     "reduce": 14,
-}
+}  # (a concatenation is copy steps, one per input)
 # the binary step's kinds: y = a op b
 BINARY = {"add": 0, "sub": 1, "mul": 2, "div": 3}
 # the unary step's kinds, each the op's NumPy formula (rsqrt: 1 / sqrt(x))
@@ -185,20 +185,42 @@ static void FN(step_binary)(const i64 *p, const i64 *slots) {
     }
 }
 
-/* unary: 1 x, 2 y (n, contiguous), 3 n, 4 kind (UNARY) */
+/* y[r d3 + j] = OP(x[.]) over rows r of the 4-D shape, in pieces of at most STEP_CHUNK, x
+   read at its own element strides */
+#define STEP_UNARY(OP)                                                                       \
+    do {                                                                                     \
+        i64 chunks = (d3 + STEP_CHUNK - 1) / STEP_CHUNK, sx = p[10];                         \
+        PARALLEL_FOR(0)                                                                      \
+        for (i64 it = 0; it < d0 * d1 * d2 * chunks; it++) {                                 \
+            i64 r = it / chunks, j0 = it % chunks * STEP_CHUNK;                              \
+            i64 m = (j0 + STEP_CHUNK < d3 ? j0 + STEP_CHUNK : d3) - j0;                      \
+            i64 i0 = r / (d1 * d2), i1 = r / d2 % d1, i2 = r % d2;                           \
+            const scalar *X = x + i0 * p[7] + i1 * p[8] + i2 * p[9] + j0 * sx;               \
+            scalar *yr = y + r * d3 + j0;                                                    \
+            if (sx == 1) {                                                                   \
+                SIMD                                                                         \
+                for (i64 j = 0; j < m; j++) { scalar u = X[j]; yr[j] = OP; }                 \
+            } else {                                                                         \
+                for (i64 j = 0; j < m; j++) { scalar u = X[j * sx]; yr[j] = OP; }            \
+            }                                                                                \
+        }                                                                                    \
+    } while (0)
+
+/* unary: 1 x, 2 y (contiguous), 3-6 the shape (4 dims), 7-10 x's element strides, 11 kind
+   (UNARY) */
 static void FN(step_unary)(const i64 *p, const i64 *slots) {
     const scalar *x = (const scalar *)step_ptr(slots, p[1]);
     scalar *y = (scalar *)step_ptr(slots, p[2]);
-    i64 n = p[3];
-    switch (p[4]) {
-    case 0: ELEMENTWISE(n, 0, i, { y[i] = EXP(x[i]); }); break;
-    case 1: ELEMENTWISE(n, 0, i, { y[i] = LOG(x[i]); }); break;
-    case 2: ELEMENTWISE(n, 0, i, { y[i] = SQRT(x[i]); }); break;
-    case 3: ELEMENTWISE(n, 0, i, { y[i] = LIT(1.0) / SQRT(x[i]); }); break;
-    case 4: ELEMENTWISE(n, 0, i, { y[i] = -x[i]; }); break;
-    case 5: ELEMENTWISE(n, 0, i, { y[i] = ABS(x[i]); }); break;
-    case 6: ELEMENTWISE(n, 0, i, { y[i] = LIT(1.0) / x[i]; }); break;
-    case 7: ELEMENTWISE(n, 0, i, { y[i] = x[i] * x[i]; }); break;
+    i64 d0 = p[3], d1 = p[4], d2 = p[5], d3 = p[6];
+    switch (p[11]) {
+    case 0: STEP_UNARY(EXP(u)); break;
+    case 1: STEP_UNARY(LOG(u)); break;
+    case 2: STEP_UNARY(SQRT(u)); break;
+    case 3: STEP_UNARY(LIT(1.0) / SQRT(u)); break;
+    case 4: STEP_UNARY(-u); break;
+    case 5: STEP_UNARY(ABS(u)); break;
+    case 6: STEP_UNARY(LIT(1.0) / u); break;
+    case 7: STEP_UNARY(u * u); break;
     }
 }
 
@@ -335,17 +357,19 @@ static void FN(step_softmax)(const i64 *p, const i64 *slots) {
                         p[3], p[4], p[5], (int)p[6], 0);
 }
 
-/* copy into contiguous y: 1 x, 2 y, 3-6 the shape (4 dims), 7-10 x's element strides */
+/* copy: 1 x, 2 y, 3-6 the shape (4 dims), 7-10 x's element strides, 11-14 y's (a reshape's
+   contiguous copy, or one input of a concatenation into its part of the result) */
 static void FN(step_copy)(const i64 *p, const i64 *slots) {
     const scalar *x = (const scalar *)step_ptr(slots, p[1]);
     scalar *y = (scalar *)step_ptr(slots, p[2]);
-    i64 d0 = p[3], d1 = p[4], d2 = p[5], d3 = p[6];
+    i64 d0 = p[3], d1 = p[4], d2 = p[5], d3 = p[6], sx = p[10], sy = p[14];
     PARALLEL_FOR(0)
     for (i64 r = 0; r < d0 * d1 * d2; r++) {
         i64 i0 = r / (d1 * d2), i1 = r / d2 % d1, i2 = r % d2;
         const scalar *xr = x + i0 * p[7] + i1 * p[8] + i2 * p[9];
-        scalar *yr = y + r * d3;
-        for (i64 j = 0; j < d3; j++) yr[j] = xr[j * p[10]];
+        scalar *yr = y + i0 * p[11] + i1 * p[12] + i2 * p[13];
+        if (sx == 1 && sy == 1) memcpy(yr, xr, sizeof(scalar) * (size_t)d3);
+        else for (i64 j = 0; j < d3; j++) yr[j * sy] = xr[j * sx];
     }
 }
 
