@@ -453,6 +453,7 @@ def _where(low: Lowering, n: Node) -> None:
 
 
 def _addr(a: np.ndarray) -> int:
+    """The address of ``a``'s first element (also :mod:`.steps`'s)."""
     return a.__array_interface__["data"][0]
 
 

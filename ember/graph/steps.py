@@ -61,7 +61,7 @@ from ..memory import empty_aligned
 from ..threads import kernel_threads
 from .ir import Graph, Node, Value
 from .ir_types import has_sym, resolve_syms
-from .step_ops import NOTS, VIEWS, Unsupported, lower_node
+from .step_ops import NOTS, VIEWS, Unsupported, _addr, lower_node
 
 __all__ = ["lower", "StepProgram", "ENABLED"]
 
@@ -395,7 +395,3 @@ def _concrete(g: Graph, batch: int) -> Graph:
         n.attrs = resolve_syms(n.attrs, batch)
         n.inputs = [x if isinstance(x, Value) else resolve_syms(x, batch) for x in n.inputs]
     return g
-
-
-def _addr(a: np.ndarray) -> int:
-    return a.__array_interface__["data"][0]
