@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..kernels.gemv import MAX_ROWS
 from ..kernels.source.activation import KINDS
 from ..kernels.source.steps import ACT_RELU, BINARY, REDUCE, UNARY
 from .ir import Node, Value
@@ -40,7 +41,7 @@ NOTS = {"bitwise_not", "logical_not"}  # on bool values: the one non-float resul
 COMPUTE = {"embedding", "layer_norm", "linear", "linear_chain", "sdpa", "matmul", "where", "cat"}
 COMPUTE |= ARITHMETIC | ACTS | set(SOFTMAX) | set(UNARY) | set(REDUCE)
 IN_PLACE_ROWS = 256  # linear steps on at most this many rows read their weight in place
-GEMV_ROWS = 8  # ... and on at most this many, run as matrix-vector products (gemv.py's)
+GEMV_ROWS = MAX_ROWS  # ... and on at most this many, as gemv.py's matrix-vector products
 NS_PER_MAC = 0.04  # one core's GEMM speed (25 multiply-adds per ns), for the thread count
 NS_PER_ELEMENT = 1.0  # the other steps' cost per element they write
 

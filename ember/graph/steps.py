@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from ..kernels import gemv
-from ..kernels.source.steps import OPS, STEP_WORDS
+from ..kernels.source.steps import OFFSET_BITS, OPS, STEP_WORDS
 from ..memory import empty_aligned
 from ..threads import kernel_threads
 from .ir import Graph, Node, Value
@@ -66,7 +66,6 @@ from .step_ops import NOTS, VIEWS, Unsupported, _addr, lower_node
 __all__ = ["lower", "StepProgram", "ENABLED"]
 
 ENABLED = True  # tests switch it off to compare with the per-node path
-_OFFSET_BITS = 40
 _NULL = -1
 
 
@@ -231,7 +230,7 @@ class Lowering:
 
     def fixed(self, a: np.ndarray) -> int:
         """The pointer word of an array the program reads as it is (a number's)."""
-        return self.add_slot(a, "fixed") << _OFFSET_BITS
+        return self.add_slot(a, "fixed") << OFFSET_BITS
 
     def constant(self, x: float) -> tuple[np.ndarray, int]:
         """A Python scalar operand as a one-element array of the graph's dtype, and its
@@ -245,7 +244,7 @@ class Lowering:
         free = self.free.get((shape, self.dtype))
         slot = free.pop() if free else self.add_slot(empty_aligned(shape, self.dtype), "arena")
         self.slot_last[slot] = i
-        return slot << _OFFSET_BITS
+        return slot << OFFSET_BITS
 
     def ptr(self, x: Any) -> int:
         """The pointer word of a value (or None: NULL)."""
@@ -253,9 +252,9 @@ class Lowering:
             return _NULL
         arr, slot = self.arrays[x], self.slot_of[x]
         off = _addr(arr) - _addr(self.bases[slot])
-        if not 0 <= off < (1 << _OFFSET_BITS):  # a view starting before its base: not ours
+        if not 0 <= off < (1 << OFFSET_BITS):  # a view starting before its base: not ours
             raise Unsupported
-        return slot << _OFFSET_BITS | off
+        return slot << OFFSET_BITS | off
 
     def emit(self, op: str, *words: int, work: float) -> None:
         step = [OPS[op], *words]

@@ -41,6 +41,7 @@ import re
 from . import Unit, activation, attention, attention_mm, gemm, gemv, norm, softmax
 
 STEP_WORDS = 36  # 64-bit words per step
+OFFSET_BITS = 40  # a pointer word: slot << OFFSET_BITS | byte offset
 # the step codes: what each step's words mean is written beside its C function below
 OPS = {
     "gather": 1,
@@ -94,9 +95,11 @@ SHARED = (
 #define SDPA_PARALLEL(nt)
 #define SDPA_FOR EMBER_PRAGMA(omp for schedule(static) nowait)
 #endif
-#define STEP_WORDS 36
-#define STEP_OFFSET_BITS 40
-/* the address a pointer word names: slots[w >> 40] plus its low 40 bits; -1 is NULL */
+"""
+    + f"#define STEP_WORDS {STEP_WORDS}\n#define STEP_OFFSET_BITS {OFFSET_BITS}\n"
+    + r"""
+/* the address a pointer word names: slots[w >> STEP_OFFSET_BITS] plus its low bits; -1 is
+   NULL */
 static void *step_ptr(const i64 *slots, i64 w) {
     if (w < 0) return NULL;
     return (char *)(intptr_t)slots[w >> STEP_OFFSET_BITS] +
