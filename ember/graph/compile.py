@@ -46,6 +46,7 @@ import functools
 import inspect
 import warnings
 from collections.abc import Callable
+from operator import attrgetter, getitem, is_
 from typing import Any, NamedTuple
 
 from .. import config
@@ -56,6 +57,8 @@ from .executor import Program
 from .guards import batch_positions, describe_change, dynamic_key, merge_dynamic, signature
 from .ir import Graph
 from .trace import GraphBreak, Tracer, _tensor_leaves
+
+_TRAINING = attrgetter("training")
 
 __all__ = ["compile", "CompiledFunction", "CacheInfo", "GraphBreakWarning", "RetraceWarning"]
 
@@ -510,24 +513,22 @@ class _Reachable:
     def guards(self, graph: Graph) -> list:
         """Training flags of every reachable module; identity of captured parameters."""
         out = []
-        flags = tuple(self.flags)
-        if flags:
+        # each guard one expression of C-level iterators (no Python loop): a compiled call's
+        # fast path runs them on every call
+        if self.flags:
+            modules = tuple(m for m, _ in self.flags)
+            flags = tuple(f for _, f in self.flags)
 
             def training_flags() -> bool:
-                for m, f in flags:
-                    if m.training is not f:
-                        return False
-                return True
+                return all(map(is_, map(_TRAINING, modules), flags))
 
             out.append((training_flags, "module training flags"))
         slots = tuple(self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots)
         if slots:
+            dicts, keys, params = (tuple(col) for col in zip(*slots))
 
-            def parameters() -> bool:
-                for d, k, p in slots:
-                    if d[k] is not p:  # a deleted entry raises, which fails the guard
-                        return False
-                return True
+            def parameters() -> bool:  # a deleted entry raises, which fails the guard
+                return all(map(is_, map(getitem, dicts, keys), params))
 
             out.append((parameters, "module parameters"))
         return out

@@ -311,26 +311,27 @@ class Program:
         """Run the graph on input arrays; returns the output arrays. Calls from several
         threads run one at a time."""
         with self._lock:
+            programs = self._steps
+            self.steps_run = None
+            if programs is not False:  # the whole graph as one C call, where it applies
+                bval = None
+                if self.sym_source is not None:
+                    i, d = self.sym_source
+                    bval = inputs[i].shape[d]
+                steps = programs.get(bval)
+                if steps is None or (steps and not steps.valid()):
+                    if len(programs) >= STEP_PROGRAMS:
+                        programs.clear()
+                    steps = programs[bval] = self._lower_steps(bval)
+                if steps:
+                    outs = steps.run(inputs)
+                    if outs is not None:
+                        self.steps_run = steps
+                        return outs
             return self._run(inputs, input_tensors)
 
     def _run(self, inputs: list, input_tensors: list) -> list:
-        programs = self._steps
-        self.steps_run = None
-        if programs is not False:
-            bval = None
-            if self.sym_source is not None:
-                i, d = self.sym_source
-                bval = inputs[i].shape[d]
-            steps = programs.get(bval)
-            if steps is None or (steps and not steps.valid()):
-                if len(programs) >= STEP_PROGRAMS:
-                    programs.clear()
-                steps = programs[bval] = self._lower_steps(bval)
-            if steps:
-                outs = steps.run(inputs)
-                if outs is not None:
-                    self.steps_run = steps
-                    return outs
+        """The generated function's call (node by node)."""
         bufs = self._fixed
         if bufs is None:  # buffers that depend on the batch size, or not yet allocated
             bval = None

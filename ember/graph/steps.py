@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import math
 import threading
+from operator import attrgetter, is_
 from typing import Any
 
 import numpy as np
@@ -67,6 +68,7 @@ __all__ = ["lower", "StepProgram", "ENABLED"]
 
 ENABLED = True  # tests switch it off to compare with the per-node path
 _NULL = -1
+_DATA = attrgetter("_data")
 
 
 class StepProgram:
@@ -89,15 +91,24 @@ class StepProgram:
         self._slots = slots
         self._work = work  # ns of one core: the thread count of each call follows from it
         self._params = params  # (tensor, the array the program reads)
+        self._tensors = tuple(t for t, _ in params)
+        self._arrays = tuple(a for _, a in params)
         self._inputs = inputs  # (slot, shape, dtype) of each graph input
         self._outputs = outputs  # (slot, buffer shape, dtype, [(view shape, offset, strides)])
+        # (shape, dtype) of the one output when it is the whole of its buffer (the common
+        # case, allocated without the views' loop), else None
+        self._single: tuple | None = None
+        if len(outputs) == 1 and len(outputs[0][3]) == 1:
+            _, shape, dtype, [(s, off, st)] = outputs[0]
+            if off == 0 and s == shape and st == np.empty(shape, dtype).strides:
+                self._single = (shape, dtype)
         self._keep = [prog, slots, *keep]  # what the pointers point into
         self._lock = threading.Lock()  # one call at a time: the arena and slots are shared
         self.steps = nsteps  # how many
 
     def valid(self) -> bool:
         """True while every parameter still holds the array the program was written for."""
-        return all(t._data is a for t, a in self._params)
+        return all(map(is_, map(_DATA, self._tensors), self._arrays))
 
     def _bind(self) -> bool:
         """Find the C function; False while its library is still compiling (it compiles on
@@ -126,26 +137,39 @@ class StepProgram:
 
     def run(self, inputs: list) -> list | None:
         """The output arrays of one call, or None (see the class docstring)."""
-        if self._fn is None and not self._bind():
-            return None
+        fn = self._fn
+        if fn is None:
+            if not self._bind():
+                return None
+            fn = self._fn
         for (_, shape, dtype), a in zip(self._inputs, inputs):
-            if type(a) is not np.ndarray or not a.flags.c_contiguous or a.dtype != dtype:
+            if type(a) is not np.ndarray or a.shape != shape or a.dtype != dtype:
                 return None
-            if a.shape != shape:
+            if not a.flags.c_contiguous:
                 return None
+        single = self._single
+        if single is not None:
+            bufs = outs = [np.empty(*single)]
+        else:
+            bufs, outs = [], []
+            for _, shape, dtype, views in self._outputs:
+                buf = np.empty(shape, dtype)
+                bufs.append(buf)
+                for s, off, st in views:
+                    whole = off == 0 and s == shape and st == buf.strides
+                    outs.append(buf if whole else np.ndarray(s, dtype, buf, off, st))
+        nt = kernel_threads(self._work, gemv.MIN_WORK_PER_THREAD)  # (threads(), inlined)
         ptr, io = self._ptr, self._io
-        held = [ptr(a) for a in inputs]  # (alive until the call returns)
-        outs = []
-        for _, shape, dtype, views in self._outputs:
-            buf = np.empty(shape, dtype)
-            held.append(ptr(buf))
-            for s, off, st in views:
-                whole = off == 0 and s == shape and st == buf.strides
-                outs.append(buf if whole else np.ndarray(s, dtype, buf, off, st))
         with self._lock:  # (the C call lets go of the GIL)
-            for j, p in enumerate(held):
-                io[j] = p
-            if self._fn(*self._args, self.threads()) != 0:
+            # the arrays themselves keep their memory alive through the call
+            j = 0
+            for a in inputs:
+                io[j] = ptr(a)
+                j += 1
+            for a in bufs:
+                io[j] = ptr(a)
+                j += 1
+            if fn(*self._args, nt) != 0:
                 return None
         return outs
 

@@ -104,6 +104,29 @@ def test_replaced_parameter_is_guarded():
     assert cm.cache_info().traces == 2
 
 
+def test_fast_path_checks_flags_and_parameters_on_every_call():
+    # the guards run on the fast path too (a repeated call skips the signature key): a
+    # flag flipped, or a parameter replaced, after several fast calls is still noticed
+    model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Dropout(0.5))
+    cm = compile(model)
+    x = ember.ones(8, 4)
+    with ember.no_grad():
+        model.eval()
+        for _ in range(3):
+            a = cm(x)
+        assert cm._fast is not None
+        model.train()
+        assert (cm(x).numpy() == 0).any()  # dropout: a new trace, not the eval graph
+        assert cm.cache_info().traces == 2
+        model.eval()
+        for _ in range(3):
+            np.testing.assert_allclose(cm(x).numpy(), a.numpy())
+        model[0].weight = nn.Parameter(ember.zeros(4, 4))
+        relu_bias = np.maximum(model[0].bias.detach().numpy(), 0)
+        np.testing.assert_allclose(cm(x).numpy(), np.broadcast_to(relu_bias, (8, 4)))
+    assert cm.cache_info().traces == 3
+
+
 def test_run_eagerly_reaches_a_breakpoint(monkeypatch):
     seen = []
 
