@@ -17,6 +17,10 @@ The rest of the policy, applied by the kernels:
 * OpenMP threads wait *passively* (``OMP_WAIT_POLICY=PASSIVE``, set before the OpenMP
   runtime loads unless the user set it): busy-waiting threads steal the cores of the other
   threads and processes on the machine, which costs 20-200x under contention;
+* a worker thread of the GEMM, the linear chain or a step program that wakes on the
+  calling thread's CPU moves off it for good (``ember_team_place`` in the kernels' common
+  C): on a KVM guest, Linux woke passive OpenMP threads on the waker's CPU rather than on
+  the halted idle vCPU, and some processes then ran every region on one CPU;
 * OpenBLAS's idle worker threads go to sleep almost at once (``OPENBLAS_THREAD_TIMEOUT=4``,
   set by ``import ember`` before NumPy loads OpenBLAS, unless the user set it). By default
   they spin for about 2^28 cycles (~0.1 s) after every BLAS call, and a training step calls

@@ -4,6 +4,7 @@ per-thread caps (data loader threads), forked children, results independent of t
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 
 import numpy as np
@@ -115,3 +116,55 @@ def test_a_process_with_busy_waiting_openmp_threads_exits_cleanly(c_kernels):
         [sys.executable, "-c", _EXIT_CHILD], env=env, capture_output=True, text=True, timeout=120
     )
     assert (r.returncode, r.stdout.strip()) == (0, "done"), r.stderr[-2000:]
+
+
+_PLACE_PROBE = r"""
+/* out: 0 the caller's CPU, 1 the worker's CPU once forced onto it, 2 the worker's CPU after
+   ember_team_place, 3 whether the caller's CPU is still in the worker's mask, 4 the mask's
+   size, 5 the size of the mask the worker started with */
+EMBER_API int FN(place_probe)(int *out) {
+    int caller = EMBER_THREAD_CPU();
+    out[0] = caller;
+#pragma omp parallel num_threads(2)
+    if (omp_get_thread_num() == 1) {
+        cpu_set_t start, one, now;
+        sched_getaffinity(0, sizeof start, &start);
+        ember_team_place(-1); /* (learns the starting mask only) */
+        CPU_ZERO(&one);
+        CPU_SET(caller, &one);
+        sched_setaffinity(0, sizeof one, &one); /* what the scheduler did on the VM */
+        out[1] = sched_getcpu();
+        ember_team_place(caller);
+        out[2] = sched_getcpu();
+        sched_getaffinity(0, sizeof now, &now);
+        out[3] = CPU_ISSET(caller, &now);
+        out[4] = CPU_COUNT(&now);
+        out[5] = CPU_COUNT(&start);
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+    reason="needs Linux and two CPUs",
+)
+def test_a_worker_on_the_callers_cpu_moves_off_it():
+    # the placement every multi-threaded region of the GEMM, the linear chain and the step
+    # programs starts with: a worker woken onto the calling thread's CPU (which a KVM guest's
+    # scheduler did for every region of some processes) moves to the others, for good
+    from ember.kernels import build
+    from ember.kernels.source import Unit
+
+    from .conftest import toolchain_or_skip
+
+    toolchain_or_skip()
+    unit = Unit("place_probe", ("int place_probe(int *out)",), _PLACE_PROBE, dtypes=("f32",))
+    lib = build.load_unit(unit)
+    out = np.full(6, -9, np.int32)
+    lib.lib.ember_place_probe_f32(lib.ffi.cast("int *", out.ctypes.data))
+    caller, forced, after, still, size, started = out.tolist()
+    assert forced == caller  # forced onto the caller's CPU
+    assert after != caller and not still  # moved off, and kept off
+    assert size == started - 1  # every other CPU it started with stays allowed

@@ -37,6 +37,9 @@ from __future__ import annotations
 __all__ = ["HEADER", "PRELUDES", "POSTLUDE"]
 
 HEADER = r"""
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sched_getcpu and the CPU_* sets, for ember_team_place */
+#endif
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -70,6 +73,34 @@ typedef int64_t i64;
 #define PARALLEL_FOR(nt)
 #define PARALLEL_FOR_DYNAMIC(nt)
 #define THREAD_ID() 0
+#endif
+/* Where a parallel region's threads run. On a VM (the 2-vCPU test machine's KVM guest),
+   Linux wakes a passively waiting OpenMP thread on the CPU of the thread that woke it
+   whenever the other vCPU is idle, since an idle vCPU, halted in the host, counts as
+   preempted: the two threads then take turns on one CPU, and the region runs at half
+   speed or worse (a thread spinning at a barrier waits for one that cannot run). Once
+   there a thread stays: its last CPU is busy at every wake-up. Some processes started in
+   that state and never left it (2000 of 2000 regions on one CPU), others never entered it.
+   So a worker that finds itself on the calling thread's CPU (EMBER_THREAD_CPU(), read by
+   the caller before the region) moves off it, for good: its allowed CPUs become the ones
+   it started with, less the caller's. The caller is never pinned. */
+#if defined(__linux__) && defined(_OPENMP)
+#include <sched.h>
+#define EMBER_THREAD_CPU() sched_getcpu()
+static __thread cpu_set_t ember_allowed;
+static __thread int ember_allowed_known;
+static __attribute__((unused)) void ember_team_place(int caller_cpu) {
+    if (omp_get_thread_num() == 0) return;
+    if (!ember_allowed_known) /* the CPUs this thread started with, before any move */
+        ember_allowed_known = sched_getaffinity(0, sizeof ember_allowed, &ember_allowed) ? -1 : 1;
+    if (ember_allowed_known < 0 || caller_cpu < 0 || sched_getcpu() != caller_cpu) return;
+    cpu_set_t others = ember_allowed;
+    CPU_CLR(caller_cpu, &others);
+    if (CPU_COUNT(&others) > 0) sched_setaffinity(0, sizeof others, &others);
+}
+#else
+#define EMBER_THREAD_CPU() (-1)
+#define ember_team_place(cpu) ((void)(cpu))
 #endif
 /* ReLU as the relu op computes it (NumPy's maximum(v, 0)): v where v > 0 or v is NaN, else
    +0; on a scalar, and on a GCC vector v (its comparison masks select the lanes) */

@@ -274,7 +274,9 @@ EMBER_API int FN(conv_gemm_forward)(const scalar *x, const scalar *w, const scal
 #ifndef _OPENMP
     nt = 1;
 #endif
+    int caller_cpu = nt > 1 ? EMBER_THREAD_CPU() : -1;
     GEMM_PARALLEL(nt) {
+        ember_team_place(caller_cpu);
         i64 t = THREAD_ID(), lo, hi;
         gemm_range(panels, nt, t, &lo, &hi);
         if (lo < hi && FN(cg_forward_part)(xp, koff, w, bias, relu, y, &g, O, lo, hi)) failed = 1;
@@ -389,7 +391,9 @@ EMBER_API int FN(conv_gemm_weight_grad)(const scalar *x, const scalar *gr, scala
     cg_tap_offsets(&g, koff);
     memset(acc, 0, sizeof(scalar) * nt * nacc);
     int failed = 0;
+    int caller_cpu = nt > 1 ? EMBER_THREAD_CPU() : -1;
     GEMM_PARALLEL(nt) {
+        ember_team_place(caller_cpu);
         i64 t = THREAD_ID(), lo, hi;
         gemm_range(g.P, nt, t, &lo, &hi);
         if (lo < hi && FN(cg_weight_part)(xp, koff, gr, acc + t * nacc, &g, O, lo, hi))

@@ -364,7 +364,9 @@ EMBER_API void FN(gemm)(const scalar *a, const scalar *b, scalar *c, const scala
         FN(gemm_part)(a, b, c, bias, M, N, K, sam, sak, sbk, sbn, ldc, acc, 0, 1, 1, KC, MC, NC);
         return;
     }
+    int caller_cpu = EMBER_THREAD_CPU(); /* (nt > 1 here) */
     GEMM_PARALLEL(nt) {
+        ember_team_place(caller_cpu);
 #ifdef _OPENMP
         i64 t = omp_get_thread_num();
 #else

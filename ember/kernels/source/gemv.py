@@ -40,7 +40,7 @@ ACTS = {"none": 0, "relu": 1, "tanh": 2, "sigmoid": 3, "silu": 4, "gelu": 5, "ge
 
 SHARED = r"""
 #define GEMV_MAX_LAYERS 32
-#define GEMV_SPINS 4096 /* pauses before a waiting thread yields its core */
+#define GEMV_SPINS 256 /* pauses (about 8 us here) before a waiting thread yields its core */
 #if defined(__x86_64__) || defined(__i386__)
 #define GEMV_PAUSE() __builtin_ia32_pause()
 #elif defined(__aarch64__)
@@ -173,10 +173,12 @@ EMBER_API int FN(gemv_chain)(const scalar *x, i64 m, i64 ldx, i64 layers, const 
         if (!scratch) return -1;
     }
     gemv_barrier bar = {0, 0};
+    int caller_cpu = nt > 1 ? EMBER_THREAD_CPU() : -1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if(nt > 1)
 #endif
     {
+        ember_team_place(caller_cpu);
         int team = gemv_team(), me = THREAD_ID();
         const scalar *in = x;
         i64 ldi = ldx;

@@ -476,10 +476,12 @@ EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, i64 *slots, void *const
     scalar *px = npx ? (scalar *)aligned_alloc(64, (size_t)((npx * (i64)sizeof(scalar) + 63) / 64 * 64)) : NULL;
     if (npx && !px) return -1;
     gemv_barrier bar = {0, 0};
+    int caller_cpu = nt > 1 ? EMBER_THREAD_CPU() : -1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if(nt > 1)
 #endif
     {
+        ember_team_place(caller_cpu);
         int team = gemv_team(), t = step_thread();
         for (i64 s = 0; s < nsteps; s++) {
             FN(step_run)(prog + s * STEP_WORDS, slots, t, team, &bar, px);
