@@ -106,7 +106,7 @@ class FastPath:
         True
     """
 
-    __slots__ = ("entry", "specs", "grad", "n", "guards", "output", "device")
+    __slots__ = ("entry", "specs", "grad", "n", "guards", "output", "device", "direct")
 
     def __init__(self, entry: Entry, specs: tuple, grad: bool) -> None:
         self.entry, self.specs, self.grad, self.n = entry, specs, grad, len(specs)
@@ -114,6 +114,9 @@ class FastPath:
         program = entry.program
         self.output = None if program is None else single_output(program)
         self.device = None if program is None else program.device
+        # the whole call as one function, once a call ran the graph's step program
+        # (``StepProgram.direct``): None until then, and again after it declines a call
+        self.direct: Callable[[tuple], Any] | None = None
 
     @staticmethod
     def build(

@@ -145,15 +145,30 @@ class CompiledFunction:
         fast = self._fast
         # the fast path (set only while nothing is broken: a break clears it before tracing)
         if fast is not None and not kwargs and state.tracer is None and not config.eager_forced():
+            direct = fast.direct
+            if direct is not None:  # a step program's whole call (StepProgram.direct)
+                out = direct(args)
+                if out is not None:
+                    self._failed_guard = None
+                    self._hits += 1
+                    self._last = fast.entry
+                    return out
+                fast.direct = None  # (made again after a call that runs the steps)
             arrays = fast.arrays(args)
             if arrays is not None:
                 entry = fast.entry
                 self._failed_guard = None
                 self._hits += 1
                 self._last = entry
-                outs = entry.program.run(arrays, args)
+                program = entry.program
+                outs = program.run(arrays, args)
                 i = fast.output
                 if i is not None:
+                    steps = program.steps_run
+                    if steps is not None and fast.n == 1:
+                        fast.direct = steps.direct(
+                            fast.specs[0], fast.grad, fast.guards, fast.device, program
+                        )
                     return _make(outs[i], fast.device)
                 return entry.rebuild(outs, args)
         if self._broken is not None or state.tracer is not None or config.eager_forced():

@@ -14,6 +14,7 @@ import ember.nn as nn
 import ember.nn.functional as F
 from ember import config, threads
 from ember.graph import step_ops, steps
+from ember.graph.compile import GraphBreakWarning
 from ember.graph.executor import GraphRuntimeError
 from ember.graph.ir import Graph
 from ember.graph.steps import StepProgram, lower
@@ -354,8 +355,9 @@ def test_a_parameter_given_a_new_array_is_read_from_then_on():
     cm = ember.compile(lambda x: lin(x).relu())
     x = ember.randn(3, 6)
     with ember.no_grad():
-        cm(x), cm(x)
+        cm(x), cm(x), cm(x)
         first = _program(cm)
+        assert cm._fast.direct is not None  # the whole call as one function from now on
         lin.weight.data = ember.randn(4, 6)
         got = cm(x).numpy()
         np.testing.assert_allclose(got, lin(x).relu().numpy(), **TOL[np.float32])
@@ -366,8 +368,9 @@ def test_an_index_out_of_range_is_reported_as_in_eager_mode():
     emb, lin = nn.Embedding(5, 4), nn.Linear(4, 4)
     cm = ember.compile(lambda i: lin(emb(i)))
     with ember.no_grad():
-        cm(ember.tensor(np.array([[0, 1]]))), cm(ember.tensor(np.array([[2, 3]])))
-        assert _program(cm) is not None
+        for _ in range(3):
+            cm(ember.tensor(np.array([[0, 1]]))), cm(ember.tensor(np.array([[2, 3]])))
+        assert _program(cm) is not None and cm._fast.direct is not None
         with pytest.raises(IndexOutOfRangeError, match="index 7 is out of range"):
             lin(emb(ember.tensor(np.array([[1, 7]]))))
         with pytest.raises(GraphRuntimeError, match="index 7 is out of range") as err:
@@ -380,8 +383,36 @@ def test_a_non_contiguous_input_takes_the_python_path():
     cm = ember.compile(lambda x: lin(x).relu())
     base = ember.randn(6, 3)
     with ember.no_grad():
-        for x in (ember.randn(3, 6), base.transpose(0, 1), ember.randn(3, 6)):
+        for i, x in enumerate([ember.randn(3, 6)] * 3 + [base.transpose(0, 1), ember.randn(3, 6)]):
             np.testing.assert_allclose(cm(x).numpy(), lin(x).relu().numpy(), **TOL[np.float32])
+            if i > 0:  # (the first call traces)
+                assert (_program(cm) is None) == (not x.numpy().flags.c_contiguous)
+
+
+def test_the_direct_call_declines_what_it_was_not_made_for():
+    # StepProgram.direct: the whole call in one function, made after a call ran the steps;
+    # anything else (another shape, grad mode, a flipped flag) takes the full path
+    model = nn.Sequential(nn.Linear(6, 8), nn.Dropout(0.5), nn.Linear(8, 3)).eval()
+    cm = ember.compile(model)
+    x = ember.randn(2, 6)
+    with ember.no_grad():
+        for _ in range(3):
+            got = cm(x)
+        assert cm._fast.direct is not None and isinstance(got, ember.Tensor)
+        np.testing.assert_allclose(got.numpy(), model(x).numpy(), **TOL[np.float32])
+        assert not got.requires_grad and got.device == x.device
+        model.train()  # dropout on (kept units scaled by 2): not the eval graph's result
+        assert not np.allclose(cm(x).numpy(), got.numpy())
+        model.eval()
+        for _ in range(2):
+            np.testing.assert_allclose(cm(x).numpy(), got.numpy(), **TOL[np.float32])
+        assert cm._fast.direct is not None
+    with pytest.warns(GraphBreakWarning):  # grad mode on: runs eagerly, records autograd
+        assert cm(x).requires_grad
+    with ember.no_grad():
+        y = ember.randn(5, 6)  # another shape: traced anew, right result
+        np.testing.assert_allclose(cm(y).numpy(), model(y).numpy(), **TOL[np.float32])
+    assert cm.cache_info().traces >= 3
 
 
 def test_until_the_library_is_built_graphs_run_node_by_node(monkeypatch):
