@@ -456,6 +456,7 @@ class _Reachable:
         self.grads: dict[int, Tensor] = {}
         self.flags: list[tuple[Any, bool]] = []
         self.slots: dict[int, tuple[dict, str, Tensor]] = {}
+        self.children: list[tuple[dict, str, Any]] = []
         self.optimizers: list[tuple[str, Any]] = []
         found: list[tuple[str, Any]] = []
         for i, a in enumerate(args):
@@ -496,6 +497,9 @@ class _Reachable:
         prefix = f"{label}." if label else ""
         for name, sub in module.named_modules():
             self.flags.append((sub, sub.training))
+            for cname, child in sub._modules.items():
+                if child is not None:  # which module each submodule slot holds
+                    self.children.append((sub._modules, cname, child))
             sp = f"{prefix}{name}." if name else prefix
             for pname, p in sub._parameters.items():
                 if p is not None:
@@ -526,7 +530,8 @@ class _Reachable:
                 v.label = names[id(v.ref)]
 
     def guards(self, graph: Graph) -> list:
-        """Training flags of every reachable module; identity of captured parameters."""
+        """Training flags of every reachable module; identity of the captured parameters
+        and of every reachable submodule (what each slot holds)."""
         out = []
         # each guard one expression of C-level iterators (no Python loop): a compiled call's
         # fast path runs them on every call
@@ -538,14 +543,17 @@ class _Reachable:
                 return all(map(is_, map(_TRAINING, modules), flags))
 
             out.append((training_flags, "module training flags"))
-        slots = tuple(self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots)
+        # the captured parameters' slots, and every submodule's (``model[0] = nn.Linear(...)``
+        # leaves the old layer's parameters where they were: only its slot changes)
+        slots = [self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots]
+        slots += self.children
         if slots:
-            dicts, keys, params = (tuple(col) for col in zip(*slots))
+            dicts, keys, values = (tuple(col) for col in zip(*slots))
 
             def parameters() -> bool:  # a deleted entry raises, which fails the guard
-                return all(map(is_, map(getitem, dicts, keys), params))
+                return all(map(is_, map(getitem, dicts, keys), values))
 
-            out.append((parameters, "module parameters"))
+            out.append((parameters, "module parameters and submodules"))
         return out
 
 

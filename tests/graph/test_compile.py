@@ -127,6 +127,32 @@ def test_fast_path_checks_flags_and_parameters_on_every_call():
     assert cm.cache_info().traces == 3
 
 
+def test_a_replaced_submodule_is_guarded():
+    # the old layer keeps its parameters in their slots: only the submodule slot changes
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(nn.Linear(3, 4), nn.ReLU())
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.body(x))
+
+    net = Net()
+    cm = compile(net)
+    x = ember.ones(2, 3)
+    with ember.no_grad():
+        for _ in range(3):
+            cm(x)
+        net.body[0] = nn.Linear(3, 4)  # a container's slot
+        np.testing.assert_allclose(cm(x).numpy(), net(x).numpy(), rtol=1e-6)
+        for _ in range(3):
+            cm(x)
+        net.head = nn.Linear(4, 2)  # an attribute's slot
+        np.testing.assert_allclose(cm(x).numpy(), net(x).numpy(), rtol=1e-6)
+    assert cm.cache_info().traces == 3
+
+
 def test_run_eagerly_reaches_a_breakpoint(monkeypatch):
     seen = []
 
