@@ -455,8 +455,10 @@ class _Reachable:
         self.grad_none: dict[int, bool] = {}
         self.grads: dict[int, Tensor] = {}
         self.flags: list[tuple[Any, bool]] = []
-        self.slots: dict[int, tuple[dict, str, Tensor]] = {}
-        self.children: list[tuple[dict, str, Any]] = []
+        # (module, table, key, value): what ``module.<table>[key]`` held when traced; the
+        # table is looked up through the module on every check (containers replace theirs)
+        self.slots: dict[int, tuple[Any, str, str, Tensor]] = {}
+        self.children: list[tuple[Any, str, str, Any]] = []
         self.optimizers: list[tuple[str, Any]] = []
         found: list[tuple[str, Any]] = []
         for i, a in enumerate(args):
@@ -499,17 +501,17 @@ class _Reachable:
             self.flags.append((sub, sub.training))
             for cname, child in sub._modules.items():
                 if child is not None:  # which module each submodule slot holds
-                    self.children.append((sub._modules, cname, child))
+                    self.children.append((sub, "_modules", cname, child))
             sp = f"{prefix}{name}." if name else prefix
             for pname, p in sub._parameters.items():
                 if p is not None:
                     self.labels.setdefault(id(p), sp + pname)
-                    self.slots.setdefault(id(p), (sub._parameters, pname, p))
+                    self.slots.setdefault(id(p), (sub, "_parameters", pname, p))
                     self._param(p)
             for bname, b in sub._buffers.items():
                 if b is not None:
                     self.labels.setdefault(id(b), sp + bname)
-                    self.slots.setdefault(id(b), (sub._buffers, bname, b))
+                    self.slots.setdefault(id(b), (sub, "_buffers", bname, b))
 
     def _param(self, p: Tensor) -> None:
         self.grad_none[id(p)] = p.grad is None
@@ -548,10 +550,10 @@ class _Reachable:
         slots = [self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots]
         slots += self.children
         if slots:
-            dicts, keys, values = (tuple(col) for col in zip(*slots))
+            owners, tables, keys, values = (tuple(col) for col in zip(*slots))
 
             def parameters() -> bool:  # a deleted entry raises, which fails the guard
-                return all(map(is_, map(getitem, dicts, keys), values))
+                return all(map(is_, map(getitem, map(getattr, owners, tables), keys), values))
 
             out.append((parameters, "module parameters and submodules"))
         return out

@@ -127,6 +127,16 @@ def test_fast_path_checks_flags_and_parameters_on_every_call():
     assert cm.cache_info().traces == 3
 
 
+def _changed_after_fast_calls(cm, net, x, change):
+    """Three calls (the fast path from the third), ``change()``, then one more call: it must
+    give what ``net`` gives now."""
+    with ember.no_grad():
+        for _ in range(3):
+            cm(x)
+        change()
+        np.testing.assert_allclose(cm(x).numpy(), net(x).numpy(), rtol=1e-6)
+
+
 def test_a_replaced_submodule_is_guarded():
     # the old layer keeps its parameters in their slots: only the submodule slot changes
     class Net(nn.Module):
@@ -138,19 +148,32 @@ def test_a_replaced_submodule_is_guarded():
         def forward(self, x):
             return self.head(self.body(x))
 
-    net = Net()
+    net, x = Net(), ember.ones(2, 3)
     cm = compile(net)
-    x = ember.ones(2, 3)
-    with ember.no_grad():
-        for _ in range(3):
-            cm(x)
-        net.body[0] = nn.Linear(3, 4)  # a container's slot
-        np.testing.assert_allclose(cm(x).numpy(), net(x).numpy(), rtol=1e-6)
-        for _ in range(3):
-            cm(x)
-        net.head = nn.Linear(4, 2)  # an attribute's slot
-        np.testing.assert_allclose(cm(x).numpy(), net(x).numpy(), rtol=1e-6)
+    # a container's slot, then an attribute's
+    _changed_after_fast_calls(cm, net, x, lambda: net.body.__setitem__(0, nn.Linear(3, 4)))
+    _changed_after_fast_calls(cm, net, x, lambda: setattr(net, "head", nn.Linear(4, 2)))
     assert cm.cache_info().traces == 3
+
+
+def test_a_container_that_replaces_its_table_is_guarded():
+    # ModuleList.insert builds a new _modules dict and leaves the old one as it was
+    class Stack(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.Linear(3, 3), nn.Linear(3, 3)])
+
+        def forward(self, x):
+            for layer in self.layers:
+                x = layer(x)
+            return x
+
+    net = Stack()
+    cm = compile(net)
+    _changed_after_fast_calls(
+        cm, net, ember.ones(2, 3), lambda: net.layers.insert(0, nn.Linear(3, 3))
+    )
+    assert cm.cache_info().traces == 2
 
 
 def test_run_eagerly_reaches_a_breakpoint(monkeypatch):
