@@ -8,7 +8,10 @@ How a call goes:
 2. Otherwise the call's signature (:mod:`ember.graph.guards`) selects a cached graph whose
    guards pass, and the executor runs it: parameters, optimizer state and gradients are
    updated in place exactly as eager mode would, and outputs come back as tensors with the
-   function's nesting (tensors, tuples, lists, dicts).
+   function's nesting (tensors, tuples, lists, dicts). Among the guards: the training flag
+   of every module the function can reach, and which parameter, buffer and submodule each
+   of their slots holds (``model.fc = nn.Linear(...)``, ``model.layers.insert(...)`` or a
+   new ``nn.Parameter`` each make the next call trace again).
 3. No graph fits: the function runs once eagerly under the tracer (so this call's results
    are real) and the graph is cached for the next call. A retrace on a new batch size merges
    the two traces into one graph for every batch size (``dynamic=None`` or ``True``).
