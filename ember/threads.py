@@ -15,8 +15,17 @@ The rest of the policy, applied by the kernels:
   about 55 us or more (measured on ReLU, GELU, softmax and layer norm alike: ReLU on 64K
   floats took 14 us on one thread and 37 us on two);
 * OpenMP threads wait *passively* (``OMP_WAIT_POLICY=PASSIVE``, set before the OpenMP
-  runtime loads unless the user set it): busy-waiting threads steal the cores of the other
-  threads and processes on the machine, which costs 20-200x under contention;
+  runtime loads unless the user set it) after a short spin (``GOMP_SPINCOUNT=2000``
+  pauses, 20-100 us depending on the CPU's pause; set with the policy, unless the user set
+  either variable): busy-waiting threads steal the cores of the other threads and
+  processes on the machine, which cost 20-200x under contention, while a sleeping thread
+  takes 10-70 us to wake on a VM, more than a batch-1 inference call takes (W4's MLP:
+  105 us a call with no spin, 27.5 us with it; beside two busy processes, 75 and 58 us);
+* threads waiting at a barrier inside one kernel (the linear chain's, a step program's)
+  spin for up to 100 us, then sleep in the kernel (a futex) until the last thread
+  arrives. Yielding the core instead kept the waiting thread runnable: beside two busy
+  processes each barrier then waited out a time slice, and W4's GPT call took 184 ms
+  instead of 0.86 ms;
 * a worker thread of the GEMM, the linear chain or a step program that wakes on the
   calling thread's CPU moves off it for good (``ember_team_place`` in the kernels' common
   C): on a KVM guest, Linux woke passive OpenMP threads on the waker's CPU rather than on
@@ -57,12 +66,14 @@ __all__ = [
     "kernel_threads",
     "limit_this_thread",
     "MIN_WORK_PER_THREAD",
+    "OPENMP_SPINS",
     "configure_blas_env",
     "blas_spin_unfixed",
     "restart_blas_threads",
     "BlasSpinWarning",
 ]
 
+OPENMP_SPINS = 2000  # pauses an idle OpenMP thread spins before it sleeps (GOMP_SPINCOUNT)
 MIN_WORK_PER_THREAD = 1 << 15  # ns of one core; below 2x this a kernel runs single-threaded
 
 _limiter: Any = None
@@ -190,10 +201,15 @@ def configure_openmp_env() -> None:
     """Make OpenMP threads wait passively, unless the user chose a policy; called before the
     first OpenMP library loads (the runtime reads its environment once, when it loads).
 
+    GNU OpenMP (libgomp) also spins ``GOMP_SPINCOUNT`` pauses before it sleeps (the
+    module docstring says why); other runtimes sleep at once under the passive policy.
+
     Example:
         >>> configure_openmp_env(); os.environ["OMP_WAIT_POLICY"] != ""
         True
     """
+    if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+        os.environ["GOMP_SPINCOUNT"] = str(OPENMP_SPINS)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 

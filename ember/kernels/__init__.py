@@ -174,7 +174,7 @@ def _probe() -> bool:
 def info(probe: bool = True) -> dict[str, Any]:
     """What the kernel layer is doing, as a dict: ``backend`` ('c' or 'numpy'), ``mode``,
     ``reason`` (why NumPy, when it is), ``compiler``, ``flags``, ``cache``, ``loaded`` units,
-    ``threads``, ``wait_policy``. With ``probe`` it builds or loads one small unit to be sure.
+    ``threads``, ``wait_policy``, ``spin_count`` (libgomp's ``GOMP_SPINCOUNT``). With ``probe`` it builds or loads one small unit to be sure.
 
     Example:
         >>> sorted(info(probe=False))[:3]
@@ -214,6 +214,7 @@ def info(probe: bool = True) -> dict[str, Any]:
         "loaded": sorted(libs),
         "threads": threads.kernel_threads(1 << 40),
         "wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),
+        "spin_count": os.environ.get("GOMP_SPINCOUNT", "default"),
     }
 
 

@@ -89,7 +89,10 @@ def test_compiled_relu_writes_its_buffer_with_the_kernel(c_kernels, monkeypatch)
         fc = ember.compile(f)
         want = f(x).item()
         calls.clear()
-        assert fc(x).item() == want and fc(x).item() == want
+        # (to rounding: at 8 rows the relu and the sum fuse into one C region, which sums
+        # in its own vector order, not NumPy's pairwise one; equal bits with AVX2, not with
+        # AVX-512's wider vectors)
+        np.testing.assert_allclose([fc(x).item(), fc(x).item()], [want, want], rtol=1e-6)
         assert (2 in calls) == want_kernel  # (x, out): the lowering's buffer
         assert ("xp.maximum" in fc.code) != want_kernel
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ember import kernels
+from ember import kernels, threads
 from ember.kernels import build, runtime
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +50,9 @@ PROBE = textwrap.dedent(
 
 
 def _run(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items() if k not in ("CC", "EMBER_KERNELS")}
+    # (the wait policy and spin count this process's ember set are the child's to choose)
+    mine = ("CC", "EMBER_KERNELS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+    full = {k: v for k, v in os.environ.items() if k not in mine}
     full.update(EMBER_CACHE_DIR=str(tmp_path / "cache"), **env)
     return subprocess.run([sys.executable, "-c", code], env=full, cwd=REPO, capture_output=True,
                           text=True, timeout=300)  # fmt: skip
@@ -127,6 +129,7 @@ def test_auto_mode_with_a_compiler_uses_c(tmp_path):
     # one library per unit and element type, built on first use: float32 code only here
     assert set(out["info"]["loaded"]) == {"softmax.f32", "norm.f32", "activation.f32", "optim.f32"}
     assert out["info"]["wait_policy"] == "PASSIVE"
+    assert out["info"]["spin_count"] == str(threads.OPENMP_SPINS)
 
 
 def test_import_ember_compiles_nothing(tmp_path):
@@ -149,6 +152,19 @@ def test_user_wait_policy_is_kept(tmp_path):
     r = _run(code, tmp_path, OMP_WAIT_POLICY="ACTIVE")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "ACTIVE"
+
+
+@pytest.mark.parametrize("env", [{"OMP_WAIT_POLICY": "PASSIVE"}, {"GOMP_SPINCOUNT": "7"}])
+def test_user_spin_choice_is_kept(tmp_path, env):
+    # a user who chose a wait policy or a spin count gets no spin count from ember
+    code = (
+        "import os, numpy as np\nfrom ember import kernels\n"
+        "kernels.softmax_forward(np.ones(2, np.float32), 0)\n"
+        "print(os.environ.get('GOMP_SPINCOUNT', 'unset'))"
+    )
+    r = _run(code, tmp_path, **env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == env.get("GOMP_SPINCOUNT", "unset")
 
 
 def test_invalid_mode_warns_and_means_auto(monkeypatch):

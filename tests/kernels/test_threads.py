@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
 
 import numpy as np
@@ -125,9 +126,13 @@ _PLACE_PROBE = r"""
 EMBER_API int FN(place_probe)(int *out) {
     int caller = EMBER_THREAD_CPU();
     out[0] = caller;
+    cpu_set_t all; /* the caller's CPUs (a caller is never narrowed) */
+    sched_getaffinity(0, sizeof all, &all);
 #pragma omp parallel num_threads(2)
     if (omp_get_thread_num() == 1) {
         cpu_set_t start, one, now;
+        /* the pool's worker may have been placed by an earlier kernel of this process */
+        sched_setaffinity(0, sizeof all, &all);
         sched_getaffinity(0, sizeof start, &start);
         ember_team_place(-1); /* (learns the starting mask only) */
         CPU_ZERO(&one);
@@ -168,3 +173,70 @@ def test_a_worker_on_the_callers_cpu_moves_off_it():
     assert forced == caller  # forced onto the caller's CPU
     assert after != caller and not still  # moved off, and kept off
     assert size == started - 1  # every other CPU it started with stays allowed
+
+
+_BARRIER_PROBE = r"""
+#include <time.h>
+static double probe_secs(clockid_t c) {
+    struct timespec t;
+    clock_gettime(c, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+/* rounds of gemv_wait between 2 threads, thread 1 arriving `late_us` late each round. out:
+   [0] rounds where thread 0 saw thread 1's value for the round after the barrier,
+   [1] thread 0's wall seconds, [2] thread 0's CPU seconds (both over all rounds) */
+EMBER_API int FN(barrier_probe)(int rounds, int late_us, double *out) {
+    gemv_barrier bar = {0, 0, 0};
+    volatile int seen = -1;
+    int good = 0;
+#pragma omp parallel num_threads(2)
+    {
+        int me = omp_get_thread_num();
+        double w0 = probe_secs(CLOCK_MONOTONIC), c0 = probe_secs(CLOCK_THREAD_CPUTIME_ID);
+        for (int r = 0; r < rounds; r++) {
+            if (me == 1) {
+                struct timespec d = {0, late_us * 1000L};
+                nanosleep(&d, NULL);
+                seen = r;
+            }
+            gemv_wait(&bar, 2);
+            if (me == 0 && seen == r) good++;
+            gemv_wait(&bar, 2);
+        }
+        if (me == 0) {
+            out[0] = good;
+            out[1] = probe_secs(CLOCK_MONOTONIC) - w0;
+            out[2] = probe_secs(CLOCK_THREAD_CPUTIME_ID) - c0;
+        }
+    }
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or (os.cpu_count() or 1) < 2,
+    reason="needs Linux (the futex) and two CPUs",
+)
+def test_a_thread_waiting_long_at_a_barrier_sleeps():
+    # the linear chain's and the step programs' barrier: a thread that waits longer than
+    # the spin sleeps (a futex), so beside busy processes it does not take turns with them
+    # (yielding, it kept its core: CPU time = wall time), and it still sees the late
+    # thread's writes once it is woken
+    from ember.kernels import build
+    from ember.kernels.source import Unit
+    from ember.kernels.source.gemv import SHARED
+
+    from .conftest import toolchain_or_skip
+
+    toolchain_or_skip()
+    unit = Unit("barrier_probe", ("int barrier_probe(int rounds, int late_us, double *out)",),
+                _BARRIER_PROBE, shared=SHARED, dtypes=("f32",))  # fmt: skip
+    lib = build.load_unit(unit)
+    out = np.zeros(3)
+    rounds = 20
+    lib.lib.ember_barrier_probe_f32(rounds, 3000, lib.ffi.cast("double *", out.ctypes.data))
+    good, wall, cpu = out.tolist()
+    assert good == rounds
+    assert wall > rounds * 0.003
+    assert cpu < wall / 4  # spun at most 100 us of each 3 ms wait

@@ -475,7 +475,7 @@ EMBER_API int FN(run_steps)(const i64 *prog, i64 nsteps, i64 *slots, void *const
     }
     scalar *px = npx ? (scalar *)aligned_alloc(64, (size_t)((npx * (i64)sizeof(scalar) + 63) / 64 * 64)) : NULL;
     if (npx && !px) return -1;
-    gemv_barrier bar = {0, 0};
+    gemv_barrier bar = {0, 0, 0};
     int caller_cpu = nt > 1 ? EMBER_THREAD_CPU() : -1;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if(nt > 1)
