@@ -26,11 +26,12 @@ from __future__ import annotations
 import math
 import os
 import sys
+import weakref
 from typing import Any
 
 import numpy as np
 
-__all__ = ["tune_allocator", "tuned", "empty_aligned", "ALIGNMENT"]
+__all__ = ["tune_allocator", "tuned", "empty_aligned", "owns_memory", "ALIGNMENT"]
 
 ALIGNMENT = 64  # bytes: one cache line
 _SMALL = 4096  # bytes: below this an array is allocated as NumPy does
@@ -89,4 +90,23 @@ def empty_aligned(shape: tuple[int, ...] | int, dtype: Any = np.float32) -> np.n
         return np.empty(shape, dt)
     raw = np.empty(nbytes + ALIGNMENT, np.uint8)
     skip = -raw.__array_interface__["data"][0] % ALIGNMENT
-    return raw[skip : skip + nbytes].view(dt).reshape(shape)
+    a = raw[skip : skip + nbytes].view(dt).reshape(shape)
+    _ALIGNED[id(a)] = a  # (see owns_memory; the entry goes with the array)
+    return a
+
+
+# the arrays empty_aligned returned that are alive, by id: the owners of their buffers
+_ALIGNED: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def owns_memory(a: Any) -> bool:
+    """True when the array ``a`` (NumPy or CuPy) owns its memory: it is no view, or it is
+    an array :func:`empty_aligned` returned (a view of a private byte buffer that no other
+    array reaches; a view of *it* does not count).
+
+    Example:
+        >>> a = empty_aligned((256, 64))
+        >>> owns_memory(a), owns_memory(a.reshape(-1)), owns_memory(np.ones(8)[2:])
+        (True, False, False)
+    """
+    return getattr(a, "base", None) is None or _ALIGNED.get(id(a)) is a

@@ -40,3 +40,15 @@ def test_empty_aligned(shape, dtype):
         assert a.__array_interface__["data"][0] % ember.memory.ALIGNMENT == 0
     a[...] = 1  # all of it is usable memory
     assert a.sum() == a.size
+
+
+def test_owns_memory_only_for_the_array_empty_aligned_returned():
+    # what .grad may hold without a copy: a view of a private aligned buffer, but not a
+    # view of that view (another array would then share its memory)
+    a = ember.memory.empty_aligned((128, 512), np.float32)
+    assert a.base is not None and ember.memory.owns_memory(a)
+    assert not ember.memory.owns_memory(a.reshape(-1))
+    assert not ember.memory.owns_memory(a[1:])
+    assert ember.memory.owns_memory(np.ones(4)) and not ember.memory.owns_memory(np.ones(4)[1:])
+    fake = np.empty(128 * 512 * 4 + 64, np.uint8)[:-64].view(np.float32).reshape(128, 512)
+    assert not ember.memory.owns_memory(fake)  # shaped alike, not made by empty_aligned

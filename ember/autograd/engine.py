@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from ..memory import owns_memory
 from ..tensor import Tensor
 from .mode import set_grad_enabled, state
 from .node import Node
@@ -203,7 +204,7 @@ def _add_to_grad(leaf: Tensor, g: Tensor, create_graph: bool) -> None:
     if not create_graph:
         # own the buffer: a rule may hand the same array to two inputs, or a read-only view
         arr = g._data
-        if arr.base is not None or not getattr(arr.flags, "writeable", True):
+        if not getattr(arr.flags, "writeable", True) or not owns_memory(arr):
             arr = arr.copy()
         g = Tensor._make(arr, g.device)
     if leaf.grad is None:

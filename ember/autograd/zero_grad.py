@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..memory import owns_memory
 from ..tensor import Tensor
 from .mode import state
 
@@ -31,7 +32,7 @@ def zero_grad(params: Iterable[Tensor], set_to_none: bool = True) -> None:
                 if g._node is not None:
                     g.detach_()
                 g.requires_grad = False
-                if getattr(g._data.flags, "writeable", True) and g._data.base is None:
+                if getattr(g._data.flags, "writeable", True) and owns_memory(g._data):
                     g._data.fill(0)
                     g._vc[0] += 1
                 else:

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..device import CPU
 from ..errors import EmberError
-from ..memory import empty_aligned
+from ..memory import empty_aligned, owns_memory
 from ..tensor import Tensor
 from .ir import Graph, Node, Sym, Value
 from .ir_types import has_sym
@@ -73,8 +73,10 @@ class GraphRuntimeError(EmberError):
 
 
 def _own(arr: Any) -> Any:
-    """``arr`` if it owns writable memory, else a copy (what ``.grad`` may hold)."""
-    if getattr(arr, "base", None) is not None or not getattr(arr.flags, "writeable", True):
+    """``arr`` if it owns writable memory, else a copy (what ``.grad`` may hold). An array
+    of ember's GEMM (``empty_aligned``: a view of its own aligned buffer) owns it: copying
+    W1's two weight gradients cost about 0.2 ms of its 2.8 ms step."""
+    if not getattr(arr.flags, "writeable", True) or not owns_memory(arr):
         return arr.copy()
     return arr
 

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import kernels
-from ..kernels.gemm import MIN_ROWS
+from ..kernels.gemm import serves
 from ..kernels.pool import NS_RELU
 from ..threads import MIN_WORK_PER_THREAD
 from .ir import Node, Value
@@ -169,11 +169,12 @@ def _rows(v: Value) -> int | None:
     return n
 
 
-def _tall(v: Value) -> bool:
-    """True when the left operand ``v`` may be tall or deep enough for ember's GEMM (rows or
-    inner dim at least ``kernels.gemm.MIN_ROWS``, as ``kernels.tall_matmul`` decides)."""
+def _tall(v: Value, n: Any) -> bool:
+    """True when ember's GEMM may serve the left operand ``v`` times ``n`` columns, as
+    ``kernels.tall_matmul`` decides (``kernels.gemm.serves``; a dynamic size may)."""
     rows, inner = _rows(v), v.shape[-1]
-    return rows is None or not isinstance(inner, int) or max(rows, inner) >= MIN_ROWS
+    inner = inner if isinstance(inner, int) else None
+    return serves(rows, inner, n if isinstance(n, int) else None, v.dtype)
 
 
 def _matmul_into(xp: Any, a: Any, b: Any, out: Any) -> Any:
@@ -191,7 +192,9 @@ def _matmul(node: Node, args: list[str], attrs: dict[str, str], out: str | None)
     if not _matmul_2d(node):
         return None  # batched: the forward folds/contiguates operands for BLAS
     a = node.inputs[0]
-    if a.ndim == 2 and _tall(a):  # ember's GEMM may serve it (a fresh result: the forward)
+    if a.ndim == 2 and _tall(
+        a, node.inputs[1].shape[-1]
+    ):  # ember's GEMM may serve it (a fresh result: the forward)
         return None if out is None else f"_matmul_into(xp, {args[0]}, {args[1]}, {out})"
     return _call("xp.matmul", args, out)
 
@@ -244,7 +247,7 @@ def _linear(node: Node, args: list[str], attrs: dict[str, str], out: str | None)
     if out is None or not _linear_out_ok(node):
         return None  # a fresh result: the op's own forward
     x, w, b = args
-    if node.inputs[0].ndim > 2 or _tall(node.inputs[0]):  # one folded GEMM, as the forward
+    if node.inputs[0].ndim > 2 or _tall(node.inputs[0], node.inputs[1].shape[0]):  # as forward
         return f"_linear_into(xp, {x}, {w}, {b}, {out})"
     product = f"xp.matmul({x}, {w}.T, out={out})"
     return product if node.inputs[2] is None else f"xp.add({product}, {b}, out={out})"

@@ -7,14 +7,20 @@ serve the call (``EMBER_KERNELS=numpy``, no compiler, another dtype or type, not
 empty operand, shapes that do not match, an ``out`` that overlaps an operand or whose
 columns are not contiguous); the caller then runs ``np.matmul``, the reference.
 
-:func:`tall_matmul` is the policy the ops use: the kernel when ``a`` has at least
-:data:`MIN_ROWS` rows or columns (a tall product, or a deep one such as a weight gradient
+:func:`tall_matmul` is the policy the ops use (:func:`serves`): the kernel when ``a`` has
+at least :data:`MIN_ROWS` rows or columns (a tall product, or a deep one such as a weight gradient
 ``dY.T @ X`` over many rows), OpenBLAS (None) otherwise. Measured inside W3's training step
 (2048-row products; steps alternating between the two, medians of 40 pairs), the kernel
 made the whole step 3-5% faster than OpenBLAS: it runs on the OpenMP threads the other
 kernels use (OpenBLAS's own threads are woken for every product), adds the bias as it
 stores each block, and skips the pass that zeroes the output. On smaller products (W1's
-128 rows, batch-1 inference's 64) OpenBLAS was as fast or faster, so it keeps those.
+128 rows, batch-1 inference's 64) OpenBLAS was as fast or faster with 32-byte (AVX2)
+vectors, so it keeps those there. Built with AVX-512 the kernel's register block is twice
+as wide (6 x 32 floats), and it beat OpenBLAS on W1's 128-row products too (one process,
+medians of 200 calls, GFLOP/s kernel vs OpenBLAS: 249/249 for ``(128, 784) @ (784, 512)``,
+255/233, 343/229 for the ``(512, 128) @ (128, 512)`` weight gradient, 284/216, 348/299),
+but not on those with 10 columns (29 vs 80): :func:`serves` adds the products of at least
+:data:`MIN_WIDE_WORK` multiply-adds and :data:`MIN_WIDE_SIDE` rows and columns there.
 
 Example:
     >>> import numpy as np
@@ -35,11 +41,13 @@ from ..threads import kernel_threads
 from . import _seam
 from ._seam import kernel
 
-__all__ = ["matmul", "tall_matmul", "MIN_ROWS"]
+__all__ = ["matmul", "tall_matmul", "serves", "MIN_ROWS", "MIN_WIDE_WORK", "MIN_WIDE_SIDE"]
 
 Array = Any  # np.ndarray
 
 MIN_ROWS = 1024  # rows (or columns) of ``a`` from which tall_matmul uses the kernel
+MIN_WIDE_WORK = 1 << 22  # multiply-adds from which an AVX-512 kernel serves shorter products
+MIN_WIDE_SIDE = 64  # ... whose rows and columns are at least this many
 _WORK_PER_ELEMENT = 25  # multiply-adds per ns of one core (~50 GFLOP/s): 2 threads from
 # 1.6M (ember/threads.py: a second, passively waiting thread costs 20-30 us to wake)
 
@@ -124,17 +132,48 @@ def matmul(
     return out
 
 
+def serves(m: int | None, k: int | None, n: int | None, dtype: Any) -> bool:
+    """Whether :func:`tall_matmul` gives an ``(m, k) @ (k, n)`` product of ``dtype`` to the
+    kernel: ``m`` or ``k`` at least :data:`MIN_ROWS`; or, where the kernel's vectors are
+    64 bytes wide (AVX-512), ``m`` and ``n`` at least :data:`MIN_WIDE_SIDE` and at least
+    :data:`MIN_WIDE_WORK` multiply-adds. None (a size not known yet) counts as large.
+
+    Example:
+        >>> serves(4096, 128, 128, np.float32), serves(2, 3, 4, np.float32)
+        (True, False)
+    """
+    if m is None or k is None or max(m, k) >= MIN_ROWS:
+        return True
+    if n is not None and (min(m, n) < MIN_WIDE_SIDE or m * n * k < MIN_WIDE_WORK):
+        return False
+    return dtype is not None and _vector_bytes(np.dtype(dtype)) >= 64
+
+
+def _vector_bytes(dt: Any) -> int:
+    """Bytes of the kernel's vectors for ``dt`` (0 when it has no kernel), asked once."""
+    got = _VECTOR_BYTES.get(dt)
+    if got is None:
+        f = kernel("gemm", "gemm_lanes", dt)
+        got = _VECTOR_BYTES[dt] = f() * dt.itemsize if f is not None else 0
+    return got
+
+
+_VECTOR_BYTES: dict[Any, int] = {}
+
+
 def tall_matmul(
     a: Array, b: Array, out: Array | None = None, bias: Array | None = None
 ) -> Array | None:
-    """:func:`matmul` when ``a`` has at least :data:`MIN_ROWS` rows or columns (where the
-    kernel beat OpenBLAS, see the module docstring), else None: the caller's ``np.matmul``
-    then runs.
+    """:func:`matmul` where :func:`serves` says the kernel beats OpenBLAS (see the module
+    docstring), else None: the caller's ``np.matmul`` then runs.
 
     Example:
         >>> tall_matmul(np.ones((2, 3)), np.ones((3, 4))) is None  # 2 rows: OpenBLAS's
         True
     """
-    if getattr(a, "ndim", 0) != 2 or max(a.shape) < MIN_ROWS:
+    if getattr(a, "ndim", 0) != 2 or getattr(b, "ndim", 0) != 2:
+        return None
+    (m, k), n = a.shape, b.shape[1]
+    if max(m, k) < MIN_ROWS and not serves(m, k, n, a.dtype):
         return None
     return matmul(a, b, out, bias)

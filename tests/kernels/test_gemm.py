@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from ember.kernels import runtime
-from ember.kernels.gemm import MIN_ROWS, matmul, tall_matmul
+from ember.kernels._seam import kernel
+from ember.kernels.gemm import MIN_ROWS, MIN_WIDE_SIDE, MIN_WIDE_WORK, matmul, serves, tall_matmul
 
 from .conftest import with_specials
 
@@ -155,6 +156,26 @@ def test_tall_matmul_serves_tall_or_deep_products_only(c_kernels):
     deep = rng.standard_normal((24, MIN_ROWS)).astype(np.float32)  # a weight gradient's shape
     got = tall_matmul(deep, a[:MIN_ROWS])
     np.testing.assert_allclose(got, deep @ a[:MIN_ROWS], **_tol(np.float32, MIN_ROWS))
+
+
+def test_an_avx512_kernel_also_serves_large_short_products(c_kernels):
+    # W1's 128-row products: with 64-byte vectors the kernel beat OpenBLAS on them (it
+    # does not with 32-byte ones); never on a product with fewer than MIN_WIDE_SIDE columns
+    dt = np.dtype(np.float32)
+    wide = kernel("gemm", "gemm_lanes", dt)() * dt.itemsize >= 64
+    rng = np.random.default_rng(13)
+    a = rng.standard_normal((128, 512)).astype(np.float32)
+    b = rng.standard_normal((512, 256)).astype(np.float32)
+    assert 128 * 512 * 256 >= MIN_WIDE_WORK
+    assert serves(128, 512, 256, dt) == wide
+    got = tall_matmul(a, b)
+    assert (got is not None) == wide
+    if wide:
+        np.testing.assert_allclose(got, a @ b, **_tol(np.float32, 512))
+    assert not serves(128, 512, MIN_WIDE_SIDE - 1, dt)  # a classifier's 10 columns
+    assert not serves(MIN_WIDE_SIDE - 1, 512, 256, dt)
+    assert not serves(64, 64, 64, dt)  # too little work
+    assert serves(None, 512, 256, dt) and serves(MIN_ROWS, 8, 8, dt)  # unknown; tall
 
 
 @pytest.mark.parametrize("compiled", [False, True])

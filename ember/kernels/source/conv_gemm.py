@@ -309,7 +309,7 @@ static void FN(cg_pack_grad)(const scalar *gr, const cg_seg *seg, i64 ns, i64 O,
 
 /* the panel (kc x NR) of the transposed columns: p[d NR + e] = tap koff[e] of position d,
    zero past `taps` taps. Each tap's row of positions is copied run by run into t (NR rows
-   of kc rounded up to VL), then t is transposed VL x VL block by block into p (whose
+   of kc rounded up to VL), then t is transposed 8 x 8 (4 x 4) block by block into p (whose
    rows past kc, up to the rounding, are written too) */
 static void FN(cg_pack_taps)(const scalar *xp, const cg_seg *seg, i64 ns, i64 sw,
                              const i64 *koff, i64 kc, i64 taps, scalar *t, scalar *p) {
@@ -333,8 +333,9 @@ static void FN(cg_pack_taps)(const scalar *xp, const cg_seg *seg, i64 ns, i64 sw
         }
         for (i64 i = kc; i < ld; i++) row[i] = 0;
     }
-    for (i64 d0 = 0; d0 < ld; d0 += VL)
-        for (i64 e0 = 0; e0 < NR; e0 += VL) {
+    i64 tr = GEMM_TR(sizeof(scalar));
+    for (i64 d0 = 0; d0 < ld; d0 += tr)
+        for (i64 e0 = 0; e0 < NR; e0 += tr) {
             if (sizeof(scalar) == 4)
                 gemm_tr_f32((const float *)(t + e0 * ld + d0), ld, (float *)(p + d0 * NR + e0), NR);
             else

@@ -9,8 +9,8 @@ Every operand is read through its own element strides (``sam, sak`` for ``A (M, 
 ``ldc``. The structure is GotoBLAS/BLIS's: ``B`` is packed, one ``KC x NC`` block at a
 time, into panels of ``NR`` columns (``KC`` rows each, contiguous, zero-padded at the right
 edge), ``A`` one ``MC x KC`` block at a time into panels of ``MR`` rows, and a register
-block of ``MR x NR`` (6 rows by two vectors: 6 x 16 floats, 12 ymm accumulators with
-AVX2) is accumulated over ``KC`` in registers with GCC/Clang vector extensions (a broadcast
+block of ``MR x NR`` (6 rows by two vectors: 6 x 32 floats in 12 zmm accumulators with
+AVX-512, 6 x 16 in 12 ymm with AVX2) is accumulated over ``KC`` in registers with GCC/Clang vector extensions (a broadcast
 of one ``A`` entry times two ``B`` vectors: two fused multiply-adds). The output is split
 between threads as a grid of rectangles of whole register blocks (rows or columns,
 whichever keeps the threads busiest, counting the packing each one then repeats); each
@@ -30,7 +30,12 @@ from __future__ import annotations
 from . import Unit
 
 SHARED = r"""
+#if defined(__AVX512F__)
+#define GEMM_VB 64 /* bytes of one vector: 16 floats or 8 doubles (AVX-512) */
+#else
 #define GEMM_VB 32 /* bytes of one vector: 8 floats or 4 doubles */
+#endif
+#define GEMM_TR(s) ((i64)(32 / (s))) /* side of the transposes' tiles: 8 floats, 4 doubles */
 #define GEMM_MR 6  /* rows of a register block */
 static i64 gemm_cdiv(i64 a, i64 b) { return (a + b - 1) / b; }
 static i64 gemm_min(i64 a, i64 b) { return a < b ? a : b; }
@@ -252,10 +257,10 @@ static __attribute__((unused)) void FN(gemm_pack_b)(const scalar *b, i64 sbk, i6
                 FN(gst)(p + k * NR, FN(gld)(s + k * sbk));
                 FN(gst)(p + k * NR + VL, FN(gld)(s + k * sbk + VL));
             }
-        } else if (w == NR && sbk == 1) { /* rows of B^T: VL x VL blocks transposed */
-            i64 k = 0;
-            for (; k + VL <= kc; k += VL)
-                for (i64 h = 0; h < NR; h += VL) {
+        } else if (w == NR && sbk == 1) { /* rows of B^T: 8 x 8 (4 x 4) blocks transposed */
+            i64 k = 0, tr = GEMM_TR(sizeof(scalar));
+            for (; k + tr <= kc; k += tr)
+                for (i64 h = 0; h < NR; h += tr) {
                     if (sizeof(scalar) == 4)
                         gemm_tr_f32((const float *)(s + h * sbn + k), sbn,
                                     (float *)(p + k * NR + h), NR);
@@ -348,6 +353,9 @@ static void FN(gemm_plan)(i64 M, i64 N, i64 K, int nt, i64 *KC, i64 *MC, i64 *NC
     if (best < 0) *tm = 1, *tn = 1;
 }
 
+/* the lanes of the register block's vectors (16 floats with AVX-512, else 8) */
+EMBER_API int FN(gemm_lanes)(void) { return (int)VL; }
+
 /* C (M, N; row stride ldc, unit column stride) (+)= A (M, K) B (K, N) (+ bias (N,)) with
    A[m, k] = a[m sam + k sak], B[k, n] = b[k sbk + n sbn]; acc: add to C's values; bias: NULL
    or N contiguous values; M, N, K >= 1 */
@@ -393,7 +401,9 @@ UNIT = Unit(
     functions=(
         "void gemm(const scalar *a, const scalar *b, scalar *c, const scalar *bias, i64 M,"
         " i64 N, i64 K, i64 sam, i64 sak, i64 sbk, i64 sbn, i64 ldc, int acc, int nt)",
+        "int gemm_lanes(void)",
     ),
     body=BODY,
     shared=SHARED,
+    groups=(("gemm", "gemm_lanes"),),  # the policy asks the product's library its width
 )

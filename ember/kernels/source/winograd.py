@@ -110,22 +110,23 @@ static scalar FN(wg_pad)(const scalar *x, scalar *xp, i64 C, i64 H, i64 W, i64 H
     i64 hw = H * W, size = Hp * Wp * Cp;
     i64 hl = gemm_min(H, Hp - pt), wl = gemm_min(W, Wp - pl);
     scalar bad = 0;
+    const i64 tr = GEMM_TR(sizeof(scalar)); /* the transposes' tile, whatever VL is */
     for (i64 n = n0; n < n1; n++) {
         scalar *d = xp + n * size;
         const scalar *s = x + n * C * hw;
         memset(d, 0, sizeof(scalar) * size);
-        for (i64 c0 = 0; c0 < C; c0 += VL) {
-            i64 cn = gemm_min(VL, C - c0);
+        for (i64 c0 = 0; c0 < C; c0 += tr) {
+            i64 cn = gemm_min(tr, C - c0);
             for (i64 h = 0; h < hl; h++) {
                 scalar *row = d + ((pt + h) * Wp + pl) * Cp + c0;
                 const scalar *src = s + c0 * hw + h * W;
-                if (cn < VL || wl < VL) {
+                if (cn < tr || wl < tr) {
                     for (i64 w0 = 0; w0 < wl; w0++)
                         for (i64 j = 0; j < cn; j++) row[w0 * Cp + j] = src[j * hw + w0];
                     continue;
                 }
-                for (i64 w0 = 0; w0 < wl; w0 += VL) {
-                    i64 at = gemm_min(w0, wl - VL);
+                for (i64 w0 = 0; w0 < wl; w0 += tr) {
+                    i64 at = gemm_min(w0, wl - tr);
                     if (sizeof(scalar) == 4)
                         gemm_tr_f32((const float *)(src + at), hw, (float *)(row + at * Cp), Cp);
                     else
