@@ -15,12 +15,13 @@ The rest of the policy, applied by the kernels:
   about 55 us or more (measured on ReLU, GELU, softmax and layer norm alike: ReLU on 64K
   floats took 14 us on one thread and 37 us on two);
 * OpenMP threads wait *passively* (``OMP_WAIT_POLICY=PASSIVE``, set before the OpenMP
-  runtime loads unless the user set it) after a short spin (``GOMP_SPINCOUNT=2000``
-  pauses, 20-100 us depending on the CPU's pause; set with the policy, unless the user set
-  either variable): busy-waiting threads steal the cores of the other threads and
-  processes on the machine, which cost 20-200x under contention, while a sleeping thread
-  takes 10-70 us to wake on a VM, more than a batch-1 inference call takes (W4's MLP:
-  105 us a call with no spin, 27.5 us with it; beside two busy processes, 75 and 58 us);
+  runtime loads unless the user set it) after a bounded spin (``GOMP_SPINCOUNT=10000``
+  pauses: about 0.1 ms where a pause takes 10 ns, 0.5 ms where it takes 50 ns; set with
+  the policy, unless the user set either variable): threads that spin without bound steal
+  the cores of the other threads and processes on the machine, which cost 20-200x under
+  contention, while a sleeping thread takes 10-70 us to wake on a VM, and a training
+  step or an inference call leaves its worker idle for tens of microseconds between
+  kernels (docs/performance.md has the measurements);
 * threads waiting at a barrier inside one kernel (the linear chain's, a step program's)
   spin for up to 100 us, then sleep in the kernel (a futex) until the last thread
   arrives. Yielding the core instead kept the waiting thread runnable: beside two busy
@@ -73,7 +74,7 @@ __all__ = [
     "BlasSpinWarning",
 ]
 
-OPENMP_SPINS = 2000  # pauses an idle OpenMP thread spins before it sleeps (GOMP_SPINCOUNT)
+OPENMP_SPINS = 10_000  # pauses an idle OpenMP thread spins before it sleeps (GOMP_SPINCOUNT)
 MIN_WORK_PER_THREAD = 1 << 15  # ns of one core; below 2x this a kernel runs single-threaded
 
 _limiter: Any = None
