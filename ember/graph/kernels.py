@@ -109,8 +109,37 @@ def _ufunc(name: str) -> Lowering:
     return lower
 
 
+def _arith(xp: Any, op: str, a: Any, b: Any, out: Any = None) -> Any:
+    """``add``/``sub``/``mul`` of two arrays of the result's shape: the threaded C kernel
+    where it serves (``kernels.binary``: large float arrays), else the NumPy ufunc."""
+    y = kernels.binary(op, a, b, out)
+    if y is not None:
+        return y
+    fn = getattr(xp, _UFUNCS[op])
+    return fn(a, b) if out is None else fn(a, b, out=out)
+
+
+HELPERS["_arith"] = _arith
+
+
+def _arith_lowering(op: str) -> Lowering:
+    def lower(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str:
+        o, ins = node.output, node.inputs
+        big = o is not None and isinstance(o.numel, int) and o.numel >= kernels.arith.MIN_SIZE
+        same = all(isinstance(x, Value) and x.shape == o.shape and x.dtype == o.dtype for x in ins)
+        if big and same and len(ins) == 2:
+            tail = f", {out}" if out is not None else ""
+            return f"_arith(xp, {op!r}, {args[0]}, {args[1]}{tail})"
+        return _call(f"xp.{_UFUNCS[op]}", args, out)
+
+    return lower
+
+
+_UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply"}
+for _op in _UFUNCS:
+    lowering(_op, out=True)(_arith_lowering(_op))
+
 for _op, _fn in {
-    "add": "add",
     "sub": "subtract",
     "mul": "multiply",
     "div": "true_divide",

@@ -28,7 +28,8 @@ convolution (``implicit_conv2d``, ``implicit_weight_grad``, ``implicit_transpose
 F(2x2, 3x3) in :mod:`.winograd`), ``max_pool2d_*``, ``avg_pool2d_*``,
 ``relu_forward/backward``, ``sdpa_forward/backward`` (fused attention), ``sgd_step``, ``adam_step``,
 ``rmsprop_step``, ``tall_matmul`` (matrix products of many rows, bias fused: :mod:`.gemm`),
-``linear_chain`` (linear layers with ReLU on a few rows, one call: :mod:`.gemv`).
+``linear_chain`` (linear layers with ReLU on a few rows, one call: :mod:`.gemv`), ``binary``
+(``add``/``sub``/``mul`` of two large arrays of one shape on several threads: :mod:`.arith`).
 
 Example:
     >>> import numpy as np
@@ -42,6 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .arith import binary
 from .attention import sdpa_backward, sdpa_forward
 from .conv import (
     col2im,
@@ -148,6 +150,7 @@ __all__ = [
     "sdpa_forward",
     "sdpa_backward",
     "tall_matmul",
+    "binary",
 ]
 
 

@@ -204,6 +204,7 @@ def companions(unit: Unit, name: str) -> list[str]:
 def _units() -> dict[str, Unit]:
     from . import (
         activation,
+        arith,
         conv_gemm,
         dropout,
         embedding,
@@ -221,7 +222,7 @@ def _units() -> dict[str, Unit]:
     from .attention import UNIT as ATTENTION
 
     mods = (softmax, norm, activation, loss, optim, embedding, pool, dropout, gemm, gemv, winograd)
-    mods += (steps,)
+    mods += (steps, arith)
     units = {m.UNIT.name: m.UNIT for m in mods} | {ATTENTION.name: ATTENTION}
     # built whole until their convolutions' shared helpers keep their machine code when built
     # apart (see the module docstring)
