@@ -125,9 +125,9 @@ HELPERS["_arith"] = _arith
 def _arith_lowering(op: str) -> Lowering:
     def lower(node: Node, args: list[str], attrs: dict[str, str], out: str | None) -> str:
         o, ins = node.output, node.inputs
-        big = o is not None and isinstance(o.numel, int) and o.numel >= kernels.arith.MIN_SIZE
-        same = all(isinstance(x, Value) and x.shape == o.shape and x.dtype == o.dtype for x in ins)
-        if big and same and len(ins) == 2:
+        n = o.numel if o is not None else 0
+        big = n is None or n >= kernels.arith.MIN_SIZE  # (a dynamic size: decided per call)
+        if big and len(ins) == 2 and all(_alike(x, o) for x in ins):
             tail = f", {out}" if out is not None else ""
             return f"_arith(xp, {op!r}, {args[0]}, {args[1]}{tail})"
         return _call(f"xp.{_UFUNCS[op]}", args, out)
@@ -135,13 +135,15 @@ def _arith_lowering(op: str) -> Lowering:
     return lower
 
 
+def _alike(x: Any, o: Value) -> bool:
+    return isinstance(x, Value) and x.shape == o.shape and x.dtype == o.dtype
+
+
 _UFUNCS = {"add": "add", "sub": "subtract", "mul": "multiply"}
 for _op in _UFUNCS:
     lowering(_op, out=True)(_arith_lowering(_op))
 
 for _op, _fn in {
-    "sub": "subtract",
-    "mul": "multiply",
     "div": "true_divide",
     "neg": "negative",
     "exp": "exp",

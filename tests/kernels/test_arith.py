@@ -74,21 +74,41 @@ def test_numpy_mode_gives_none():
 
 
 @pytest.mark.parametrize("compiled", [False, True])
-def test_the_ops_use_it_for_large_arrays_only(c_kernels, served, compiled):
+def test_the_ops_use_it_for_large_arrays_only(c_kernels, served, compiled, monkeypatch):
+    from ember.graph import steps
+
+    monkeypatch.setattr(steps, "ENABLED", False)  # the generated code, not one C call
     rng = np.random.default_rng(3)
     big = [ember.tensor(rng.standard_normal((MIN_SIZE // 32 + 1, 32)).astype(np.float32))
            for _ in range(2)]  # fmt: skip
     small = [ember.tensor(rng.standard_normal((4, 32)).astype(np.float32)) for _ in range(2)]
 
     def f(a, b):
-        return ((a + b) * b - a).sum()
+        return (a + b).softmax(-1) - a  # no chain to fuse: two lone ops
 
     run = ember.compile(f) if compiled else f
-    for args, used in ((big, True), (small, False)):
+    for args, used in ((big, 2), (small, 0)):
+        if compiled:
+            run(*args)  # (the trace runs the ops eagerly)
         served.clear()
         got = run(*args)
+        assert served["binary"] == used, served
         if compiled:
-            got = run(*args)  # (the trace, then the generated code)
-        assert (served["binary"] > 0) == used, served
-        a, b = (t.numpy() for t in args)
-        np.testing.assert_allclose(got.item(), float(((a + b) * b - a).sum()), rtol=1e-4)
+            assert run.code.count("_arith(") == 2
+        np.testing.assert_allclose(got.numpy(), f(*args).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_broadcasts_and_numbers_stay_on_numpy_when_compiled(c_kernels, served, monkeypatch):
+    from ember.graph import steps
+
+    monkeypatch.setattr(steps, "ENABLED", False)
+    rng = np.random.default_rng(4)
+    a = ember.tensor(rng.standard_normal((MIN_SIZE // 32 + 1, 32)).astype(np.float32))
+    c = ember.tensor(rng.standard_normal(32).astype(np.float32))
+    for fn in (lambda a, c: a + c, lambda a, c: a * 2.0):
+        f = ember.compile(fn)
+        f(a, c)
+        served.clear()
+        got = f(a, c)
+        assert served["binary"] == 0 and "_arith(" not in f.code, served
+        np.testing.assert_allclose(got.numpy(), fn(a, c).numpy(), rtol=1e-6)
