@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import math
+import operator
 from typing import Any
 
 import numpy as np
@@ -101,10 +102,17 @@ def _binary(name: str, onnx: str | None = None, **options: Any):
 
 
 # -- arithmetic ----------------------------------------------------------------------------
+def _arith(op: str, a: Any, b: Any) -> Any:  # two large arrays of one shape: on several threads
+    y = kernels.binary(op, a, b)
+    return _OPERATORS[op](a, b) if y is None else y
+
+
+_OPERATORS = {"add": operator.add, "sub": operator.sub, "mul": operator.mul}
+
+
 @_binary("add", onnx="Add", saves_inputs=False)
 def _add(xp, a, b):
-    y = kernels.binary("add", a, b)  # large arrays: on several threads
-    return a + b if y is None else y
+    return _arith("add", a, b)
 
 
 @_add.defgrad
@@ -114,8 +122,7 @@ def _(ctx, g):
 
 @_binary("sub", onnx="Sub", saves_inputs=False)
 def _sub(xp, a, b):
-    y = kernels.binary("sub", a, b)
-    return a - b if y is None else y
+    return _arith("sub", a, b)
 
 
 @_sub.defgrad
@@ -125,8 +132,7 @@ def _(ctx, g):
 
 @_binary("mul", onnx="Mul")
 def _mul(xp, a, b):
-    y = kernels.binary("mul", a, b)
-    return a * b if y is None else y
+    return _arith("mul", a, b)
 
 
 @_mul.defgrad
