@@ -223,9 +223,8 @@ def _matmul(node: Node, args: list[str], attrs: dict[str, str], out: str | None)
     if not _matmul_2d(node):
         return None  # batched: the forward folds/contiguates operands for BLAS
     a = node.inputs[0]
-    if a.ndim == 2 and _tall(
-        a, node.inputs[1].shape[-1]
-    ):  # ember's GEMM may serve it (a fresh result: the forward)
+    n = node.inputs[1].shape[-1]
+    if a.ndim == 2 and _tall(a, n):  # ember's GEMM may serve it (a fresh result: the forward)
         return None if out is None else f"_matmul_into(xp, {args[0]}, {args[1]}, {out})"
     return _call("xp.matmul", args, out)
 

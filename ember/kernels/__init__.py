@@ -177,7 +177,8 @@ def _probe() -> bool:
 def info(probe: bool = True) -> dict[str, Any]:
     """What the kernel layer is doing, as a dict: ``backend`` ('c' or 'numpy'), ``mode``,
     ``reason`` (why NumPy, when it is), ``compiler``, ``flags``, ``cache``, ``loaded`` units,
-    ``threads``, ``wait_policy``, ``spin_count`` (libgomp's ``GOMP_SPINCOUNT``). With ``probe`` it builds or loads one small unit to be sure.
+    ``threads``, ``wait_policy``, ``spin_count`` (libgomp's ``GOMP_SPINCOUNT``). With
+    ``probe`` it builds or loads one small unit to be sure.
 
     Example:
         >>> sorted(info(probe=False))[:3]

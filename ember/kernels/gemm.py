@@ -154,7 +154,9 @@ def _vector_bytes(dt: Any) -> int:
     got = _VECTOR_BYTES.get(dt)
     if got is None:
         f = kernel("gemm", "gemm_lanes", dt)
-        got = _VECTOR_BYTES[dt] = f() * dt.itemsize if f is not None else 0
+        if f is None:  # (not remembered: the C kernels may be switched on later)
+            return 0
+        got = _VECTOR_BYTES[dt] = f() * dt.itemsize
     return got
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ember.kernels import runtime
+from ember.kernels import gemm, runtime
 from ember.kernels._seam import kernel
 from ember.kernels.gemm import MIN_ROWS, MIN_WIDE_SIDE, MIN_WIDE_WORK, matmul, serves, tall_matmul
 
@@ -158,7 +158,7 @@ def test_tall_matmul_serves_tall_or_deep_products_only(c_kernels):
     np.testing.assert_allclose(got, deep @ a[:MIN_ROWS], **_tol(np.float32, MIN_ROWS))
 
 
-def test_an_avx512_kernel_also_serves_large_short_products(c_kernels):
+def test_an_avx512_kernel_also_serves_large_short_products(c_kernels, monkeypatch):
     # W1's 128-row products: with 64-byte vectors the kernel beat OpenBLAS on them (it
     # does not with 32-byte ones); never on a product with fewer than MIN_WIDE_SIDE columns
     dt = np.dtype(np.float32)
@@ -176,6 +176,14 @@ def test_an_avx512_kernel_also_serves_large_short_products(c_kernels):
     assert not serves(MIN_WIDE_SIDE - 1, 512, 256, dt)
     assert not serves(64, 64, 64, dt)  # too little work
     assert serves(None, 512, 256, dt) and serves(MIN_ROWS, 8, 8, dt)  # unknown; tall
+    # asked while the C kernels are off, the width is not remembered as zero
+    monkeypatch.setattr(gemm, "_VECTOR_BYTES", {})
+    runtime.set_mode("numpy")
+    try:
+        assert not serves(128, 512, 256, dt)
+    finally:
+        runtime.set_mode("auto")
+    assert serves(128, 512, 256, dt) == wide
 
 
 @pytest.mark.parametrize("compiled", [False, True])

@@ -10,8 +10,9 @@ Every operand is read through its own element strides (``sam, sak`` for ``A (M, 
 time, into panels of ``NR`` columns (``KC`` rows each, contiguous, zero-padded at the right
 edge), ``A`` one ``MC x KC`` block at a time into panels of ``MR`` rows, and a register
 block of ``MR x NR`` (6 rows by two vectors: 6 x 32 floats in 12 zmm accumulators with
-AVX-512, 6 x 16 in 12 ymm with AVX2) is accumulated over ``KC`` in registers with GCC/Clang vector extensions (a broadcast
-of one ``A`` entry times two ``B`` vectors: two fused multiply-adds). The output is split
+AVX-512, 6 x 16 in 12 ymm with AVX2) is accumulated over ``KC`` in registers with GCC/Clang
+vector extensions (a broadcast of one ``A`` entry times two ``B`` vectors: two fused
+multiply-adds). The output is split
 between threads as a grid of rectangles of whole register blocks (rows or columns,
 whichever keeps the threads busiest, counting the packing each one then repeats); each
 thread packs its own operands, so there are no barriers.
