@@ -210,3 +210,17 @@ def test_linear_and_matmul_use_the_kernel_for_tall_products_only(c_kernels, serv
         assert (served["tall_matmul"] > 0) == tall, served
         want = f(x)
         np.testing.assert_allclose(loss.item(), want.item(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("layout", ["c", "t"])
+@pytest.mark.parametrize("m", [6, 7, 12, 13])
+def test_a_packing_at_every_inner_length_near_the_vector_steps(c_kernels, layout, m):
+    # rows of A are packed 8 columns at a time (a transpose whose stores reach 2 floats into
+    # the next step), columns of A 8 rows at a time (6 kept): every K around those steps,
+    # with the B panel packed just before A in the same scratch
+    rng = np.random.default_rng(m)
+    for k in range(1, 27):
+        a = _operand(rng, m, k, np.float32, layout)
+        b = rng.standard_normal((k, 40)).astype(np.float32)
+        _check(a, b)
+        _check(a, b, bias=rng.standard_normal(40).astype(np.float32))

@@ -65,11 +65,10 @@ typedef double gemm_v4d __attribute__((vector_size(32)));
 typedef int32_t gemm_v8i __attribute__((vector_size(32)));
 typedef int64_t gemm_v4i __attribute__((vector_size(32)));
 #define gemm_mask_of(a) _Generic((a), gemm_v8f: (gemm_v8i){0}, gemm_v4d: (gemm_v4i){0})
-/* d[k ld + j] = s[j ls + k] for j, k < 8 (floats) */
-static inline void gemm_tr_f32(const float *s, i64 ls, float *d, i64 ld) {
 #if defined(GEMM_HAS_SHUF)
-    gemm_v8f r[8], t[8], u[8];
-    for (int j = 0; j < 8; j++) memcpy(&r[j], s + j * ls, sizeof r[j]);
+/* o[k] lane j = r[j] lane k, for j, k < 8: the 8 x 8 transpose of eight float vectors */
+static inline void gemm_tr8(const gemm_v8f *r, gemm_v8f *o) {
+    gemm_v8f t[8], u[8];
     for (int j = 0; j < 8; j += 2) {
         t[j] = GEMM_SHUF(r[j], r[j + 1], 0, 8, 1, 9, 4, 12, 5, 13);
         t[j + 1] = GEMM_SHUF(r[j], r[j + 1], 2, 10, 3, 11, 6, 14, 7, 15);
@@ -80,14 +79,37 @@ static inline void gemm_tr_f32(const float *s, i64 ls, float *d, i64 ld) {
             u[j + 2 * h + 1] = GEMM_SHUF(t[j + h], t[j + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
         }
     for (int k = 0; k < 4; k++) {
-        gemm_v8f lo = GEMM_SHUF(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
-        gemm_v8f hi = GEMM_SHUF(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
-        memcpy(d + k * ld, &lo, sizeof lo);
-        memcpy(d + (k + 4) * ld, &hi, sizeof hi);
+        o[k] = GEMM_SHUF(u[k], u[k + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+        o[k + 4] = GEMM_SHUF(u[k], u[k + 4], 4, 5, 6, 7, 12, 13, 14, 15);
     }
+}
+#endif
+/* d[k ld + j] = s[j ls + k] for j, k < 8 (floats) */
+static inline void gemm_tr_f32(const float *s, i64 ls, float *d, i64 ld) {
+#if defined(GEMM_HAS_SHUF)
+    gemm_v8f r[8], o[8];
+    for (int j = 0; j < 8; j++) memcpy(&r[j], s + j * ls, sizeof r[j]);
+    gemm_tr8(r, o);
+    for (int k = 0; k < 8; k++) memcpy(d + k * ld, &o[k], sizeof o[k]);
 #else
     for (i64 j = 0; j < 8; j++)
         for (i64 k = 0; k < 8; k++) d[k * ld + j] = s[j * ls + k];
+#endif
+}
+/* p[k 6 + j] = s[j ls + k] for j < 6, k < 8 (floats): six rows transposed into a panel of
+   6-float steps. Each step is stored 8 floats wide, in order, so its last two land on the
+   next step and are written over by it; the last store writes p[48], p[49] too (the caller
+   writes them after) */
+static inline void gemm_tr6_f32(const float *s, i64 ls, float *p) {
+#if defined(GEMM_HAS_SHUF)
+    gemm_v8f r[8], o[8];
+    for (int j = 0; j < 6; j++) memcpy(&r[j], s + j * ls, sizeof r[j]);
+    r[6] = r[7] = (gemm_v8f){0};
+    gemm_tr8(r, o);
+    for (int k = 0; k < 8; k++) memcpy(p + k * 6, &o[k], sizeof o[k]);
+#else
+    for (i64 j = 0; j < 6; j++)
+        for (i64 k = 0; k < 8; k++) p[k * 6 + j] = s[j * ls + k];
 #endif
 }
 /* d[k ld + j] = s[j ls + k] for j, k < 4 (doubles) */
@@ -233,9 +255,22 @@ static void FN(gemm_pack_a)(const scalar *a, i64 sam, i64 sak, i64 rows, i64 kc,
     for (i64 i0 = 0; i0 < rows; i0 += MR, p += kc * MR) {
         i64 h = gemm_min(MR, rows - i0);
         const scalar *s = a + i0 * sam;
-        if (h == MR && sam == 1) {
-            for (i64 k = 0; k < kc; k++)
+        if (h == MR && sam == 1) { /* columns of A (a transposed view such as dY^T) */
+            i64 k = 0;
+            if (sizeof(scalar) == 4 && MR == 6 && sak >= 8) /* 8 floats a step, 6 kept (the */
+                for (; k + 1 < kc; k++) {                  /* next step overwrites 2; reads */
+                    gemm_v8f v;                            /* stay inside column k + 1) */
+                    memcpy(&v, s + k * sak, sizeof v);
+                    memcpy(p + k * MR, &v, sizeof v);
+                }
+            for (; k < kc; k++)
                 for (i64 r = 0; r < MR; r++) p[k * MR + r] = s[k * sak + r];
+        } else if (h == MR && sak == 1 && sizeof(scalar) == 4 && MR == 6) { /* rows of A */
+            i64 k = 0;
+            for (; k + 8 < kc; k += 8) /* (the last two floats land on step k + 8, kept later) */
+                gemm_tr6_f32((const float *)(s + k), sam, (float *)(p + k * MR));
+            for (; k < kc; k++)
+                for (i64 r = 0; r < MR; r++) p[k * MR + r] = s[r * sam + k];
         } else if (h == MR) {
             for (i64 r = 0; r < MR; r++)
                 for (i64 k = 0; k < kc; k++) p[k * MR + r] = s[r * sam + k * sak];
