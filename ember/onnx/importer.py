@@ -39,6 +39,7 @@ import numpy as np
 from ..autograd.mode import no_grad, state
 from ..device import CPU, get_default_device
 from ..errors import DTypeError, ShapeError
+from ..memory import aligned_copy
 from ..nn.module import Module
 from ..nn.parameter import Parameter
 from ..tensor import Tensor
@@ -215,7 +216,7 @@ class OnnxModule(Module):
     def _add_initializer(self, name: str, arr: np.ndarray, buffer: bool, static: bool) -> None:
         owner, leaf = self._owner(name)
         if arr.dtype.kind == "f" and not buffer and not static:
-            owner.register_parameter(leaf, Parameter(Tensor(arr)))
+            owner.register_parameter(leaf, Parameter(Tensor(aligned_copy(arr))))
             self._refs[name] = (owner, leaf, "_parameters")
             return
         owner.register_buffer(leaf, Tensor(arr))

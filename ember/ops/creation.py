@@ -15,6 +15,7 @@ import numpy as np
 from .. import dtypes
 from ..device import Device, get_default_device, transfer
 from ..device import device as as_device
+from ..memory import aligned_copy, empty_aligned
 from ..random import Generator, default_generator
 from ..tensor import Tensor
 from ._util import normalize_shape
@@ -119,7 +120,7 @@ def tensor(
                 [3., 4.]])
     """
     dev = _dev(device) if device is not None or not isinstance(data, Tensor) else data.device
-    arr = np.array(_infer_array(data, dtype), copy=True)
+    arr = aligned_copy(_infer_array(data, dtype))
     return _finish(transfer(arr, dev), dev, requires_grad)
 
 
@@ -163,7 +164,11 @@ def _filled(
     else:
         dt = _np_dtype(dtype, dtypes.get_default_dtype())
     xp = dev.xp
-    if kind == "zeros":
+    if xp is np:  # on a cache line, as PyTorch's CPU allocator does (see memory.aligned_copy)
+        arr = empty_aligned(shape, dt)
+        if kind != "empty":
+            arr.fill(0 if kind == "zeros" else 1 if kind == "ones" else fill)
+    elif kind == "zeros":
         arr = xp.zeros(shape, dtype=dt)
     elif kind == "ones":
         arr = xp.ones(shape, dtype=dt)

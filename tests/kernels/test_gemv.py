@@ -1,7 +1,7 @@
 """The linear-chain kernel (``gemv``) against a float64 NumPy reference.
 
 Float32 and float64; 1 to 8 rows (also 1-D and 3-D inputs); widths that are not multiples
-of the vector (8 floats, 4 doubles) or of the 4-row block; a missing bias; every activation
+of the vector (16 floats, 8 doubles) or of the 4-row block; a missing bias; every activation
 (against its op's NumPy path, in both tails) or none after each layer; 1 and 2 threads (bit-identical); a non-contiguous input; inf and NaN
 where NumPy puts them; the prepared-chain cache (a replaced weight is seen, a deleted one is
 not kept alive); and every call the kernel declines (None).
@@ -16,6 +16,7 @@ import weakref
 import numpy as np
 import pytest
 
+from ember import memory as ember_memory
 from ember import threads
 from ember.kernels import gemv
 from ember.kernels.gemv import ACTS, MAX_LAYERS, MAX_ROWS, linear_chain
@@ -140,6 +141,27 @@ def test_threads_do_not_change_the_result(c_kernels, monkeypatch):
         monkeypatch.setattr(threads, "_kernel_threads", n)
         out.append(linear_chain(x, params, ["relu", "relu", "none"]))
     np.testing.assert_array_equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("shift", [4, 8, 12, 16, 32, 48])  # bytes past a cache line
+def test_where_a_weight_starts_does_not_change_the_result(c_kernels, shift):
+    """The same lanes sum the same products wherever a weight starts (the vectors are loaded
+    unaligned, not peeled to a boundary): bit for bit as from a cache line."""
+    rng = np.random.default_rng(8)
+    params = _chain(rng, (200, 70, 38), np.float32)
+    x = rng.standard_normal((2, 200)).astype(np.float32)
+    moved = []
+    for p in params:
+        raw = np.empty(p.nbytes + 64 + shift, np.uint8)
+        start = -raw.ctypes.data % 64 + shift
+        q = raw[start : start + p.nbytes].view(np.float32).reshape(p.shape)
+        q[...] = p
+        moved.append(q)
+    assert moved[0].ctypes.data % 64 == shift % 64
+    aligned = [ember_memory.aligned_copy(p) for p in params]
+    assert aligned[0].ctypes.data % 64 == 0
+    want = linear_chain(x, aligned, ["relu", "none"])
+    np.testing.assert_array_equal(linear_chain(x, moved, ["relu", "none"]), want)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
