@@ -13,9 +13,11 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from operator import attrgetter, getitem, is_
 from typing import Any
 
+from ..nn.tables import Table, changes
 from ..tensor import Tensor
 from .ir import Graph
 
@@ -122,18 +124,24 @@ class Reachable:
 
     def guards(self, graph: Graph) -> list:
         """Training flags of every reachable module; identity of the captured parameters
-        and of every reachable submodule (what each slot holds)."""
+        and of every reachable submodule (what each slot holds). Each passes unchecked while
+        no module has changed since it last passed (:func:`ember.nn.tables.changes`)."""
         out = []
         # each guard one expression of C-level iterators (no Python loop): a compiled call's
         # fast path runs them on every call
+        modules = tuple(m for m, _ in self.flags)
+        counted = all(
+            type(m.__dict__.get(t)) is Table
+            for m in modules
+            for t in ("_parameters", "_buffers", "_modules")
+        )
         if self.flags:
-            modules = tuple(m for m, _ in self.flags)
             flags = tuple(f for _, f in self.flags)
 
             def training_flags() -> bool:
                 return all(map(is_, map(_TRAINING, modules), flags))
 
-            out.append((training_flags, "module training flags"))
+            out.append((_unless_unchanged(training_flags, counted), "module training flags"))
         # the captured parameters' slots, and every submodule's (``model[0] = nn.Linear(...)``
         # leaves the old layer's parameters where they were: only its slot changes)
         slots = [self.slots[id(v.ref)] for v in graph.captured if id(v.ref) in self.slots]
@@ -144,8 +152,29 @@ class Reachable:
             def parameters() -> bool:  # a deleted entry raises, which fails the guard
                 return all(map(is_, map(getitem, map(getattr, owners, tables), keys), values))
 
-            out.append((parameters, "module parameters and submodules"))
+            out.append((_unless_unchanged(parameters, counted), "module parameters and submodules"))
         return out
+
+
+def _unless_unchanged(check: Callable[[], bool], counted: bool) -> Callable[[], bool]:
+    """``check``, skipped while no module changed since it last passed (``counted``: every
+    module it reads keeps its tables in :class:`~ember.nn.tables.Table`, whose writes count;
+    else ``check`` itself, run every time)."""
+    if not counted:
+        return check
+    seen = [-1]
+
+    def guard() -> bool:
+        n = changes()  # (read first: a change while checking is seen by the next call)
+        if n == seen[0]:
+            return True
+        ok = check()
+        if ok:
+            seen[0] = n
+        return ok
+
+    guard.__name__ = check.__name__
+    return guard
 
 
 def _shallow(label: str, obj: Any) -> list[tuple[str, Any]]:

@@ -8,7 +8,7 @@ Example:
     (2, 1)
 """
 
-from . import functional, init, utils
+from . import functional, init, tables, utils
 from .containers import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .layers import *
 from .module import Module, RemovableHandle

@@ -19,6 +19,7 @@ from typing import Any
 from ..tensor import Tensor
 from .module import Module, _addindent
 from .parameter import Parameter
+from .tables import Table, changed
 
 __all__ = ["Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict"]
 
@@ -30,8 +31,11 @@ def _index(op: str, idx: Any, size: int) -> int:
     return idx % size
 
 
-def _renumbered(modules: Iterable[Any]) -> dict[str, Any]:
-    return {str(i): m for i, m in enumerate(modules)}
+def _renumbered(modules: Iterable[Any]) -> Table:
+    """A new submodule table numbering ``modules`` from 0 (counted as a change: it replaces
+    a module's table)."""
+    changed()
+    return Table((str(i), m) for i, m in enumerate(modules))
 
 
 class Sequential(Module):

@@ -28,6 +28,7 @@ from ..autograd.zero_grad import zero_grad
 from ..tensor import Tensor
 from .module_state import IncompatibleKeys, ModuleState
 from .parameter import Parameter
+from .tables import Table, changed
 
 __all__ = ["Module", "RemovableHandle", "IncompatibleKeys"]
 
@@ -111,10 +112,10 @@ class Module(ModuleState):
             )
         d = self.__dict__
         d["training"] = True
-        d["_parameters"] = {}
-        d["_buffers"] = {}
+        d["_parameters"] = Table()  # (each write counts as a change: see tables.py)
+        d["_buffers"] = Table()
         d["_non_persistent_buffers_set"] = set()
-        d["_modules"] = {}
+        d["_modules"] = Table()
         d["_forward_hooks"] = {}
         d["_forward_hooks_with_kwargs"] = set()
         d["_forward_pre_hooks"] = {}
@@ -191,6 +192,7 @@ class Module(ModuleState):
     register_module = add_module
 
     def __setattr__(self, name: str, value: Any) -> None:
+        changed()  # (a compiled call re-checks its guards after any change: see tables.py)
         d = self.__dict__
         params = d.get("_parameters")
         if isinstance(value, Parameter):
@@ -245,6 +247,7 @@ class Module(ModuleState):
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __delattr__(self, name: str) -> None:
+        changed()
         d = self.__dict__
         for table in ("_parameters", "_buffers", "_modules"):
             if name in d.get(table, ()):
