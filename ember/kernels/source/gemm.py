@@ -252,20 +252,35 @@ static void FN(gemm_micro)(i64 kc, const scalar *restrict ap, const scalar *rest
 /* A[0..rows, 0..kc) (strides sam, sak) into panels of MR rows: p[(i / MR) kc MR + k MR + i % MR],
    the last panel zero-padded */
 static void FN(gemm_pack_a)(const scalar *a, i64 sam, i64 sak, i64 rows, i64 kc, scalar *p) {
-    for (i64 i0 = 0; i0 < rows; i0 += MR, p += kc * MR) {
+    i64 i0 = 0;
+    if (sam == 1 && rows >= MR) { /* columns of A (a transposed view such as dY^T): step k of
+        every whole panel from A's column k, read along it. Panel by panel, the reads went
+        down A's columns a line per step, and at a stride of 2 KB all of those lines fall in
+        two sets of L1 (a (512, 2048) operand packed at 9.6 GB/s) */
+        i64 whole = rows / MR, v8 = 0;
+        if (sizeof(scalar) == 4 && MR == 6) /* 8 floats a step, 6 kept (the next step of the */
+            v8 = (rows - 2) / MR;           /* panel writes over 2; reads stay in the column) */
+        v8 = v8 < whole ? v8 : whole;
+        for (i64 k = 0; k < kc; k++) {
+            const scalar *s = a + k * sak;
+            scalar *q = p + k * MR;
+            i64 j = 0;
+            if (k + 1 < kc)
+                for (; j < v8; j++) {
+                    gemm_v8f v;
+                    memcpy(&v, s + j * MR, sizeof v);
+                    memcpy(q + j * kc * MR, &v, sizeof v);
+                }
+            for (; j < whole; j++)
+                for (i64 r = 0; r < MR; r++) q[j * kc * MR + r] = s[j * MR + r];
+        }
+        i0 = whole * MR;
+        p += whole * kc * MR;
+    }
+    for (; i0 < rows; i0 += MR, p += kc * MR) {
         i64 h = gemm_min(MR, rows - i0);
         const scalar *s = a + i0 * sam;
-        if (h == MR && sam == 1) { /* columns of A (a transposed view such as dY^T) */
-            i64 k = 0;
-            if (sizeof(scalar) == 4 && MR == 6 && sak >= 8) /* 8 floats a step, 6 kept (the */
-                for (; k + 1 < kc; k++) {                  /* next step overwrites 2; reads */
-                    gemm_v8f v;                            /* stay inside column k + 1) */
-                    memcpy(&v, s + k * sak, sizeof v);
-                    memcpy(p + k * MR, &v, sizeof v);
-                }
-            for (; k < kc; k++)
-                for (i64 r = 0; r < MR; r++) p[k * MR + r] = s[k * sak + r];
-        } else if (h == MR && sak == 1 && sizeof(scalar) == 4 && MR == 6) { /* rows of A */
+        if (h == MR && sak == 1 && sizeof(scalar) == 4 && MR == 6) { /* rows of A */
             i64 k = 0;
             for (; k + 8 < kc; k += 8) /* (the last two floats land on step k + 8, kept later) */
                 gemm_tr6_f32((const float *)(s + k), sam, (float *)(p + k * MR));
