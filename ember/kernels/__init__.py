@@ -43,7 +43,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .arith import binary
+from .arith import binary, column_sums
 from .attention import sdpa_backward, sdpa_forward
 from .conv import (
     col2im,
@@ -151,6 +151,7 @@ __all__ = [
     "sdpa_backward",
     "tall_matmul",
     "binary",
+    "column_sums",
 ]
 
 

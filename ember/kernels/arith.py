@@ -20,7 +20,7 @@ from . import _seam
 from ._seam import kernel
 from .source.arith import OPS
 
-__all__ = ["binary", "NS", "MIN_SIZE"]
+__all__ = ["binary", "column_sums", "NS", "MIN_SIZE", "CS_BLOCK"]
 
 Array = Any  # np.ndarray
 
@@ -63,6 +63,39 @@ def binary(op: str, a: Array, b: Array, out: Array | None = None) -> Array | Non
         return None
     y = np.empty(a.shape, dt) if out is None else out
     f(_seam.ptr(a), _seam.ptr(b), _seam.ptr(y), a.size, OPS[op], kernel_threads(NS * a.size))
+    return y
+
+
+CS_BLOCK = 64  # rows summed into one partial (the kernel's CS_BLOCK)
+
+
+def column_sums(x: Array) -> Array | None:
+    """The sums down the columns of the C-contiguous float32 or float64 NumPy matrix ``x``
+    (``x.sum(axis=0)``), on several threads, for at least :data:`MIN_SIZE` elements; else
+    None. Each block of 64 rows is summed row after row, then the blocks in order: the same
+    result on any number of threads (NumPy adds all the rows one after the other, so the
+    two differ in rounding). A bias gradient of W3 ((2048, 512), ``ones @ g`` through
+    OpenBLAS before) took 0.16-0.18 ms inside the compiled step, waking OpenBLAS's threads
+    each time.
+
+    Example:
+        >>> y = column_sums(np.ones((MIN_SIZE // 8 + 1, 8), np.float32))
+        >>> y is None or y.tolist() == [float(MIN_SIZE // 8 + 1)] * 8
+        True
+    """
+    if type(x) is not np.ndarray or x.ndim != 2 or x.size < MIN_SIZE:
+        return None
+    if x.dtype not in _FLOATS or not x.flags.c_contiguous:
+        return None
+    f = kernel("arith", "column_sums", x.dtype)
+    if f is None:
+        return None
+    rows, cols = x.shape
+    y = np.empty(cols, x.dtype)
+    nb = -(-rows // CS_BLOCK)
+    part = np.empty(nb * cols, x.dtype) if nb > 1 else None
+    pp = _seam.ptr(part) if part is not None else _seam.NULL
+    f(_seam.ptr(x), _seam.ptr(y), pp, rows, cols, kernel_threads(NS * x.size))
     return y
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import dtypes
+from .. import dtypes, kernels
 from ..tensor import Tensor
 from . import norms, selection
 from ._reduction import keep, one_dim, reduce_dims, reduced_count, require_float, unreduce
@@ -56,7 +56,32 @@ def _int_to_long(input: Tensor, dtype: Any) -> Any:
 # -- sum / mean ----------------------------------------------------------------------------
 @defop("sum", saves_inputs=False, onnx="ReduceSum")
 def _sum(xp, x, dim, keepdim, dtype):
+    if dtype is None and dim is not None:
+        y = leading_sums(x, dim, keepdim)
+        if y is not None:
+            return y
     return x.sum(axis=dim, keepdims=keepdim, dtype=dtype)
+
+
+def leading_sums(x: Any, dims: Any, keepdim: bool = False) -> Any:
+    """``x.sum(axis=dims, keepdims=keepdim)`` by the column-sums kernel
+    (:func:`ember.kernels.arith.column_sums`) where ``dims`` are ``x``'s leading axes, all
+    but the last at least, and ``x`` is a large C-contiguous float array; else None.
+
+    Example:
+        >>> import numpy as np
+        >>> leading_sums(np.ones((2, 3), np.float32), (0,)) is None  # small: NumPy's
+        True
+    """
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    k = len(dims)
+    if not 0 < k < x.ndim or dims != tuple(range(k)):
+        return None
+    lead = math.prod(x.shape[:k])
+    y = kernels.column_sums(x.reshape(lead, -1)) if lead else None
+    if y is None:
+        return None
+    return y.reshape((1,) * k + x.shape[k:] if keepdim else x.shape[k:])
 
 
 @_sum.defgrad

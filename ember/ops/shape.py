@@ -75,6 +75,12 @@ def _sum_to_axes(in_shape: tuple, shape: tuple) -> tuple[tuple[int, ...], int]:
 @defop("sum_to", saves_inputs=False, onnx="ReduceSum")
 def _sum_to(xp, x, shape):
     axes, lead = _sum_to_axes(x.shape, shape)
+    if axes and len(axes) == lead:  # the leading axes only: the column-sums kernel may serve
+        from .reduce import leading_sums
+
+        y = leading_sums(x, axes)
+        if y is not None:
+            return y
     if axes:
         x = x.sum(axis=axes, keepdims=True)
     return x.reshape(shape) if lead else x

@@ -39,7 +39,7 @@ def test_profile_charges_time_to_each_op_and_user_line():
     assert p.graph == pytest.approx(sum(n.seconds for n in p.nodes))
     mm = next(n for n in p.nodes if n.op == "matmul")
     assert "test_profile.py" in mm.source and "matmul(" in mm.node
-    text = p.table(top=2)
+    text = p.table(top=len(p.nodes))  # (every op: which are slowest varies by the run)
     assert "4 calls" in text and "matmul" in text
 
 

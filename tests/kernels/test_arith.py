@@ -112,3 +112,92 @@ def test_broadcasts_and_numbers_stay_on_numpy_when_compiled(c_kernels, served, m
         got = f(a, c)
         assert served["binary"] == 0 and "_arith(" not in f.code, served
         np.testing.assert_allclose(got.numpy(), fn(a, c).numpy(), rtol=1e-6)
+
+
+# -- column sums ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rows,cols", [(1, 5), (63, 7), (64, 300), (65, 1), (130, 513), (2048, 96)])
+def test_column_sums_match_a_float64_sum_and_any_thread_count(
+    c_kernels, monkeypatch, dtype, rows, cols
+):
+    """Blocks of 64 rows summed in order, then the blocks in order: close to the exact sums,
+    and the same bits on 1 and 2 threads (also where a block is cut short)."""
+    monkeypatch.setattr(kernels.arith, "MIN_SIZE", 1)
+    rng = np.random.default_rng(rows * 1000 + cols)
+    x = rng.standard_normal((rows, cols)).astype(dtype)
+    got = []
+    for n in (1, 2):
+        monkeypatch.setattr(ember.threads, "_kernel_threads", n)
+        monkeypatch.setattr(ember.threads, "MIN_WORK_PER_THREAD", 1)
+        got.append(kernels.column_sums(x))
+    assert got[0] is not None and got[0].shape == (cols,) and got[0].dtype == dtype
+    np.testing.assert_array_equal(got[0], got[1])
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    want = x.astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(got[0], want, rtol=tol, atol=tol * np.sqrt(rows))
+    if rows <= 64:  # one block: row after row, NumPy's own order
+        np.testing.assert_array_equal(got[0], x.sum(axis=0))
+
+
+def test_column_sums_carry_inf_and_nan(c_kernels, monkeypatch):
+    monkeypatch.setattr(kernels.arith, "MIN_SIZE", 1)
+    x = np.ones((200, 4), np.float32)
+    x[3, 0], x[150, 1], x[70, 2], x[71, 2] = np.nan, np.inf, np.inf, -np.inf
+    got = kernels.column_sums(x)
+    assert np.isnan(got[0]) and got[1] == np.inf and np.isnan(got[2]) and got[3] == 200.0
+
+
+def test_column_sums_decline_what_numpy_must_do(c_kernels):
+    x = np.ones((MIN_SIZE // 8 + 1, 8), np.float32)
+    assert kernels.column_sums(x) is not None
+    assert kernels.column_sums(x[:8]) is None  # small
+    assert kernels.column_sums(x.astype(np.int64)) is None  # integers
+    assert kernels.column_sums(np.asfortranarray(x)) is None  # not C-contiguous
+    assert kernels.column_sums(x.reshape(-1)) is None  # not a matrix
+
+
+def test_sums_over_leading_axes_use_it(c_kernels, served):
+    """``sum`` over the leading axes (and ``sum_to`` that drops them) of a large float array
+    take the kernel; other axes, and small arrays, NumPy's sum."""
+    rng = np.random.default_rng(4)
+    x = ember.tensor(rng.standard_normal((16, 128, 96)).astype(np.float32))
+    want = x.numpy().astype(np.float64).sum(axis=(0, 1))
+    np.testing.assert_allclose(ember.sum(x, (0, 1)).numpy(), want, rtol=1e-5, atol=1e-4)
+    assert served["column_sums"] == 1
+    assert ember.sum(x, (0, 1), keepdim=True).shape == (1, 1, 96) and served["column_sums"] == 2
+    ember.sum(x, 1), ember.sum(x, (1, 2)), ember.sum(x[:2, :2], 0)  # inner axes; small
+    assert served["column_sums"] == 2
+    from ember.ops.shape import _sum_to
+
+    np.testing.assert_allclose(
+        _sum_to.forward(np, x.numpy(), (128, 96)), x.numpy().sum(axis=0), rtol=1e-5, atol=1e-5
+    )
+    assert served["column_sums"] == 3
+
+
+def test_a_linear_layers_bias_gradient_is_a_column_sum(c_kernels, served):
+    """No ``ones @ dY`` through OpenBLAS (which woke its threads at every bias gradient of
+    W3's step): ``sum(dY, 0)`` on ember's threads, eager and compiled."""
+    rng = np.random.default_rng(5)
+    lin = ember.nn.Linear(64, 512)
+    x = ember.tensor(rng.standard_normal((2048, 64)).astype(np.float32))
+    g = rng.standard_normal((2048, 512)).astype(np.float32)
+    lin(x).backward(ember.tensor(g))
+    want = g.astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), want, rtol=1e-5, atol=1e-4)
+    assert served["column_sums"] == 1
+
+    def step(x):
+        lin.zero_grad()
+        loss = (lin(x) * 2).sum()
+        loss.backward()
+        return loss
+
+    fc = ember.compile(step)
+    for _ in range(2):
+        fc(x)
+    np.testing.assert_allclose(lin.bias.grad.numpy(), np.full(512, 4096.0), rtol=1e-6)
+    ops = [n.op for n in fc._last.graph.nodes]
+    assert "sum" in ops and not any(
+        n.op == "matmul" and n.inputs[0].ndim == 1 for n in fc._last.graph.nodes
+    )

@@ -1,5 +1,6 @@
-"""C kernel of the arithmetic of two arrays of one shape (``add``, ``sub``, ``mul``), on
-several threads: NumPy runs them on one. A training step's residual adds (W3: 2048 x 128
+"""C kernels of the arithmetic of two arrays of one shape (``add``, ``sub``, ``mul``), and of
+the sums down the columns of a matrix (a bias gradient), on several threads: NumPy runs
+them on one. A training step's residual adds (W3: 2048 x 128
 floats, and as many in the backward, where two branches' gradients meet) read and write
 more than a core's L2, so one thread streams them at its L3 bandwidth.
 
@@ -28,10 +29,48 @@ EMBER_API int FN(arith)(const scalar *a, const scalar *b, scalar *y, i64 n, int 
     }
     return -1;
 }
+
+#define CS_BLOCK 64 /* rows summed into one partial */
+/* y[c] = the sum over rows r < R of x[r C + c] (x contiguous): each block of CS_BLOCK rows
+   summed row after row into a partial, the partials then summed in block order, so the
+   result is the same on any number of threads. part: scratch of R / CS_BLOCK (rounded up)
+   times C values, or NULL when R <= CS_BLOCK */
+EMBER_API void FN(column_sums)(const scalar *x, scalar *y, scalar *part, i64 R, i64 C, int nt) {
+    i64 nb = (R + CS_BLOCK - 1) / CS_BLOCK;
+    scalar *dst = nb == 1 ? y : part;
+    PARALLEL_FOR(nt)
+    for (i64 b = 0; b < nb; b++) {
+        scalar *p = dst + b * C;
+        const scalar *xb = x + b * CS_BLOCK * C;
+        i64 rows = R - b * CS_BLOCK < CS_BLOCK ? R - b * CS_BLOCK : CS_BLOCK;
+        SIMD
+        for (i64 c = 0; c < C; c++) p[c] = xb[c];
+        for (i64 r = 1; r < rows; r++) {
+            const scalar *xr = xb + r * C;
+            SIMD
+            for (i64 c = 0; c < C; c++) p[c] += xr[c];
+        }
+    }
+    if (nb == 1) return;
+    i64 chunks = (C + 255) / 256;
+    PARALLEL_FOR(chunks > 1 ? nt : 1)
+    for (i64 q = 0; q < chunks; q++) {
+        i64 c0 = q * 256, c1 = c0 + 256 < C ? c0 + 256 : C;
+        for (i64 c = c0; c < c1; c++) y[c] = part[c];
+        for (i64 b = 1; b < nb; b++) {
+            const scalar *p = part + b * C;
+            SIMD
+            for (i64 c = c0; c < c1; c++) y[c] += p[c];
+        }
+    }
+}
 """
 
 UNIT = Unit(
     name="arith",
-    functions=("int arith(const scalar *a, const scalar *b, scalar *y, i64 n, int op, int nt)",),
+    functions=(
+        "int arith(const scalar *a, const scalar *b, scalar *y, i64 n, int op, int nt)",
+        "void column_sums(const scalar *x, scalar *y, scalar *part, i64 R, i64 C, int nt)",
+    ),
     body=BODY,
 )
