@@ -18,7 +18,7 @@ import numpy as np
 from ..threads import MIN_WORK_PER_THREAD, kernel_threads
 from . import _seam
 from ._seam import kernel
-from .source.arith import OPS
+from .source.arith import CS_BLOCK, OPS
 
 __all__ = ["binary", "column_sums", "NS", "MIN_SIZE", "CS_BLOCK"]
 
@@ -64,9 +64,6 @@ def binary(op: str, a: Array, b: Array, out: Array | None = None) -> Array | Non
     y = np.empty(a.shape, dt) if out is None else out
     f(_seam.ptr(a), _seam.ptr(b), _seam.ptr(y), a.size, OPS[op], kernel_threads(NS * a.size))
     return y
-
-
-CS_BLOCK = 64  # rows summed into one partial (the kernel's CS_BLOCK)
 
 
 def column_sums(x: Array) -> Array | None:

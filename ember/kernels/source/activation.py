@@ -17,8 +17,9 @@ than these kernels), 4 vectors of 16 where GCC targets AVX-512 (W3's GELU on (20
 2 threads: 187 us forward against 263 with 6 vectors of 8, 530-560 against 661 forward
 and backward; 6 vectors of 16 spilled registers), each operation applied to the blocks in
 turn, so that independent chains of an ``exp`` (about 25 dependent operations) run side by
-side; else one float, in a loop the compiler vectorizes. ``ember_expf``, ``ember_tanhf`` and ``ember_erfcf`` of :mod:`.common` are
-taken apart there, so that each caller keeps only the steps its arguments need:
+side; else one float, in a loop the compiler vectorizes. ``ember_expf``, ``ember_tanhf``
+and ``ember_erfcf`` of :mod:`.common` are taken apart there, so that each caller keeps only
+the steps its arguments need:
 
 * the clamps are one ``min``/``max`` each (``a < b ? a : b``: NaN in ``b`` passes): a NaN
   argument stays NaN where the result must be NaN (sigmoid, tanh, erfc), else the formula
@@ -54,6 +55,8 @@ SHARED = r"""
 /* act_v: ACT_W floats; act_m: a mask of ACT_W lanes. Each operation rounds once, like the
    scalar code it stands for (fma: a b + c; fnma: c - a b; min/max: a < b ? a : b and
    a > b ? a : b, so a NaN in b passes and one in a does not) */
+/* a block: act_f8 / act_i8 / act_u8 (named when a block was AVX2's 8 lanes; ACT_L lanes),
+   and the ACT_*8 operations on one block */
 #if defined(__AVX512F__) && defined(__GNUC__) && !defined(__clang__)
 /* one block is a 64-byte vector (GCC's AVX-512 builtins: all lanes, current rounding) */
 #define ACT_L 16 /* lanes of a block */

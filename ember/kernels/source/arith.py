@@ -1,8 +1,8 @@
 """C kernels of the arithmetic of two arrays of one shape (``add``, ``sub``, ``mul``), and of
 the sums down the columns of a matrix (a bias gradient), on several threads: NumPy runs
-them on one. A training step's residual adds (W3: 2048 x 128
-floats, and as many in the backward, where two branches' gradients meet) read and write
-more than a core's L2, so one thread streams them at its L3 bandwidth.
+them on one. A training step's residual adds (W3: 2048 x 128 floats, and as many in the
+backward, where two branches' gradients meet) read and write more than a core's L2, so one
+thread streams them at its L3 bandwidth.
 
 Each element is the one IEEE operation NumPy does: the results are bit-identical, inf and
 NaN included.
@@ -18,8 +18,11 @@ from __future__ import annotations
 from . import Unit
 
 OPS = {"add": 0, "sub": 1, "mul": 2}  # the kernel's op codes
+CS_BLOCK = 64  # rows column_sums sums into one partial
 
-BODY = r"""
+BODY = (
+    f"#define CS_BLOCK {CS_BLOCK}\n"
+    + r"""
 /* y[i] = a[i] op b[i] for i < n (op: 0 add, 1 sub, 2 mul); returns 0, or -1 for another op */
 EMBER_API int FN(arith)(const scalar *a, const scalar *b, scalar *y, i64 n, int op, int nt) {
     switch (op) {
@@ -30,7 +33,6 @@ EMBER_API int FN(arith)(const scalar *a, const scalar *b, scalar *y, i64 n, int 
     return -1;
 }
 
-#define CS_BLOCK 64 /* rows summed into one partial */
 /* y[c] = the sum over rows r < R of x[r C + c] (x contiguous): each block of CS_BLOCK rows
    summed row after row into a partial, the partials then summed in block order, so the
    result is the same on any number of threads. part: scratch of R / CS_BLOCK (rounded up)
@@ -65,6 +67,7 @@ EMBER_API void FN(column_sums)(const scalar *x, scalar *y, scalar *part, i64 R, 
     }
 }
 """
+)
 
 UNIT = Unit(
     name="arith",
