@@ -13,10 +13,22 @@ from __future__ import annotations
 from types import ModuleType
 
 from ..tensor import Tensor
-from . import activation, creation, elementwise, indexing, inplace, linalg, reduce, shape, unary
+from . import (
+    activation,
+    creation,
+    division,
+    elementwise,
+    indexing,
+    inplace,
+    linalg,
+    reduce,
+    shape,
+    unary,
+)
 from . import optim as optim_ops  # noqa: F401, E402  (registers the optimizer update ops)
 from .activation import *  # noqa: F403
 from .creation import *  # noqa: F403
+from .division import *  # noqa: F403
 from .elementwise import *  # noqa: F403
 from .indexing import *  # noqa: F403
 from .inplace import apply_inplace
@@ -33,6 +45,7 @@ FAMILIES: tuple[ModuleType, ...] = (
     nn_softmax,
     creation,
     elementwise,
+    division,
     unary,
     activation,
     shape,

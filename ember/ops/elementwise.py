@@ -37,9 +37,6 @@ __all__ = [
     "multiply",
     "subtract",
     "negative",
-    "floor_divide",
-    "remainder",
-    "fmod",
     "trunc",
     "eq",
     "ne",
@@ -204,6 +201,8 @@ def div(input: Any, other: Any, *, rounding_mode: str | None = None) -> Tensor:
         [1.5, 2.0]
     """
     if rounding_mode == "floor":
+        from .division import floor_divide  # (the family built on this module)
+
         return floor_divide(input, other)
     a, b = prepare(input, other)
     if not (_is_float(a) or _is_float(b)):  # true division of integers gives floats
@@ -252,93 +251,6 @@ def neg(input: Tensor) -> Tensor:
 
 
 negative = neg
-
-
-@_binary("floor_divide", onnx=None)
-def _floor_divide(xp, a, b):
-    return xp.floor_divide(a, b)
-
-
-@_floor_divide.defonnx
-def _(g, a, b):
-    a, b = g.lift(a, b, dtype=g.out.dtype)
-    q = g.op("Div", a, b)
-    if g.out.dtype.kind == "f":
-        return g.op("Floor", q)
-    # integer Div truncates toward zero: step down where it was inexact and the signs differ
-    inexact = g.op("Not", g.cmp("Equal", g.op("Sub", a, g.op("Mul", q, b)), 0))
-    signs = g.op("Xor", g.cmp("Less", a, 0), g.cmp("Less", b, 0))
-    return g.op("Sub", q, g.cast(g.op("And", inexact, signs), g.out.dtype))
-
-
-def floor_divide(input: Any, other: Any) -> Tensor:
-    """Division rounded down (``//``); not differentiable.
-
-    Example:
-        >>> ember.floor_divide(ember.tensor([7, -7]), 2).tolist()
-        [3, -4]
-    """
-    return _floor_divide(*prepare(input, other))
-
-
-@_binary("remainder", onnx="Mod")
-def _remainder(xp, a, b):
-    return xp.remainder(a, b)
-
-
-@_remainder.defgrad
-def _(ctx, g):
-    a, b = ctx.inputs
-    need_a, need_b = ctx.needs_input_grad
-    gb = neg(mul(g, floor_divide(a, b))) if need_b else None
-    return (g if need_a else None), gb
-
-
-@_remainder.defonnx
-def _(g, a, b):
-    a, b = g.lift(a, b, dtype=g.out.dtype)
-    if g.out.dtype.kind != "f":
-        return g.op("Mod", a, b, fmod=0)  # integer Mod takes the divisor's sign, like Python
-    return g.op("Sub", a, g.op("Mul", g.op("Floor", g.op("Div", a, b)), b))
-
-
-def remainder(input: Any, other: Any) -> Tensor:
-    """Python-style modulus (``%``): the result has the sign of ``other``.
-
-    Example:
-        >>> ember.remainder(ember.tensor([-3, 3]), 2).tolist()
-        [1, 1]
-    """
-    return _remainder(*prepare(input, other))
-
-
-@_binary("fmod", onnx="Mod")  # Mod with fmod=1
-def _fmod(xp, a, b):
-    return xp.fmod(a, b)
-
-
-@_fmod.defgrad
-def _(ctx, g):
-    a, b = ctx.inputs
-    need_a, need_b = ctx.needs_input_grad
-    gb = neg(mul(g, trunc(div(a, b)))) if need_b else None
-    return (g if need_a else None), gb
-
-
-@_fmod.defonnx
-def _(g, a, b):
-    a, b = g.lift(a, b, dtype=g.out.dtype)
-    return g.op("Mod", a, b, fmod=1)
-
-
-def fmod(input: Any, other: Any) -> Tensor:
-    """C-style remainder: the result has the sign of ``input``.
-
-    Example:
-        >>> ember.fmod(ember.tensor([-3, 3]), 2).tolist()
-        [-1, 1]
-    """
-    return _fmod(*prepare(input, other))
 
 
 # -- powers, exp, log ----------------------------------------------------------------------
@@ -555,9 +467,6 @@ METHODS = {
     "exp": exp,
     "log": log,
     "pow": pow,
-    "remainder": remainder,
-    "fmod": fmod,
-    "floor_divide": floor_divide,
     "trunc": trunc,
     "eq": eq,
     "ne": ne,
@@ -583,10 +492,6 @@ METHODS = {
     "__rmul__": _rev(mul),
     "__truediv__": div,
     "__rtruediv__": _rev(div),
-    "__floordiv__": floor_divide,
-    "__rfloordiv__": _rev(floor_divide),
-    "__mod__": remainder,
-    "__rmod__": _rev(remainder),
     "__pow__": pow,
     "__rpow__": _rev(pow),
     "__neg__": neg,
@@ -601,7 +506,5 @@ METHODS = {
     "__isub__": _iop("sub_", sub),
     "__imul__": _iop("mul_", mul),
     "__itruediv__": _iop("div_", div),
-    "__ifloordiv__": _iop("floor_divide_", floor_divide),
-    "__imod__": _iop("remainder_", remainder),
     "__ipow__": _iop("pow_", pow),
 }
