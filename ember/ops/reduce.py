@@ -75,10 +75,9 @@ def leading_sums(x: Any, dims: Any, keepdim: bool = False) -> Any:
     """
     dims = (dims,) if isinstance(dims, int) else tuple(dims)
     k = len(dims)
-    if not 0 < k < x.ndim or dims != tuple(range(k)):
-        return None
-    lead = math.prod(x.shape[:k])
-    y = kernels.column_sums(x.reshape(lead, -1)) if lead else None
+    if not 0 < k < x.ndim or dims != tuple(range(k)) or not x.flags.c_contiguous:
+        return None  # (a strided x would be copied by the reshape: NumPy's sum reads in place)
+    y = kernels.column_sums(x.reshape(math.prod(x.shape[:k]), math.prod(x.shape[k:])))
     if y is None:
         return None
     return y.reshape((1,) * k + x.shape[k:] if keepdim else x.shape[k:])

@@ -166,6 +166,8 @@ def test_sums_over_leading_axes_use_it(c_kernels, served):
     assert served["column_sums"] == 1
     assert ember.sum(x, (0, 1), keepdim=True).shape == (1, 1, 96) and served["column_sums"] == 2
     ember.sum(x, 1), ember.sum(x, (1, 2)), ember.sum(x[:2, :2], 0)  # inner axes; small
+    strided = x.transpose(0, 1)  # large but strided: NumPy sums it in place, no copy
+    np.testing.assert_allclose(ember.sum(strided, (0, 1)).numpy(), want, rtol=1e-5, atol=1e-4)
     assert served["column_sums"] == 2
     from ember.ops.shape import _sum_to
 

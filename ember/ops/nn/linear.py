@@ -63,13 +63,15 @@ def _bias_grad(g2: Tensor) -> Tensor:
     column-sums kernel on ember's threads for large float matrices on the CPU
     (:func:`ember.kernels.column_sums`). Without the C kernels, tall float matrices take
     ``ones @ g2``, a BLAS matrix-vector product on all BLAS threads, ~2-3x faster than
-    NumPy's one-thread ``sum(axis=0)`` on W3's (2048, 128..512) gradients. Inside W3's
-    compiled step that product took 0.14-0.18 ms for 384 and 512 columns and woke
-    OpenBLAS's threads each time; the kernel (the sums come in another order)."""
+    NumPy's one-thread ``sum(axis=0)`` on W3's (2048, 128..512) gradients (the sums come in
+    another order). Inside W3's compiled step that product took 0.14-0.18 ms for 384 and
+    512 columns and woke OpenBLAS's threads each time."""
     rows = g2.shape[0]
-    if rows < BIAS_GEMV_ROWS or not g2.is_floating_point():
-        return _sum(g2, 0)
-    if g2.device.type == "cpu" and kernels.available():
+    if (
+        rows < BIAS_GEMV_ROWS
+        or not g2.is_floating_point()
+        or (g2.device.type == "cpu" and kernels.available())
+    ):
         return _sum(g2, 0)
     return matmul(ones(rows, dtype=g2.dtype, device=g2.device), g2)
 
